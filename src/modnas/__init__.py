@@ -1,0 +1,6 @@
+"""modnas: multi-objective, hardware-aware differentiable neural architecture search."""
+
+from modnas.errors import ModnasError
+
+__version__ = "0.1.0"
+__all__ = ["ModnasError", "__version__"]

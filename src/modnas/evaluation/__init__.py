@@ -1,0 +1,35 @@
+"""Pareto fronts, quality indicators, preference grids and the shared protocol scorer."""
+
+from modnas.evaluation.pareto import hypervolume, igd, igd_plus, nondominated_mask, pareto_front
+from modnas.evaluation.preferences import (
+    circle_rays,
+    dirichlet,
+    evaluation_preferences,
+    parse_preference,
+    simplex_grid,
+    to_simplex,
+    validate_preference,
+)
+from modnas.evaluation.scorer import OBJECTIVES, Score, TrueFront, protocol, score, score_indices, true_front
+
+__all__ = [
+    "OBJECTIVES",
+    "Score",
+    "TrueFront",
+    "circle_rays",
+    "dirichlet",
+    "evaluation_preferences",
+    "hypervolume",
+    "igd",
+    "igd_plus",
+    "nondominated_mask",
+    "parse_preference",
+    "pareto_front",
+    "protocol",
+    "score",
+    "score_indices",
+    "simplex_grid",
+    "to_simplex",
+    "true_front",
+    "validate_preference",
+]

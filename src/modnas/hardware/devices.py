@@ -1,0 +1,265 @@
+"""The device registry: every hardware target modnas knows, with its split, unit and HELP-style embedding.
+
+A device is described to the hypernetwork and the hardware predictor only through its *embedding*: the latencies of
+the 10 HELP reference architectures on that device, min-max normalised within those 10 (HELP, Lee et al. 2021).
+So a new device needs nothing but 10 measurements (see :func:`register_device`).
+
+Built-in devices are the 27 HELP latency settings of NB201 (19 used by the MODNAS protocol: 13 training devices,
+6 zero-shot test devices; the other 8 are marked ``other``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from modnas.errors import ModnasError, UnknownDeviceError
+
+Split = Literal["train", "test", "other", "custom"]
+
+#: Canonical NB201 indices of HELP's 10 reference architectures (HELP ``hardware_embedding_index.pt``).
+REFERENCE_ARCH_INDICES: tuple[int, ...] = (11982, 431, 55, 9, 14451, 8636, 9881, 13479, 6196, 1462)
+EMBEDDING_DIM = len(REFERENCE_ARCH_INDICES)
+
+#: The MODNAS NB201 protocol: HELP meta-train (9) + meta-valid (4) devices train the hypernetwork...
+TRAIN_DEVICES: tuple[str, ...] = (
+    "1080ti_1", "1080ti_32", "1080ti_256", "silver_4114", "silver_4210r", "samsung_a50", "pixel3",
+    "essential_ph_1", "samsung_s7", "titanx_1", "titanx_32", "titanx_256", "gold_6240",
+)
+#: ...and HELP's 6 meta-test devices are only ever used zero-shot.
+TEST_DEVICES: tuple[str, ...] = ("titan_rtx_256", "gold_6226", "fpga", "pixel2", "raspi4", "eyeriss")
+PROTOCOL_DEVICES: tuple[str, ...] = TRAIN_DEVICES + TEST_DEVICES
+
+_GPU_NAMES = {
+    "1080ti": "NVIDIA GTX 1080 Ti",
+    "2080ti": "NVIDIA RTX 2080 Ti",
+    "titanx": "NVIDIA Titan X",
+    "titanxp": "NVIDIA Titan Xp",
+    "titan_rtx": "NVIDIA Titan RTX",
+}
+_OTHER = {
+    "silver_4114": ("cpu", "Intel Xeon Silver 4114", None, "HELP"),
+    "silver_4210r": ("cpu", "Intel Xeon Silver 4210R", None, "HELP"),
+    "gold_6226": ("cpu", "Intel Xeon Gold 6226", None, "HELP"),
+    "gold_6240": ("cpu", "Intel Xeon Gold 6240", None, "HELP"),
+    "pixel2": ("mobile", "Google Pixel 2 (integer ms)", 1, "HELP"),
+    "essential_ph_1": ("mobile", "Essential PH-1 (integer ms)", 1, "HELP"),
+    "samsung_a50": ("mobile", "Samsung Galaxy A50 (integer ms)", 1, "HELP"),
+    "samsung_s7": ("mobile", "Samsung Galaxy S7 (integer ms)", 1, "HELP"),
+    "pixel3": ("mobile", "Google Pixel 3", 1, "HW-NAS-Bench via HELP"),
+    "raspi4": ("embedded", "Raspberry Pi 4", 1, "HW-NAS-Bench via HELP"),
+    "eyeriss": ("asic", "Eyeriss accelerator (analytical model)", 1, "HW-NAS-Bench via HELP"),
+    "fpga": ("fpga", "FPGA (analytical model)", 1, "HW-NAS-Bench via HELP"),
+}
+#: Devices for which HW-NAS-Bench also gives energy (mJ), for the three-objective setting.
+ENERGY_DEVICES: tuple[str, ...] = ("eyeriss", "fpga")
+
+
+@dataclass(frozen=True)
+class Device:
+    """One hardware target. ``reference_latencies`` are in ``unit`` for the 10 reference architectures."""
+
+    name: str
+    split: Split
+    kind: str
+    description: str
+    source: str
+    batch_size: int | None
+    reference_latencies: tuple[float, ...]
+    unit: str = "ms"
+    has_table: bool = False
+    energy_metric: str | None = None
+    extra_latencies: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def embedding(self) -> np.ndarray:
+        """HELP device embedding: reference latencies min-max normalised within the 10 (float32, ``(10,)``)."""
+        return normalise_reference_latencies(self.reference_latencies)
+
+
+def normalise_reference_latencies(latencies: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Min-max normalise the 10 reference latencies into ``[0, 1]``; the device embedding."""
+    lat = validate_latencies(latencies, what="reference latencies")
+    if lat.shape != (EMBEDDING_DIM,):
+        raise ModnasError(f"a device embedding needs exactly {EMBEDDING_DIM} reference latencies, got {lat.size}")
+    span = lat.max() - lat.min()
+    if span <= 0:
+        raise ModnasError("reference latencies are all equal: the device embedding would be undefined")
+    return ((lat - lat.min()) / span).astype(np.float32)
+
+
+def validate_latencies(values: Iterable[float] | np.ndarray, what: str = "latencies") -> np.ndarray:
+    """Check measured latencies are finite and strictly positive; return them as float64."""
+    try:
+        arr = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ModnasError(f"{what} must be numbers ({exc})") from None
+    if arr.ndim != 1:
+        raise ModnasError(f"{what} must be a flat list of numbers, got shape {arr.shape}")
+    for i, v in enumerate(arr):
+        if math.isnan(v):
+            raise ModnasError(f"{what}: value {i + 1} is NaN")
+        if math.isinf(v):
+            raise ModnasError(f"{what}: value {i + 1} is infinite")
+        if v <= 0:
+            raise ModnasError(f"{what}: value {i + 1} is {v:g}, latencies must be > 0")
+    return arr
+
+
+def _builtin_devices() -> dict[str, Device]:
+    from modnas.tables.nb201 import nb201_tables
+
+    ref = np.asarray(REFERENCE_ARCH_INDICES)
+    devices = {}
+    for name in nb201_tables.latency_devices:
+        if name in TRAIN_DEVICES:
+            split: Split = "train"
+        elif name in TEST_DEVICES:
+            split = "test"
+        else:
+            split = "other"
+        if name in _OTHER:
+            kind, description, batch_size, source = _OTHER[name]
+        else:
+            gpu, _, batch = name.rpartition("_")
+            kind, description, batch_size, source = "gpu", f"{_GPU_NAMES[gpu]}, batch {batch}", int(batch), "HELP"
+        devices[name] = Device(
+            name=name,
+            split=split,
+            kind=kind,
+            description=description,
+            source=source,
+            batch_size=batch_size,
+            reference_latencies=tuple(float(x) for x in nb201_tables.latency(name, ref)),
+            has_table=True,
+            energy_metric=f"{name}_energy" if name in ENERGY_DEVICES else None,
+        )
+    return devices
+
+
+class DeviceRegistry:
+    """Built-in devices plus devices registered at run time (user profiles)."""
+
+    def __init__(self) -> None:
+        self._builtin: dict[str, Device] | None = None
+        self._custom: dict[str, Device] = {}
+
+    @property
+    def _devices(self) -> dict[str, Device]:
+        if self._builtin is None:
+            self._builtin = _builtin_devices()
+        return {**self._builtin, **self._custom}
+
+    def get(self, name: str) -> Device:
+        """The device called ``name``; unknown names raise a one-line error listing close matches."""
+        devices = self._devices
+        if name in devices:
+            return devices[name]
+        import difflib
+
+        close = difflib.get_close_matches(name, devices, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else "; run `modnas devices` to list them"
+        raise UnknownDeviceError(f"unknown device {name!r}{hint}")
+
+    def names(self, split: Split | Literal["protocol", "all"] = "all") -> tuple[str, ...]:
+        """Device names of one split; ``protocol`` is the 19 MODNAS devices (train then test)."""
+        if split == "protocol":
+            return PROTOCOL_DEVICES
+        if split == "train":
+            return TRAIN_DEVICES
+        if split == "test":
+            return TEST_DEVICES
+        return tuple(n for n, d in self._devices.items() if split == "all" or d.split == split)
+
+    def register(
+        self,
+        name: str,
+        reference_latencies: Sequence[float] | Mapping[str, float] | np.ndarray,
+        *,
+        description: str = "user device",
+        kind: str = "custom",
+        batch_size: int | None = None,
+        unit: str = "ms",
+        extra_latencies: Mapping[str, float] | None = None,
+        force: bool = False,
+    ) -> Device:
+        """Register a custom device from its measured latencies of the 10 reference architectures.
+
+        ``reference_latencies`` is either 10 numbers in the order of :data:`REFERENCE_ARCH_INDICES` or a mapping
+        from architecture string to latency that contains all 10 reference architectures (further entries are kept
+        in ``extra_latencies`` for few-shot adaptation). A name that is already taken is refused unless ``force``;
+        built-in devices can never be replaced.
+        """
+        if not name or not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
+            raise ModnasError(f"invalid device name {name!r}: use letters, digits, '_', '-' or '.'")
+        devices = self._devices
+        if name in devices and (devices[name].split != "custom" or not force):
+            why = "a built-in device" if devices[name].split != "custom" else "already registered (use force)"
+            raise ModnasError(f"device name {name!r} is taken: {why}")
+        extra = dict(extra_latencies or {})
+        if isinstance(reference_latencies, Mapping):
+            reference, more = reference_latencies_from_mapping(reference_latencies)
+            extra.update(more)
+        else:
+            reference = validate_latencies(reference_latencies, what=f"reference latencies of {name!r}")
+        normalise_reference_latencies(reference)  # validates length and spread
+        validate_latencies(extra.values(), what=f"latencies of {name!r}")
+        device = Device(
+            name=name,
+            split="custom",
+            kind=kind,
+            description=description,
+            source="user",
+            batch_size=batch_size,
+            reference_latencies=tuple(float(x) for x in reference),
+            unit=unit,
+            extra_latencies=extra,
+        )
+        self._custom[name] = device
+        return device
+
+    def unregister(self, name: str) -> None:
+        """Forget a custom device (built-in devices cannot be removed)."""
+        if name not in self._custom:
+            raise UnknownDeviceError(f"no custom device called {name!r}")
+        del self._custom[name]
+
+
+def reference_latencies_from_mapping(latencies: Mapping[str, float]) -> tuple[np.ndarray, dict[str, float]]:
+    """Split ``{arch_str: latency}`` into the 10 reference latencies (in order) and the remaining measurements."""
+    from modnas.spaces.nb201 import index_to_string, to_index
+
+    by_index: dict[int, float] = {}
+    rest: dict[str, float] = {}
+    reference = set(REFERENCE_ARCH_INDICES)
+    for arch, value in latencies.items():
+        idx = int(to_index(arch))
+        if idx in reference:
+            by_index[idx] = value
+        else:
+            rest[index_to_string(idx)] = value
+    missing = [i for i in REFERENCE_ARCH_INDICES if i not in by_index]
+    if missing:
+        raise ModnasError(
+            f"{len(missing)} of the {EMBEDDING_DIM} reference architectures are missing, first: "
+            f"{index_to_string(missing[0])} (index {missing[0]})"
+        )
+    return validate_latencies([by_index[i] for i in REFERENCE_ARCH_INDICES], what="reference latencies"), rest
+
+
+#: The process-wide registry.
+registry = DeviceRegistry()
+
+
+def get_device(name: str) -> Device:
+    """Shortcut for ``registry.get(name)``."""
+    return registry.get(name)
+
+
+def register_device(name: str, reference_latencies: Sequence[float] | Mapping[str, float], **kwargs: object) -> Device:
+    """Shortcut for :meth:`DeviceRegistry.register` on the process-wide registry."""
+    return registry.register(name, reference_latencies, **kwargs)  # type: ignore[arg-type]
