@@ -14,8 +14,9 @@ import functools
 import re
 from collections.abc import Sequence
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from modnas.errors import ModnasError
 from modnas.tables.nb201 import NUM_ARCHS, nb201_tables
@@ -27,6 +28,9 @@ NUM_EDGES = len(EDGES)
 
 _OP_ID = {op: i for i, op in enumerate(OPS)}
 _TOKEN = re.compile(r"^([a-z0-9_]+)~(\d+)$")
+
+if TYPE_CHECKING:  # torch is imported lazily so that string/index lookups start fast
+    import torch
 
 ArchLike = str | Sequence[int] | np.ndarray
 
@@ -143,10 +147,12 @@ def index_to_string(index: int) -> str:
 # -- one-hot ----------------------------------------------------------------------------------------------------
 
 
-def to_onehot(arch: ArchLike | Sequence[str], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Op indices or strings -> one-hot ``(..., 6, 5)``."""
+def to_onehot(arch: ArchLike | Sequence[str], dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Op indices or strings -> one-hot ``(..., 6, 5)`` (float32 unless ``dtype`` is given)."""
+    import torch
+
     idx = torch.as_tensor(as_indices(arch), dtype=torch.long)
-    return torch.nn.functional.one_hot(idx, NUM_OPS).to(dtype)
+    return torch.nn.functional.one_hot(idx, NUM_OPS).to(dtype or torch.float32)
 
 
 def from_onehot(onehot: torch.Tensor) -> np.ndarray:
@@ -168,8 +174,11 @@ NUM_GRAPH_NODES = 9  # input, 6 op nodes, output, global
 NUM_NODE_FEATURES = len(HELP_NODE_TYPES)
 
 
-def _help_adjacency() -> torch.Tensor:
+@functools.lru_cache(maxsize=1)
+def help_adjacency() -> torch.Tensor:
     """The fixed 9x9 NB201 adjacency of HELP: op nodes in edge order, global node, self-loops, transposed."""
+    import torch
+
     a = torch.zeros(8, 8)
     node_of_edge = {edge: k + 1 for k, edge in enumerate(EDGES)}
     for (dst, src), node in node_of_edge.items():
@@ -189,8 +198,6 @@ def _help_adjacency() -> torch.Tensor:
     return full.T.contiguous()  # GCN rows aggregate over predecessors
 
 
-HELP_ADJACENCY = _help_adjacency()
-
 
 def graph_encoding(onehot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """HELP graph of a batch of one-hots ``(..., 6, 5)``: node features ``(..., 9, 8)`` and adjacency ``(..., 9, 9)``.
@@ -206,7 +213,7 @@ def graph_encoding(onehot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     x[..., 7, 6] = 1
     x[..., 8, 7] = 1
     x[..., 1:7, 1:6] = onehot[..., list(HELP_OP_ORDER)]
-    adj = HELP_ADJACENCY.to(device=onehot.device, dtype=onehot.dtype).expand(*batch, NUM_GRAPH_NODES, NUM_GRAPH_NODES)
+    adj = help_adjacency().to(device=onehot.device, dtype=onehot.dtype).expand(*batch, NUM_GRAPH_NODES, NUM_GRAPH_NODES)
     return x, adj
 
 

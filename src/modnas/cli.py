@@ -1,0 +1,262 @@
+"""The ``modnas`` command line: a thin layer over the library.
+
+Every command reports bad input as one line on stderr and exits with status 2; nothing is overwritten unless asked.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modnas.errors import ModnasError
+
+app = typer.Typer(
+    name="modnas",
+    help="Multi-objective, hardware-aware neural architecture search (MODNAS).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Turn :class:`ModnasError` into a one-line message and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ModnasError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _objectives(text: str) -> tuple[str, ...]:
+    from modnas.evaluation.scorer import check_objectives
+
+    return check_objectives([t.strip() for t in text.split(",") if t.strip()])
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+ObjectivesOpt = Annotated[
+    str, typer.Option("--objectives", help="Comma-separated objectives: error,latency[,energy].")
+]
+
+
+@app.command()
+@user_errors
+def devices(
+    split: Annotated[str, typer.Option(help="train, test, other, custom, protocol or all.")] = "all",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the hardware devices: name, split, unit and the 10-d device embedding."""
+    from modnas.hardware.devices import registry
+
+    if split not in ("train", "test", "other", "custom", "protocol", "all"):
+        raise ModnasError(f"unknown split {split!r}; choose train, test, other, custom, protocol or all")
+    rows = [registry.get(n) for n in registry.names(split)]  # type: ignore[arg-type]
+    if as_json:
+        _print_json(
+            [
+                {
+                    "name": d.name,
+                    "split": d.split,
+                    "kind": d.kind,
+                    "description": d.description,
+                    "batch_size": d.batch_size,
+                    "source": d.source,
+                    "unit": d.unit,
+                    "embedding": [round(float(x), 6) for x in d.embedding],
+                }
+                for d in rows
+            ]
+        )
+        return
+    table = Table(title=f"devices ({split})")
+    for col in ("name", "split", "description", "batch", "source", "unit", "embedding (10 reference archs)"):
+        table.add_column(col)
+    for d in rows:
+        table.add_row(
+            d.name,
+            d.split,
+            d.description,
+            "?" if d.batch_size is None else str(d.batch_size),
+            d.source,
+            d.unit,
+            " ".join(f"{x:.2f}" for x in d.embedding),
+        )
+    console.print(table)
+
+
+@app.command("true-front")
+@user_errors
+def true_front_cmd(
+    device: Annotated[str | None, typer.Option(help="Device name (see `modnas devices`).")] = None,
+    all_devices: Annotated[bool, typer.Option("--all", help="All 19 protocol devices and their mean HV.")] = False,
+    objectives: ObjectivesOpt = "error,latency",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The true Pareto front of a device under the MODNAS protocol, and its hypervolume (the upper bound)."""
+    from modnas.evaluation.scorer import true_front
+    from modnas.hardware.devices import PROTOCOL_DEVICES
+
+    objs = _objectives(objectives)
+    if all_devices == (device is not None):
+        raise ModnasError("give exactly one of --device NAME or --all")
+    if device is not None:
+        front = true_front(device, objs)
+        if as_json:
+            _print_json(front.to_dict())
+            return
+        table = Table(title=f"true Pareto front on {device} ({front.split}): HV = {front.hv:.4f}")
+        table.add_column("index", justify="right")
+        table.add_column("arch_str")
+        for obj in objs:
+            table.add_column(obj, justify="right")
+        for i, idx in enumerate(front.indices):
+            table.add_row(str(idx), front.arch_strs[i], *(f"{front.raw[i, j]:.4g}" for j in range(len(objs))))
+        console.print(table)
+        return
+    fronts = [true_front(d, objs) for d in PROTOCOL_DEVICES if _has(d, objs)]
+    mean_hv = sum(f.hv for f in fronts) / len(fronts)
+    if as_json:
+        _print_json(
+            {
+                "objectives": list(objs),
+                "devices": [{"device": f.device, "split": f.split, "hv": f.hv, "n_front": len(f.indices)} for f in fronts],
+                "mean_hv": mean_hv,
+            }
+        )
+        return
+    table = Table(title=f"true-front hypervolume per device ({', '.join(objs)})")
+    for col, justify in (("device", "left"), ("split", "left"), ("HV", "right"), ("front size", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for f in fronts:
+        table.add_row(f.device, f.split, f"{f.hv:.4f}", str(len(f.indices)))
+    table.add_section()
+    table.add_row(f"mean over {len(fronts)}", "", f"{mean_hv:.4f}", "")
+    console.print(table)
+
+
+def _has(device: str, objectives: tuple[str, ...]) -> bool:
+    from modnas.hardware.devices import registry
+
+    return "energy" not in objectives or registry.get(device).energy_metric is not None
+
+
+@app.command()
+@user_errors
+def score(
+    archs: Annotated[Path, typer.Argument(help="File of arch strings (one per line, or CSV with arch_str).")],
+    device: Annotated[list[str], typer.Option(help="Device(s) to score on; default: the 19 protocol devices.")] = [],  # noqa: B006
+    objectives: ObjectivesOpt = "error,latency",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
+) -> None:
+    """Score your own list of architectures with the shared MODNAS protocol scorer."""
+    from modnas.evaluation.scorer import score as score_archs
+    from modnas.hardware.devices import PROTOCOL_DEVICES
+
+    objs = _objectives(objectives)
+    names = device or [d for d in PROTOCOL_DEVICES if _has(d, objs)]
+    arch_list = read_arch_file_checked(archs)
+    results = [score_archs(arch_list, d, objs) for d in names]
+    if as_json:
+        _print_json([{k: v for k, v in r.to_dict().items()} for r in results])
+        return
+    table = Table(title=f"{len(arch_list)} architectures scored ({', '.join(objs)})")
+    for col in ("device", "split", "HV", "true HV", "IGD+", "front", "on true front"):
+        table.add_column(col, justify="left" if col in ("device", "split") else "right")
+    for r in results:
+        table.add_row(
+            r.device, r.split, f"{r.hv:.4f}", f"{r.true_hv:.4f}",
+            "-" if r.igd_plus is None else f"{r.igd_plus:.4f}", str(r.n_front), str(r.n_on_true_front),
+        )
+    console.print(table)
+
+
+def read_arch_file_checked(path: Path) -> list[str]:
+    """Read an architecture file and validate every line, naming the first bad one."""
+    from modnas.io import read_arch_file
+    from modnas.spaces.nb201 import parse
+
+    archs = read_arch_file(path)
+    for line_no, arch in enumerate(archs, start=1):
+        try:
+            parse(arch)
+        except ModnasError as exc:
+            raise ModnasError(f"{path}: entry {line_no}: {exc}") from None
+    return archs
+
+
+@app.command()
+@user_errors
+def arch(
+    arch_spec: Annotated[str, typer.Argument(metavar="ARCH", help="NB201 arch string or canonical index.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Everything the bundled tables know about one architecture."""
+    import numpy as np
+
+    from modnas.hardware.devices import registry
+    from modnas.spaces.nb201 import index_to_string, to_index
+    from modnas.tables.nb201 import HWNASBENCH_METRICS, nb201_tables
+
+    if arch_spec.strip().lstrip("-").isdigit():
+        index = int(arch_spec)
+        arch_str = index_to_string(index)
+    else:
+        index = int(to_index(arch_spec))
+        arch_str = index_to_string(index)
+    info: dict[str, Any] = {"arch_index": index, "arch_str": arch_str}
+    for ds in ("cifar10", "cifar100", "imagenet16"):
+        info[f"{ds}_test_acc_200ep"] = float(nb201_tables.accuracy(index, ds, 200))
+    info["params_m"] = float(nb201_tables.params(index))
+    info["flops_m"] = float(nb201_tables.flops(index))
+    info["latency_ms"] = {d: float(nb201_tables.latency(d, index)) for d in registry.names("all") if registry.get(d).has_table}
+    hw = {m: float(nb201_tables.hwnasbench(m, index)) for m in HWNASBENCH_METRICS}
+    info["hwnasbench"] = {m: (None if np.isnan(v) else v) for m, v in hw.items()}
+    if as_json:
+        _print_json(info)
+        return
+    console.print(f"[bold]{arch_str}[/]  (index {index})")
+    for key, value in info.items():
+        if key in ("arch_str", "arch_index"):
+            continue
+        if isinstance(value, dict):
+            shown = ", ".join(f"{k}={'missing' if v is None else f'{v:.4g}'}" for k, v in value.items())
+            console.print(f"  {key}: {shown}", highlight=False)
+        else:
+            console.print(f"  {key}: {value:.4f}", highlight=False)
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    """Multi-objective, hardware-aware neural architecture search (MODNAS)."""
+    if version:
+        from modnas import __version__
+
+        console.print(__version__)
+        raise typer.Exit()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,54 @@
+"""Small file helpers shared by the CLI and the run directories: atomic writes and architecture lists."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from modnas.errors import ModnasError
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename, so readers never see a partial file."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    """Atomically write ``data`` as indented JSON."""
+    atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def read_arch_file(path: str | Path) -> list[str]:
+    """Read architecture strings: one per line, or a CSV with an ``arch_str`` column (blank lines and ``#`` skipped)."""
+    file = Path(path)
+    if not file.is_file():
+        raise ModnasError(f"architecture file {str(file)!r} does not exist")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModnasError(f"cannot read architecture file {str(file)!r}: {exc}") from None
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise ModnasError(f"architecture file {str(file)!r} holds no architectures")
+    header = lines[0]
+    if "," in header and not header.startswith("|"):
+        rows = list(csv.DictReader(lines))
+        if not rows or "arch_str" not in rows[0]:
+            raise ModnasError(f"CSV file {str(file)!r} needs an 'arch_str' column")
+        return [row["arch_str"].strip() for row in rows]
+    return lines

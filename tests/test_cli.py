@@ -1,0 +1,112 @@
+"""The command line: outputs of the foundation commands and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from modnas.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_true_front_fpga_json_reports_protocol_hypervolume():
+    result = run("true-front", "--device", "fpga", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert round(data["hv"], 4) == 0.9742
+    assert data["device"] == "fpga" and data["split"] == "test"
+    assert data["n_front"] == len(data["front"]) > 0
+    errors = [row["error"] for row in data["front"]]
+    assert errors == sorted(errors)
+
+
+def test_true_front_1080ti_1_hypervolume():
+    data = json.loads(run("true-front", "--device", "1080ti_1", "--json").stdout)
+    assert round(data["hv"], 4) == 0.9458
+
+
+def test_true_front_all_prints_mean_over_19_devices():
+    result = run("true-front", "--all", "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert len(data["devices"]) == 19
+    hvs = [row["hv"] for row in data["devices"]]
+    assert data["mean_hv"] == pytest.approx(sum(hvs) / 19)
+    table = run("true-front", "--all")
+    assert "mean over 19" in table.stdout
+
+
+def test_true_front_three_objectives_only_on_energy_devices():
+    data = json.loads(run("true-front", "--all", "--objectives", "error,latency,energy", "--json").stdout)
+    assert {row["device"] for row in data["devices"]} == {"fpga", "eyeriss"}
+
+
+def test_devices_lists_protocol_split_with_embeddings():
+    result = run("devices", "--split", "protocol", "--json")
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert len(rows) == 19
+    assert sum(r["split"] == "train" for r in rows) == 13
+    assert all(len(r["embedding"]) == 10 for r in rows)
+    assert "fpga" in run("devices").stdout
+
+
+def test_score_command_scores_a_file(tmp_path):
+    front = json.loads(run("true-front", "--device", "fpga", "--json").stdout)["front"]
+    path = tmp_path / "archs.txt"
+    path.write_text("\n".join(row["arch_str"] for row in front) + "\n")
+    data = json.loads(run("score", str(path), "--device", "fpga", "--json").stdout)
+    assert data[0]["hv"] == pytest.approx(front and json.loads(run("true-front", "--device", "fpga", "--json").stdout)["hv"])
+    csv_path = tmp_path / "archs.csv"
+    csv_path.write_text("arch_str,note\n" + "\n".join(f"{row['arch_str']},x" for row in front[:3]) + "\n")
+    rows = json.loads(run("score", str(csv_path), "--device", "fpga", "--json").stdout)
+    assert rows[0]["n_candidates"] == 3
+
+
+def test_arch_command_reports_table_values():
+    data = json.loads(run("arch", "6111", "--json").stdout)
+    assert round(data["cifar10_test_acc_200ep"], 4) == 94.3733
+    assert data["arch_str"].startswith("|nor_conv_3x3~0|")
+    missing = json.loads(run("arch", "7581", "--json").stdout)
+    assert missing["hwnasbench"]["fpga_energy"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("true-front", "--device", "fpgaa"), "fpgaa"),
+        (("true-front",), "--device"),
+        (("true-front", "--device", "fpga", "--all"), "--device"),
+        (("true-front", "--device", "fpga", "--objectives", "error,speed"), "speed"),
+        (("true-front", "--device", "1080ti_1", "--objectives", "error,latency,energy"), "1080ti_1"),
+        (("devices", "--split", "weird"), "weird"),
+        (("arch", "|nor_conv_3x3~0|+|none~0|"), "malformed"),
+        (("arch", "|conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|"), "conv_5x5"),
+        (("arch", "15625"), "15625"),
+        (("arch", "--", "-1"), "-1"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(args, needle):
+    result = run(*args)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1
+    assert needle in message
+
+
+def test_score_names_the_bad_line(tmp_path):
+    path = tmp_path / "archs.txt"
+    path.write_text("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\n|bogus|\n")
+    result = run("score", str(path), "--device", "fpga")
+    assert result.exit_code == 2
+    assert "entry 2" in result.stderr
+    missing = run("score", str(tmp_path / "nope.txt"))
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
