@@ -34,6 +34,8 @@ def simplex_grid(n_objectives: int, n_partitions: int) -> np.ndarray:
 
 def evaluation_preferences(n_objectives: int, n: int = 24) -> np.ndarray:
     """The protocol's evaluation grid: ``n`` circle rays for 2 objectives, a simplex grid of about ``n`` points above."""
+    if n_objectives < 2:
+        raise ModnasError(f"a preference grid needs at least 2 objectives, got {n_objectives}")
     if n_objectives == 2:
         return circle_rays(n)
     partitions = 1
@@ -68,7 +70,7 @@ def validate_preference(
         raise ModnasError(f"preference {preference!r} is not a list of numbers") from None
     if pref.ndim not in (1, 2) or pref.shape[-1] == 0:
         raise ModnasError(f"preference must be a vector or a batch of vectors, got shape {pref.shape}")
-    shown = np.array2string(pref, precision=4, separator=",") if pref.size <= 8 else f"of shape {pref.shape}"
+    shown = np.array2string(pref.ravel(), precision=4, separator=",") if pref.ndim == 1 else f"of shape {pref.shape}"
     if n_objectives is not None and pref.shape[-1] != n_objectives:
         raise ModnasError(f"preference {shown} has {pref.shape[-1]} entries, expected {n_objectives} (one per objective)")
     if np.isnan(pref).any() or np.isinf(pref).any():
@@ -79,7 +81,9 @@ def validate_preference(
     if (sums <= 0).any():
         raise ModnasError(f"preference {shown} is all zeros")
     if require_simplex and (np.abs(sums - 1) > atol).any():
-        raise ModnasError(f"preference {shown} must sum to 1 (sums to {float(np.ravel(sums)[0]):.6g})")
+        bad = int(np.flatnonzero(np.abs(np.ravel(sums) - 1) > atol)[0])
+        where = f" (row {bad})" if pref.ndim == 2 else ""
+        raise ModnasError(f"preference {shown}{where} must sum to 1 (sums to {float(np.ravel(sums)[bad]):.6g})")
     return pref
 
 

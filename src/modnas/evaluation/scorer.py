@@ -87,6 +87,7 @@ class Normalisation:
     upper: np.ndarray  # (M,)
     true_front_indices: np.ndarray  # canonical indices on the true front, sorted by error
     true_front_points: np.ndarray  # their normalised objective values
+    reference_front: np.ndarray  # the distinct true-front points: what IGD/IGD+ measure against
     true_hv: float
 
     def normalise(self, values: np.ndarray) -> np.ndarray:
@@ -117,6 +118,7 @@ def protocol(device: str, objectives: tuple[str, ...] = ("error", "latency")) ->
         upper=upper,
         true_front_indices=front_idx[order],
         true_front_points=front_pts[order],
+        reference_front=pareto_front(front_pts),
         true_hv=hypervolume(front_pts, 1.0),
     )
 
@@ -160,7 +162,10 @@ def score(
     device: str,
     objectives: Sequence[str] = ("error", "latency"),
 ) -> Score:
-    """Score architectures (strings, op-index rows or canonical indices via ``indices=``) on one device."""
+    """Score architectures (arch strings or an ``(n, 6)`` array of op indices) on one device.
+
+    Use :func:`score_indices` for canonical NB201 indices.
+    """
     indices = _as_canonical(archs)
     return score_indices(indices, device, objectives)
 
@@ -183,8 +188,8 @@ def score_indices(indices: np.ndarray, device: str, objectives: Sequence[str] = 
         objectives=norm.objectives,
         hv=hypervolume(front_pts, 1.0),
         true_hv=norm.true_hv,
-        igd=_finite_or_none(igd(pareto_front(front_pts), norm.true_front_points) if len(front_pts) else math.nan),
-        igd_plus=_finite_or_none(igd_plus(front_pts, norm.true_front_points) if len(front_pts) else math.nan),
+        igd=_finite_or_none(igd(pareto_front(front_pts), norm.reference_front) if len(front_pts) else math.nan),
+        igd_plus=_finite_or_none(igd_plus(front_pts, norm.reference_front) if len(front_pts) else math.nan),
         n_candidates=int(idx.size),
         n_valid=int(kept.size),
         n_front=int(front_idx.size),

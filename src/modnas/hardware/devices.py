@@ -200,9 +200,11 @@ class DeviceRegistry:
         if name in devices and (devices[name].split != "custom" or not force):
             why = "a built-in device" if devices[name].split != "custom" else "already registered (use force)"
             raise ModnasError(f"device name {name!r} is taken: {why}")
-        extra = dict(extra_latencies or {})
+        extra: dict[str, float] = {}
+        if extra_latencies:
+            _, extra = split_reference_latencies(extra_latencies, require_reference=False)
         if isinstance(reference_latencies, Mapping):
-            reference, more = reference_latencies_from_mapping(reference_latencies)
+            reference, more = split_reference_latencies(reference_latencies)
             extra.update(more)
         else:
             reference = validate_latencies(reference_latencies, what=f"reference latencies of {name!r}")
@@ -229,8 +231,13 @@ class DeviceRegistry:
         del self._custom[name]
 
 
-def reference_latencies_from_mapping(latencies: Mapping[str, float]) -> tuple[np.ndarray, dict[str, float]]:
-    """Split ``{arch_str: latency}`` into the 10 reference latencies (in order) and the remaining measurements."""
+def split_reference_latencies(
+    latencies: Mapping[str, float], require_reference: bool = True
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Split ``{arch_str: latency}`` into the 10 reference latencies (in order) and the other measurements.
+
+    Keys are parsed and canonicalised; an architecture given twice (e.g. with stray spaces) is refused.
+    """
     from modnas.spaces.nb201 import index_to_string, to_index
 
     by_index: dict[int, float] = {}
@@ -238,10 +245,14 @@ def reference_latencies_from_mapping(latencies: Mapping[str, float]) -> tuple[np
     reference = set(REFERENCE_ARCH_INDICES)
     for arch, value in latencies.items():
         idx = int(to_index(arch))
-        if idx in reference:
+        if idx in by_index or index_to_string(idx) in rest:
+            raise ModnasError(f"architecture {index_to_string(idx)} is listed twice")
+        if idx in reference and require_reference:
             by_index[idx] = value
         else:
             rest[index_to_string(idx)] = value
+    if not require_reference:
+        return np.zeros(0), rest
     missing = [i for i in REFERENCE_ARCH_INDICES if i not in by_index]
     if missing:
         raise ModnasError(
