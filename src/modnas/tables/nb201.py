@@ -169,6 +169,8 @@ class NB201Tables:
         return values
 
     def _series(self, kind: str, name: str) -> pd.Series:
+        if kind not in _FILES:
+            raise ModnasError(f"unknown table {kind!r}; choose from: {', '.join(_FILES)}")
         frame = getattr(self, f"{kind}_frame")
         if name not in frame.columns or name == "arch_str":
             choices = ", ".join(c for c in frame.columns if c != "arch_str")

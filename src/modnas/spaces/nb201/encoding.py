@@ -27,7 +27,7 @@ NUM_OPS = len(OPS)
 NUM_EDGES = len(EDGES)
 
 _OP_ID = {op: i for i, op in enumerate(OPS)}
-_TOKEN = re.compile(r"^([a-z0-9_]+)~(\d+)$")
+_TOKEN = re.compile(r"([a-z0-9_]+)~([0-9])")
 
 if TYPE_CHECKING:  # torch is imported lazily so that string/index lookups start fast
     import torch
@@ -53,7 +53,7 @@ def parse(arch: str) -> np.ndarray:
                 f"malformed NB201 architecture {arch!r}: node {target} needs {target} input edge(s), got {len(tokens)}"
             )
         for source, token in enumerate(tokens):
-            match = _TOKEN.match(token)
+            match = _TOKEN.fullmatch(token)
             if not match:
                 raise ModnasError(f"malformed NB201 architecture {arch!r}: bad edge {token!r} (expected 'op~input')")
             op, src = match.group(1), int(match.group(2))
@@ -140,7 +140,7 @@ def from_index(index: int | np.ndarray) -> np.ndarray:
 
 def index_to_string(index: int) -> str:
     """Architecture string of a canonical index (as stored in the bundled table)."""
-    from_index(np.int64(index))  # validates the range
+    from_index(index)  # validates type and range
     return str(nb201_tables.arch_strings[int(index)])
 
 
@@ -213,7 +213,8 @@ def graph_encoding(onehot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     x[..., 7, 6] = 1
     x[..., 8, 7] = 1
     x[..., 1:7, 1:6] = onehot[..., list(HELP_OP_ORDER)]
-    adj = help_adjacency().to(device=onehot.device, dtype=onehot.dtype).expand(*batch, NUM_GRAPH_NODES, NUM_GRAPH_NODES)
+    # a copy, so that callers editing the adjacency in place cannot corrupt the cached constant
+    adj = help_adjacency().to(device=onehot.device, dtype=onehot.dtype, copy=True).expand(*batch, NUM_GRAPH_NODES, NUM_GRAPH_NODES)
     return x, adj
 
 

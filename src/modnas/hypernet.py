@@ -1,0 +1,258 @@
+"""Hypernetworks: (preference vector r, device embedding h) -> architecture logits alpha of shape (num_edges, num_ops).
+
+* :class:`MetaHyperNetwork` -- MODNAS' NB201 hypernetwork, faithfully: K learned "virtual device" prototypes, one
+  101-bin lookup table per prototype indexed by ``round(100 r_0)``, mixed with ``softmax(sin(E h / sqrt(d)))``.
+  It ignores every preference component but the first, by design of the original.
+* :class:`PreferenceMLPHyperNetwork` -- a small MLP on ``concat(r, h)`` that sees the whole preference vector, so it
+  can trade off any number of objectives and is smooth in r.
+
+Both take batched inputs: ``preference`` of shape (..., M) and ``device_embedding`` of shape (..., d), broadcast
+against each other, and return logits of shape (..., num_edges, num_ops) with op columns in modnas' canonical order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from modnas.errors import ModnasError
+
+#: Width of a HELP device embedding (latencies of 10 reference architectures); see :mod:`modnas.hardware.devices`.
+DEFAULT_EMBEDDING_DIM = 10
+
+TensorLike = Tensor | np.ndarray | Sequence[float] | Sequence[Sequence[float]]
+
+
+def _positive_int(value: Any, what: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
+        raise ModnasError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class HyperNetwork(nn.Module):
+    """Common input handling for hypernetworks; subclasses implement :meth:`_logits` on flat batches."""
+
+    def __init__(self, num_objectives: int, num_edges: int, num_ops: int, embedding_dim: int) -> None:
+        super().__init__()
+        self.num_objectives = _positive_int(num_objectives, "number of objectives")
+        self.num_edges = _positive_int(num_edges, "number of edges")
+        self.num_ops = _positive_int(num_ops, "number of ops", minimum=2)
+        self.embedding_dim = _positive_int(embedding_dim, "device embedding width")
+
+    def _logits(self, preference: Tensor, embedding: Tensor) -> Tensor:
+        """(N, M), (N, d) -> (N, num_edges * num_ops)."""
+        raise NotImplementedError
+
+    def _as_tensor(self, value: TensorLike, what: str) -> Tensor:
+        ref = next(self.parameters())
+        try:
+            tensor = torch.as_tensor(value, dtype=ref.dtype, device=ref.device)
+        except (TypeError, ValueError, RuntimeError):
+            raise ModnasError(f"{what} is not a numeric array: {value!r}") from None
+        return tensor
+
+    def forward(self, preference: TensorLike, device_embedding: TensorLike) -> Tensor:
+        """Logits of shape (*batch, num_edges, num_ops); batch = broadcast of the two inputs' leading dims."""
+        r = self._as_tensor(preference, "preference")
+        h = self._as_tensor(device_embedding, "device embedding")
+        if r.dim() == 0 or r.shape[-1] != self.num_objectives:
+            raise ModnasError(
+                f"preference has shape {tuple(r.shape)}, expected (..., {self.num_objectives}) "
+                f"(one entry per objective)"
+            )
+        if h.dim() == 0 or h.shape[-1] != self.embedding_dim:
+            raise ModnasError(
+                f"device embedding has shape {tuple(h.shape)}, expected (..., {self.embedding_dim})"
+            )
+        try:
+            batch = torch.broadcast_shapes(r.shape[:-1], h.shape[:-1])
+        except RuntimeError:
+            raise ModnasError(
+                f"preference of shape {tuple(r.shape)} and device embedding of shape {tuple(h.shape)} "
+                f"have incompatible batch dimensions"
+            ) from None
+        if not bool(torch.isfinite(r).all()) or not bool(torch.isfinite(h).all()):
+            raise ModnasError("preference and device embedding must not contain NaN or inf")
+        r = r.expand(*batch, self.num_objectives).reshape(-1, self.num_objectives)
+        h = h.expand(*batch, self.embedding_dim).reshape(-1, self.embedding_dim)
+        return self._logits(r, h).reshape(*batch, self.num_edges, self.num_ops)
+
+    def pretrain_uniform(self, device_embeddings: TensorLike, **kwargs: Any) -> float:
+        """Train towards near-zero logits for every (preference, device); see :func:`pretrain_uniform`."""
+        return pretrain_uniform(self, device_embeddings, **kwargs)
+
+
+class _LookupTable(nn.Module):
+    """One prototype's table: a row of num_edges * num_ops logits per preference bin (named as in MODNAS)."""
+
+    def __init__(self, num_bins: int, width: int) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(num_bins, width)
+
+
+class MetaHyperNetwork(HyperNetwork):
+    """MODNAS' MetaHyperNetwork (paper section 4 / ``hpn_nb201.py``): 50 prototypes x 101-bin lookup tables.
+
+    ``alpha(r, h) = sum_k pi_k T_k[round((num_bins - 1) r_0)]`` with ``pi = softmax(sin(E h / sqrt(d)))``.
+    Parameters are N(0, 1) as in the original (``nn.Embedding`` default); pretraining makes the mixture ~0.
+    Parameter names match the original, so :meth:`load_official_state_dict` can read its checkpoints.
+    """
+
+    def __init__(
+        self,
+        num_objectives: int = 2,
+        num_edges: int = 6,
+        num_ops: int = 5,
+        embedding_dim: int = DEFAULT_EMBEDDING_DIM,
+        num_prototypes: int = 50,
+        num_bins: int = 101,
+    ) -> None:
+        super().__init__(num_objectives, num_edges, num_ops, embedding_dim)
+        self.num_prototypes = _positive_int(num_prototypes, "number of prototypes")
+        self.num_bins = _positive_int(num_bins, "number of preference bins", minimum=2)
+        self.hardware_embedding = nn.Embedding(self.num_prototypes, self.embedding_dim)
+        self.hpn_factory = nn.ModuleList(
+            _LookupTable(self.num_bins, self.num_edges * self.num_ops) for _ in range(self.num_prototypes)
+        )
+
+    def bins(self, preference: Tensor) -> Tensor:
+        """Table row per preference (N, M) -> (N,): ``round((num_bins - 1) r_0)`` clamped into range.
+
+        ``torch.round`` rounds halves to even, like the original; the clamp makes r_0 = 1 (or slightly outside
+        [0, 1], e.g. a circle ray) a valid row instead of an IndexError.
+        """
+        scaled = torch.round(preference[..., 0] * (self.num_bins - 1))
+        return scaled.clamp(0, self.num_bins - 1).long()
+
+    def mixture_weights(self, embedding: Tensor) -> Tensor:
+        """(N, d) -> (N, K): the sin-softmax similarity to the K learned prototypes."""
+        similarity = embedding @ self.hardware_embedding.weight.T / math.sqrt(self.embedding_dim)
+        return torch.sin(similarity).softmax(dim=-1)
+
+    def _logits(self, preference: Tensor, embedding: Tensor) -> Tensor:
+        weights = self.mixture_weights(embedding)  # (N, K)
+        rows = torch.stack([t.embedding.weight for t in self.hpn_factory])[:, self.bins(preference)]  # (K, N, E*O)
+        return torch.einsum("nk,knw->nw", weights, rows)
+
+    def load_official_state_dict(self, state_dict: Mapping[str, Tensor], reverse_ops: bool = True) -> None:
+        """Load a checkpoint of the original ``MetaHyperNetwork``.
+
+        Its op columns are ``[avg_pool_3x3, nor_conv_3x3, nor_conv_1x1, skip_connect, none]``, the reverse of
+        modnas' order, so by default every table row is flipped per edge.
+        """
+        state = {k: torch.as_tensor(v) for k, v in state_dict.items()}
+        if reverse_ops:
+            for key, value in state.items():
+                if key.startswith("hpn_factory."):
+                    shape = value.shape
+                    state[key] = value.reshape(shape[0], self.num_edges, self.num_ops).flip(-1).reshape(shape)
+        try:
+            self.load_state_dict(state)
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0]
+            raise ModnasError(f"checkpoint does not fit this MetaHyperNetwork: {first}") from None
+
+
+class PreferenceMLPHyperNetwork(HyperNetwork):
+    """A continuous hypernetwork: an MLP on ``concat(r, h)`` that uses every preference component.
+
+    The last layer starts at ``init_std`` (bias 0), so the initial logits are ~0 (uniform op probabilities), the
+    same starting point MODNAS reaches for its lookup tables by pretraining.
+    """
+
+    def __init__(
+        self,
+        num_objectives: int = 2,
+        num_edges: int = 6,
+        num_ops: int = 5,
+        embedding_dim: int = DEFAULT_EMBEDDING_DIM,
+        hidden: int = 128,
+        num_hidden_layers: int = 2,
+        init_std: float = 1e-4,
+    ) -> None:
+        super().__init__(num_objectives, num_edges, num_ops, embedding_dim)
+        hidden = _positive_int(hidden, "hidden width")
+        depth = _positive_int(num_hidden_layers, "number of hidden layers")
+        if not (math.isfinite(init_std) and init_std >= 0):
+            raise ModnasError(f"init_std must be a non-negative number, got {init_std!r}")
+        layers: list[nn.Module] = []
+        width = self.num_objectives + self.embedding_dim
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.SiLU()]
+            width = hidden
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, self.num_edges * self.num_ops)
+        nn.init.normal_(self.head.weight, std=init_std)
+        nn.init.zeros_(self.head.bias)
+
+    def _logits(self, preference: Tensor, embedding: Tensor) -> Tensor:
+        return self.head(self.body(torch.cat([preference, embedding], dim=-1)))
+
+
+HYPERNETS: dict[str, type[HyperNetwork]] = {"meta": MetaHyperNetwork, "mlp": PreferenceMLPHyperNetwork}
+
+
+def make_hypernet(
+    name: str, num_objectives: int, num_edges: int = 6, num_ops: int = 5, **kwargs: Any
+) -> HyperNetwork:
+    """Build a hypernetwork by name (``meta`` or ``mlp``); other keyword arguments go to its constructor."""
+    key = str(name).strip().lower()
+    if key not in HYPERNETS:
+        raise ModnasError(f"unknown hypernetwork {name!r}; choose one of: {', '.join(HYPERNETS)}")
+    try:
+        return HYPERNETS[key](num_objectives=num_objectives, num_edges=num_edges, num_ops=num_ops, **kwargs)
+    except TypeError as err:  # a misspelt option
+        raise ModnasError(f"bad option for hypernetwork {key!r}: {err}") from None
+
+
+def pretrain_uniform(
+    hypernet: HyperNetwork,
+    device_embeddings: TensorLike,
+    steps: int = 300,
+    seed: int = 0,
+    batch_size: int = 256,
+    lr: float = 1e-2,
+    target_std: float = 1e-3,
+) -> float:
+    """Fit ``hypernet`` to tiny random logits, so that every (preference, device) starts near uniform op weights.
+
+    MODNAS' recipe (spec section 4) with the same loss and data: MSE to a fresh ``target_std * N(0, 1)`` target,
+    r ~ Dirichlet(1, ..., 1), h drawn uniformly from ``device_embeddings`` (n, d). The original takes 100k Adam
+    steps at batch 1 and lr 1e-3; batches of ``batch_size`` with a higher, cosine-decayed lr get there in a
+    fraction of a second. Uses its own seeded generator, so the global RNG is untouched. Returns the last loss.
+    """
+    steps = _positive_int(steps, "pretraining steps")
+    batch_size = _positive_int(batch_size, "pretraining batch size")
+    if not (math.isfinite(lr) and lr > 0):
+        raise ModnasError(f"pretraining lr must be a positive number, got {lr!r}")
+    embeddings = hypernet._as_tensor(device_embeddings, "device embeddings")
+    if embeddings.dim() != 2 or embeddings.shape[0] == 0 or embeddings.shape[1] != hypernet.embedding_dim:
+        raise ModnasError(
+            f"device embeddings have shape {tuple(embeddings.shape)}, expected (n_devices >= 1, "
+            f"{hypernet.embedding_dim})"
+        )
+    ref = embeddings
+    gen = torch.Generator().manual_seed(int(seed))  # CPU draws, then moved: identical on every device
+    optimiser = torch.optim.Adam(hypernet.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps, eta_min=lr * 0.01)
+    m, shape = hypernet.num_objectives, (hypernet.num_edges, hypernet.num_ops)
+    loss = torch.zeros(())
+    for _ in range(steps):
+        # Dirichlet(1, ..., 1) is uniform on the simplex: normalised Exp(1) draws (this takes a generator)
+        exp = torch.empty(batch_size, m).exponential_(generator=gen)
+        r = (exp / exp.sum(dim=-1, keepdim=True)).to(ref)
+        h = embeddings[torch.randint(embeddings.shape[0], (batch_size,), generator=gen).to(ref.device)]
+        target = (target_std * torch.randn(batch_size, *shape, generator=gen)).to(ref)
+        loss = F.mse_loss(hypernet(r, h), target)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+    optimiser.zero_grad(set_to_none=True)
+    return float(loss.detach())
