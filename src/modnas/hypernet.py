@@ -38,6 +38,9 @@ def _positive_int(value: Any, what: str, minimum: int = 1) -> int:
 class HyperNetwork(nn.Module):
     """Common input handling for hypernetworks; subclasses implement :meth:`_logits` on flat batches."""
 
+    #: Adam learning rate :func:`pretrain_uniform` uses unless told otherwise.
+    pretrain_lr: float = 1e-3
+
     def __init__(self, num_objectives: int, num_edges: int, num_ops: int, embedding_dim: int) -> None:
         super().__init__()
         self.num_objectives = _positive_int(num_objectives, "number of objectives")
@@ -83,26 +86,40 @@ class HyperNetwork(nn.Module):
         h = h.expand(*batch, self.embedding_dim).reshape(-1, self.embedding_dim)
         return self._logits(r, h).reshape(*batch, self.num_edges, self.num_ops)
 
-    def pretrain_uniform(self, device_embeddings: TensorLike, **kwargs: Any) -> float:
+    def pretrain_uniform(
+        self,
+        device_embeddings: TensorLike,
+        steps: int = 200,
+        seed: int = 0,
+        batch_size: int = 256,
+        lr: float | None = None,
+        target_std: float = 1e-3,
+    ) -> float:
         """Train towards near-zero logits for every (preference, device); see :func:`pretrain_uniform`."""
-        return pretrain_uniform(self, device_embeddings, **kwargs)
-
-
-class _LookupTable(nn.Module):
-    """One prototype's table: a row of num_edges * num_ops logits per preference bin (named as in MODNAS)."""
-
-    def __init__(self, num_bins: int, width: int) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(num_bins, width)
+        return pretrain_uniform(
+            self,
+            device_embeddings,
+            steps=steps,
+            seed=seed,
+            batch_size=batch_size,
+            lr=lr,
+            target_std=target_std,
+        )
 
 
 class MetaHyperNetwork(HyperNetwork):
-    """MODNAS' MetaHyperNetwork (paper section 4 / ``hpn_nb201.py``): 50 prototypes x 101-bin lookup tables.
+    """MODNAS' MetaHyperNetwork (spec section 4 / ``hpn_nb201.py``): 50 prototypes x 101-bin lookup tables.
 
     ``alpha(r, h) = sum_k pi_k T_k[round((num_bins - 1) r_0)]`` with ``pi = softmax(sin(E h / sqrt(d)))``.
-    Parameters are N(0, 1) as in the original (``nn.Embedding`` default); pretraining makes the mixture ~0.
-    Parameter names match the original, so :meth:`load_official_state_dict` can read its checkpoints.
+
+    The K tables (``nn.Embedding(num_bins, num_edges * num_ops)`` each in the original) are held as one
+    (K, num_bins, num_edges * num_ops) parameter: the same numbers and init (N(0, 1)), but one batched gather per
+    forward and one optimiser tensor instead of K. :meth:`load_official_state_dict` reads the original layout.
     """
+
+    # the N(0, 1) tables must cancel out in the mixture and a row only learns when its bin is drawn, so pretraining
+    # needs larger steps than for the MLP (which starts near 0 anyway)
+    pretrain_lr = 3e-2
 
     def __init__(
         self,
@@ -116,13 +133,13 @@ class MetaHyperNetwork(HyperNetwork):
         super().__init__(num_objectives, num_edges, num_ops, embedding_dim)
         self.num_prototypes = _positive_int(num_prototypes, "number of prototypes")
         self.num_bins = _positive_int(num_bins, "number of preference bins", minimum=2)
-        self.hardware_embedding = nn.Embedding(self.num_prototypes, self.embedding_dim)
-        self.hpn_factory = nn.ModuleList(
-            _LookupTable(self.num_bins, self.num_edges * self.num_ops) for _ in range(self.num_prototypes)
+        self.prototypes = nn.Embedding(self.num_prototypes, self.embedding_dim)  # E, N(0, 1) init
+        self.tables = nn.Parameter(
+            torch.randn(self.num_prototypes, self.num_bins, self.num_edges * self.num_ops)
         )
 
     def bins(self, preference: Tensor) -> Tensor:
-        """Table row per preference (N, M) -> (N,): ``round((num_bins - 1) r_0)`` clamped into range.
+        """Table row per preference (..., M) -> (...): ``round((num_bins - 1) r_0)`` clamped into range.
 
         ``torch.round`` rounds halves to even, like the original; the clamp makes r_0 = 1 (or slightly outside
         [0, 1], e.g. a circle ray) a valid row instead of an IndexError.
@@ -132,31 +149,43 @@ class MetaHyperNetwork(HyperNetwork):
 
     def mixture_weights(self, embedding: Tensor) -> Tensor:
         """(N, d) -> (N, K): the sin-softmax similarity to the K learned prototypes."""
-        similarity = embedding @ self.hardware_embedding.weight.T / math.sqrt(self.embedding_dim)
+        similarity = embedding @ self.prototypes.weight.T / math.sqrt(self.embedding_dim)
         return torch.sin(similarity).softmax(dim=-1)
 
     def _logits(self, preference: Tensor, embedding: Tensor) -> Tensor:
         weights = self.mixture_weights(embedding)  # (N, K)
-        rows = torch.stack([t.embedding.weight for t in self.hpn_factory])[:, self.bins(preference)]  # (K, N, E*O)
+        rows = self.tables[:, self.bins(preference)]  # (K, N, E*O)
         return torch.einsum("nk,knw->nw", weights, rows)
 
     def load_official_state_dict(self, state_dict: Mapping[str, Tensor], reverse_ops: bool = True) -> None:
-        """Load a checkpoint of the original ``MetaHyperNetwork``.
+        """Load a checkpoint of the original ``MetaHyperNetwork`` (keys ``hardware_embedding.weight`` and
+        ``hpn_factory.<k>.embedding.weight``).
 
         Its op columns are ``[avg_pool_3x3, nor_conv_3x3, nor_conv_1x1, skip_connect, none]``, the reverse of
         modnas' order, so by default every table row is flipped per edge.
         """
-        state = {k: torch.as_tensor(v) for k, v in state_dict.items()}
-        if reverse_ops:
-            for key, value in state.items():
-                if key.startswith("hpn_factory."):
-                    shape = value.shape
-                    state[key] = value.reshape(shape[0], self.num_edges, self.num_ops).flip(-1).reshape(shape)
+        expected = (tuple(self.prototypes.weight.shape), tuple(self.tables.shape[1:]))
         try:
-            self.load_state_dict(state)
-        except RuntimeError as err:
-            first = str(err).strip().splitlines()[0]
-            raise ModnasError(f"checkpoint does not fit this MetaHyperNetwork: {first}") from None
+            prototypes = torch.as_tensor(state_dict["hardware_embedding.weight"])
+            rows = [
+                torch.as_tensor(state_dict[f"hpn_factory.{k}.embedding.weight"])
+                for k in range(self.num_prototypes)
+            ]
+        except KeyError as err:
+            raise ModnasError(f"checkpoint does not fit this MetaHyperNetwork: missing key {err}") from None
+        found = {tuple(prototypes.shape)} | {tuple(r.shape) for r in rows}
+        if tuple(prototypes.shape) != expected[0] or any(tuple(r.shape) != expected[1] for r in rows):
+            raise ModnasError(
+                f"checkpoint does not fit this MetaHyperNetwork: found shapes {sorted(found)}, expected prototypes "
+                f"{expected[0]} and {self.num_prototypes} tables of {expected[1]}"
+            )
+        tables = torch.stack(rows)
+        if reverse_ops:
+            shape = tables.shape
+            tables = tables.reshape(*shape[:2], self.num_edges, self.num_ops).flip(-1).reshape(shape)
+        with torch.no_grad():
+            self.prototypes.weight.copy_(prototypes)
+            self.tables.copy_(tables)
 
 
 class PreferenceMLPHyperNetwork(HyperNetwork):
@@ -214,24 +243,26 @@ def make_hypernet(
 def pretrain_uniform(
     hypernet: HyperNetwork,
     device_embeddings: TensorLike,
-    steps: int = 300,
+    steps: int = 200,
     seed: int = 0,
     batch_size: int = 256,
-    lr: float = 1e-2,
+    lr: float | None = None,
     target_std: float = 1e-3,
 ) -> float:
     """Fit ``hypernet`` to tiny random logits, so that every (preference, device) starts near uniform op weights.
 
     MODNAS' recipe (spec section 4) with the same loss and data: MSE to a fresh ``target_std * N(0, 1)`` target,
     r ~ Dirichlet(1, ..., 1), h drawn uniformly from ``device_embeddings`` (n, d). The original takes 100k Adam
-    steps at batch 1 and lr 1e-3; batches of ``batch_size`` with a higher, cosine-decayed lr get there in a
-    fraction of a second. Uses its own seeded generator, so the global RNG is untouched. Returns the last loss.
+    steps at batch 1 and lr 1e-3; batches of ``batch_size`` with a cosine-decayed lr (default: the network's
+    ``pretrain_lr``) get there in about a second on a CPU. Uses its own seeded generator, so the global RNG is
+    untouched. Returns the last loss.
     """
     steps = _positive_int(steps, "pretraining steps")
+    lr = hypernet.pretrain_lr if lr is None else lr
     batch_size = _positive_int(batch_size, "pretraining batch size")
     if not (math.isfinite(lr) and lr > 0):
         raise ModnasError(f"pretraining lr must be a positive number, got {lr!r}")
-    embeddings = hypernet._as_tensor(device_embeddings, "device embeddings")
+    embeddings = hypernet._as_tensor(device_embeddings, "device embeddings").detach()
     if embeddings.dim() != 2 or embeddings.shape[0] == 0 or embeddings.shape[1] != hypernet.embedding_dim:
         raise ModnasError(
             f"device embeddings have shape {tuple(embeddings.shape)}, expected (n_devices >= 1, "

@@ -56,16 +56,6 @@ def normalise_grads(grads: Tensor) -> Tensor:
     return grads / torch.where(norms > 0, norms, torch.ones_like(norms))
 
 
-def _line_search(v11: float, v12: float, v22: float) -> float:
-    """argmin over c in [0, 1] of |c x + (1 - c) y|^2, given <x,x>, <x,y>, <y,y> (weight c on x)."""
-    if v12 >= v11:  # moving towards y cannot help: stay at x
-        return 1.0
-    if v12 >= v22:  # y itself is the best point of the segment
-        return 0.0
-    # both differences are > 0 here, so their sum is too: never a division by zero
-    return (v22 - v12) / ((v11 - v12) + (v22 - v12))
-
-
 def _best_pair(gram: np.ndarray) -> np.ndarray:
     """Start point: the min-norm point over all segments [g_i, g_j], solved in closed form for every pair at once."""
     t = gram.shape[0]
@@ -83,13 +73,42 @@ def _best_pair(gram: np.ndarray) -> np.ndarray:
     return weights
 
 
+def _pairwise_frank_wolfe(
+    gram: np.ndarray, weights: np.ndarray, max_iter: int, tol: float
+) -> tuple[np.ndarray, int, bool]:
+    """Minimise ``w^T G w`` on the simplex from ``weights``; returns (weights, steps, converged).
+
+    Each step moves mass from the worst vertex in the support (largest ``(G w)_a``) to the Frank-Wolfe vertex
+    (smallest ``(G w)_k``) with an exact line search. Plain Frank-Wolfe (the reference code) zig-zags when the
+    optimum lies inside a face, the usual case for 13 device gradients, and still misses the optimality conditions
+    by ~1e-4 after 250 steps; the pairwise variant converges linearly on the simplex (Lacoste-Julien and Jaggi 2015).
+    """
+    for step in range(1, max_iter + 1):
+        gw = gram @ weights
+        k = int(np.argmin(gw))
+        support = np.flatnonzero(weights > 0)
+        a = int(support[np.argmax(gw[support])])
+        slope = gw[a] - gw[k]  # -1/2 the directional derivative along e_k - e_a
+        if a == k or slope <= 0:  # (G w)_t >= w^T G w for all t: the KKT conditions hold exactly
+            return weights, step - 1, True
+        curvature = gram[k, k] + gram[a, a] - 2.0 * gram[k, a]  # |g_k - g_a|^2 >= 0
+        gamma = weights[a] if curvature <= 0 else min(weights[a], slope / curvature)
+        weights = weights.copy()
+        weights[k] += gamma
+        weights[a] -= gamma  # exactly 0 when gamma == weights[a]: the away vertex leaves the support
+        if 2.0 * gamma < tol:  # the L1 change of the weights is 2 * gamma
+            return weights, step, True
+    return weights, max_iter, False
+
+
 def min_norm_solve(
     grads: Tensor, normalise: bool = False, max_iter: int = MAX_ITER, tol: float = STOP_TOL
 ) -> MinNormResult:
     """Weights ``w`` on the simplex minimising ``|sum_t w_t g_t|^2`` for ``grads`` of shape (T, D).
 
-    Frank-Wolfe on the Gram matrix: start at the best pair, step towards the vertex ``argmin_t (G w)_t`` with an
-    exact line search, stop when the L1 change of ``w`` is below ``tol`` or after ``max_iter`` steps.
+    Frank-Wolfe on the Gram matrix: start at the best pair, then take pairwise Frank-Wolfe steps towards the vertex
+    ``argmin_t (G w)_t`` with an exact line search; stop when the optimality conditions hold, when the L1 change of
+    ``w`` is below ``tol``, or after ``max_iter`` steps.
     A zero gradient (after optional normalisation) makes the minimum 0: all mass goes to the first such gradient.
     """
     _check_grads(grads)
@@ -112,18 +131,7 @@ def min_norm_solve(
     else:
         weights = _best_pair(gram)  # exact for T == 2
         if t > 2:
-            converged = False
-            for iterations in range(1, int(max_iter) + 1):
-                gw = gram @ weights
-                k = int(np.argmin(gw))
-                c = _line_search(float(weights @ gw), float(gw[k]), float(gram[k, k]))
-                new = c * weights
-                new[k] += 1.0 - c
-                change = float(np.abs(new - weights).sum())
-                weights = new
-                if change < tol:
-                    converged = True
-                    break
+            weights, iterations, converged = _pairwise_frank_wolfe(gram, weights, int(max_iter), float(tol))
     weights = np.clip(weights, 0.0, None)
     weights /= weights.sum()
     norm_sq = float(weights @ gram @ weights)
@@ -170,8 +178,11 @@ def flatten_grads(params: Iterable[Tensor]) -> Tensor:
     if not params:
         raise ModnasError("no parameters given to flatten_grads")
     parts = [
-        (p.grad.detach() if p.grad is not None else torch.zeros_like(p, memory_format=torch.contiguous_format))
-        .reshape(-1)
+        (
+            p.grad.detach()
+            if p.grad is not None
+            else torch.zeros_like(p, memory_format=torch.contiguous_format)
+        ).reshape(-1)
         for p in params
     ]
     return torch.cat(parts)

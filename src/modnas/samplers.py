@@ -53,7 +53,9 @@ class _ReinMax(torch.autograd.Function):
     """ReinMax as an autograd function; outputs ``(one-hot sample D, p = softmax(logits))``."""
 
     @staticmethod
-    def forward(ctx: Any, logits: Tensor, tau: float, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    def forward(
+        ctx: Any, logits: Tensor, tau: float, generator: torch.Generator | None
+    ) -> tuple[Tensor, Tensor]:
         probs = logits.softmax(dim=-1)
         flat = probs.reshape(-1, probs.shape[-1])
         # one multinomial draw per row of the 2-D view: the same RNG use as the published package, so equal seeds
@@ -112,7 +114,7 @@ def gdas(logits: Tensor, tau: float, generator: torch.Generator | None = None) -
     else:
         raise ModnasError(f"GDAS drew no finite sample in {MAX_REDRAWS} tries; the logits contain NaN or inf")
     hard = torch.zeros_like(soft).scatter_(-1, soft.argmax(dim=-1, keepdim=True), 1.0)
-    # hard + (soft - soft) keeps the value exactly one-hot (x - x == 0), unlike hard - soft + soft
+    # straight-through: the value is `hard` itself (soft - soft == 0 exactly), the gradient is the soft sample's
     return hard + (soft - soft.detach())
 
 
@@ -134,7 +136,10 @@ def _check_fraction(fraction: float) -> float:
 
 
 class Sampler(ABC):
-    """A way to draw one-hot architectures from logits during search."""
+    """A way to draw one-hot architectures from logits during search.
+
+    ``generator`` (optional) must live on the logits' device; without one, torch's global RNG is used.
+    """
 
     name: str = ""
 
