@@ -5,17 +5,13 @@ Every command reports bad input as one line on stderr and exits with status 2; n
 
 from __future__ import annotations
 
-import functools
-import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from modnas.commands.common import console, print_json, user_errors
 from modnas.errors import ModnasError
 
 app = typer.Typer(
@@ -25,34 +21,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def user_errors(fn: F) -> F:
-    """Turn :class:`ModnasError` into a one-line message and exit status 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ModnasError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _objectives(text: str) -> tuple[str, ...]:
     from modnas.evaluation.scorer import check_objectives
 
     return check_objectives([t.strip() for t in text.split(",") if t.strip()])
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 ObjectivesOpt = Annotated[
@@ -73,7 +47,7 @@ def devices(
         raise ModnasError(f"unknown split {split!r}; choose train, test, other, custom, protocol or all")
     rows = [registry.get(n) for n in registry.names(split)]  # type: ignore[arg-type]
     if as_json:
-        _print_json(
+        print_json(
             [
                 {
                     "name": d.name,
@@ -123,7 +97,7 @@ def true_front_cmd(
     if device is not None:
         front = true_front(device, objs)
         if as_json:
-            _print_json(front.to_dict())
+            print_json(front.to_dict())
             return
         table = Table(title=f"true Pareto front on {device} ({front.split}): HV = {front.hv:.4f}")
         table.add_column("index", justify="right")
@@ -137,7 +111,7 @@ def true_front_cmd(
     fronts = [true_front(d, objs) for d in PROTOCOL_DEVICES if _has(d, objs)]
     mean_hv = sum(f.hv for f in fronts) / len(fronts)
     if as_json:
-        _print_json(
+        print_json(
             {
                 "objectives": list(objs),
                 "devices": [{"device": f.device, "split": f.split, "hv": f.hv, "n_front": len(f.indices)} for f in fronts],
@@ -178,7 +152,7 @@ def score(
     arch_list = read_arch_file_checked(archs)
     results = [score_archs(arch_list, d, objs) for d in names]
     if as_json:
-        _print_json([{k: v for k, v in r.to_dict().items()} for r in results])
+        print_json([{k: v for k, v in r.to_dict().items()} for r in results])
         return
     table = Table(title=f"{len(arch_list)} architectures scored ({', '.join(objs)})")
     for col in ("device", "split", "HV", "true HV", "IGD+", "front", "on true front"):
@@ -233,7 +207,7 @@ def arch(
     hw = {m: float(nb201_tables.hwnasbench(m, index)) for m in HWNASBENCH_METRICS}
     info["hwnasbench"] = {m: (None if np.isnan(v) else v) for m, v in hw.items()}
     if as_json:
-        _print_json(info)
+        print_json(info)
         return
     console.print(f"[bold]{arch_str}[/]  (index {index})")
     for key, value in info.items():
