@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from modnas.commands import device as device_commands
 from modnas.commands.common import console, print_json, user_errors
 from modnas.errors import ModnasError
 
@@ -21,6 +22,17 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+app.add_typer(device_commands.app, name="device")
+
+
+def _registry():  # noqa: ANN202
+    """The global device registry with the user's stored device profiles loaded."""
+    from modnas.hardware.devices import registry
+    from modnas.hardware.profiles import ensure_stored_devices_loaded
+
+    ensure_stored_devices_loaded()
+    return registry
 
 
 def _objectives(text: str) -> tuple[str, ...]:
@@ -41,8 +53,7 @@ def devices(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List the hardware devices: name, split, unit and the 10-d device embedding."""
-    from modnas.hardware.devices import registry
-
+    registry = _registry()
     if split not in ("train", "test", "other", "custom", "protocol", "all"):
         raise ModnasError(f"unknown split {split!r}; choose train, test, other, custom, protocol or all")
     rows = [registry.get(n) for n in registry.names(split)]  # type: ignore[arg-type]
@@ -92,6 +103,7 @@ def true_front_cmd(
     from modnas.hardware.devices import PROTOCOL_DEVICES
 
     objs = _objectives(objectives)
+    _registry()  # so stored custom devices are known (and reported as having no table)
     if all_devices == (device is not None):
         raise ModnasError("give exactly one of --device NAME or --all")
     if device is not None:
@@ -148,6 +160,7 @@ def score(
     from modnas.hardware.devices import PROTOCOL_DEVICES
 
     objs = _objectives(objectives)
+    _registry()
     names = device or [d for d in PROTOCOL_DEVICES if _has(d, objs)]
     arch_list = read_arch_file_checked(archs)
     results = [score_archs(arch_list, d, objs) for d in names]

@@ -1,0 +1,204 @@
+"""``modnas device ...``: profiles of your own hardware (measure, add, list, remove).
+
+Stored devices live in ``$MODNAS_HOME/devices`` (default ``~/.modnas/devices``) and can be used wherever a
+``--device`` is taken once the command has called :func:`modnas.hardware.profiles.ensure_stored_devices_loaded`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from modnas.commands.common import console, err_console, print_json, user_errors
+from modnas.errors import ModnasError
+from modnas.hardware.devices import EMBEDDING_DIM
+
+app = typer.Typer(
+    help="Device profiles for your own hardware: measure latencies, add, list and remove stored devices.",
+    no_args_is_help=True,
+)
+
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing file or stored device.")]
+
+
+def _embedding_text(embedding: list[float]) -> str:
+    return " ".join(f"{x:.3f}" for x in embedding)
+
+
+def _store_and_sync(profile: Any, force: bool) -> Path:
+    from modnas.hardware.profiles import ProfileStore, sync_global_registry
+
+    store = ProfileStore()
+    path = store.add(profile, force=force)
+    sync_global_registry(store, profile.name)
+    return path
+
+
+def _check_storable(name: str, force: bool) -> None:
+    """Refuse a name that cannot be stored, before spending minutes measuring."""
+    from modnas.hardware.profiles import ProfileStore, builtin_device_names
+
+    if name in builtin_device_names():
+        raise ModnasError(f"device name {name!r} is taken by a built-in device; choose another name")
+    store = ProfileStore()
+    if store.path(name).exists() and not force:
+        raise ModnasError(f"device {name!r} is already stored in {store.path(name)} (use --force to replace it)")
+
+
+@app.command()
+@user_errors
+def measure(
+    name: Annotated[str, typer.Option("--name", help="Name of the device (letters, digits, '_', '-', '.').")],
+    cuda: Annotated[bool, typer.Option("--cuda", help="Time on the CUDA GPU instead of the CPU.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size of the timed forward passes.")] = 1,
+    extra: Annotated[
+        int, typer.Option("--extra", help="Random further architectures to time, for few-shot adaptation.")
+    ] = 0,
+    repeats: Annotated[int, typer.Option("--repeats", help="Timed passes per architecture (median kept).")] = 30,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed passes per architecture first.")] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random extra architectures.")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="Profile file to write (default: NAME.json).")] = None,
+    register: Annotated[
+        bool, typer.Option("--register/--no-register", help="Also store the device for later commands.")
+    ] = True,
+    force: ForceOpt = False,
+) -> None:
+    """Time the 10 HELP reference architectures (and --extra random ones) here; write and register the profile."""
+    from modnas.hardware.measure import measure_device
+    from modnas.hardware.profiles import check_device_name, save_profile
+
+    check_device_name(name)
+    target = out if out is not None else Path(f"{name}.json")
+    if target.is_dir():
+        raise ModnasError(f"{str(target)!r} is a directory, not a profile file")
+    if target.exists() and not force:
+        raise ModnasError(f"{str(target)!r} already exists (use --force to overwrite it)")
+    if register:
+        _check_storable(name, force)
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    bar = Progress(*columns, console=err_console, transient=True)
+    task = bar.add_task(f"timing {name}", start=False)
+    shown = False
+
+    def tick(done: int, total: int, arch: str) -> None:
+        nonlocal shown
+        if not shown:  # arguments passed validation: only now show the bar, so errors stay one line
+            bar.start()
+            bar.start_task(task)
+            shown = True
+        bar.update(task, completed=done, total=total)
+
+    try:
+        profile = measure_device(
+            name, n_extra=extra, seed=seed, batch_size=batch_size, cuda=cuda,
+            warmup=warmup, repeats=repeats, progress=tick,
+        )  # fmt: skip
+    finally:
+        if shown:
+            bar.stop()
+    save_profile(profile, target, force=force)
+    console.print(f"wrote {target} ({len(profile.latencies_ms)} architectures)", highlight=False)
+    console.print(f"embedding: {_embedding_text(profile.embedding)}", highlight=False)
+    if register:
+        path = _store_and_sync(profile, force)
+        console.print(f"registered device {name!r} in {path}", highlight=False)
+
+
+@app.command()
+@user_errors
+def add(
+    profile_file: Annotated[
+        Path | None, typer.Argument(metavar="[PROFILE.json]", help="A profile written by `modnas device measure`.")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Device name (with --latencies).")] = None,
+    latencies: Annotated[
+        Path | None, typer.Option("--latencies", help="CSV with columns arch_str,latency_ms.")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Batch size the CSV latencies were measured at.")
+    ] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Validate a device profile (JSON, or a CSV of latencies with --name) and store it."""
+    from modnas.hardware.profiles import load_profile, profile_from_csv
+
+    if profile_file is not None:
+        if name is not None or latencies is not None or batch_size is not None:
+            raise ModnasError("give either PROFILE.json, or --name with --latencies FILE.csv, not both")
+        profile = load_profile(profile_file)
+    elif name is not None and latencies is not None:
+        fields = {} if batch_size is None else {"batch_size": batch_size}
+        profile = profile_from_csv(name, latencies, **fields)
+    else:
+        raise ModnasError("give PROFILE.json, or --name NAME with --latencies FILE.csv")
+    path = _store_and_sync(profile, force)
+    n_extra = len(profile.latencies_ms) - EMBEDDING_DIM
+    console.print(f"stored device {profile.name!r} in {path}", highlight=False)
+    console.print(f"embedding: {_embedding_text(profile.embedding)}", highlight=False)
+    console.print(
+        f"{n_extra} architecture{'s' if n_extra != 1 else ''} beyond the {EMBEDDING_DIM} reference ones "
+        "available for few-shot adaptation",
+        highlight=False,
+    )
+
+
+@app.command("list")
+@user_errors
+def list_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """The stored custom devices: embedding and number of measured architectures."""
+    from modnas.hardware.profiles import ProfileStore, profile_description
+
+    store = ProfileStore()
+    profiles = store.all()
+    if as_json:
+        print_json(
+            [
+                {
+                    "name": p.name,
+                    "path": str(store.path(p.name)),
+                    "description": profile_description(p),
+                    "source": p.source,
+                    "batch_size": p.batch_size,
+                    "created": p.created,
+                    "n_measurements": len(p.latencies_ms),
+                    "n_extra": len(p.latencies_ms) - EMBEDDING_DIM,
+                    "embedding": p.embedding,
+                }
+                for p in profiles
+            ]
+        )
+        return
+    if not profiles:
+        console.print(f"no stored devices in {store.root}", highlight=False)
+        return
+    table = Table(title=f"stored devices ({store.root})")
+    for col in ("name", "description", "batch", "measured", "embedding (10 reference archs)"):
+        table.add_column(col)
+    for p in profiles:
+        table.add_row(
+            p.name,
+            profile_description(p),
+            "?" if p.batch_size is None else str(p.batch_size),
+            str(len(p.latencies_ms)),
+            _embedding_text(p.embedding),
+        )
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def remove(name: Annotated[str, typer.Argument(help="Stored device to delete.")]) -> None:
+    """Delete a stored custom device."""
+    from modnas.hardware.profiles import ProfileStore, sync_global_registry
+
+    store = ProfileStore()
+    path = store.remove(name)
+    sync_global_registry(store, name)
+    console.print(f"removed device {name!r} ({path})", highlight=False)

@@ -1,0 +1,437 @@
+"""Device profiles: latencies measured on the user's own hardware, saved as JSON and kept in a persistent store.
+
+A profile holds at least the latencies of the 10 HELP reference architectures (they define the device embedding);
+any further architectures it holds are registered as ``Device.extra_latencies`` for few-shot adaptation.
+
+Profile files (format version 1)::
+
+    {"name": "my_laptop", "latencies_ms": {"|arch|...": 7.56, ...}, "embedding": [0.16, ...], "batch_size": 1,
+     "unit": "ms", "torch_version": "2.13.0", "processor": "...", "gpu": null, "threads": 8,
+     "created": "2025-01-01T12:00:00+00:00", "source": "measured", "format_version": 1}
+
+Registered profiles live in ``$MODNAS_HOME/devices/<name>.json`` (``MODNAS_HOME`` defaults to ``~/.modnas``);
+:func:`ensure_stored_devices_loaded` makes them visible to the process-wide device registry.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
+
+from modnas.errors import ModnasError, UnknownDeviceError
+from modnas.hardware.devices import (
+    EMBEDDING_DIM,
+    REFERENCE_ARCH_INDICES,
+    Device,
+    DeviceRegistry,
+    normalise_reference_latencies,
+)
+from modnas.io import atomic_write_json
+
+FORMAT_VERSION = 1
+#: How closely an embedding stored in a file must match the one its reference latencies define.
+EMBEDDING_TOLERANCE = 1e-4
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+# Strict: a latency written as a string or a boolean is a mistake, not something to coerce (ints are fine).
+_Latency = Annotated[float, Strict()]
+
+
+def check_device_name(name: object) -> str:
+    """Validate a device name (it becomes a file name): letters, digits, '_', '-', '.'; at most 64 characters."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name.endswith("."):
+        raise ModnasError(
+            f"invalid device name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def builtin_device_names() -> frozenset[str]:
+    """Names of the built-in devices (the HELP latency tables); a profile can never take one of them."""
+    from modnas.tables.nb201 import nb201_tables
+
+    return frozenset(nb201_tables.latency_devices)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def canonical_latencies(latencies: dict[str, float]) -> dict[str, float]:
+    """Canonicalise ``{arch_str: ms}``: reference architectures first (in HELP order), then the rest as given.
+
+    Refuses malformed architecture strings, architectures listed twice (e.g. once with stray spaces),
+    latencies that are not finite and > 0, and a missing reference architecture; each message names the
+    architecture.
+    """
+    from modnas.spaces.nb201 import index_to_string, to_index
+
+    by_index: dict[int, float] = {}
+    for arch, value in latencies.items():
+        idx = int(to_index(arch))  # ModnasError naming the malformed string
+        canon = index_to_string(idx)
+        if idx in by_index:
+            raise ModnasError(f"architecture {canon} is listed twice")
+        if math.isnan(value) or math.isinf(value) or value <= 0:
+            shown = "NaN" if math.isnan(value) else f"{value:g}"
+            raise ModnasError(f"latency of {canon} is {shown}; latencies must be finite and > 0")
+        by_index[idx] = float(value)
+    missing = [i for i in REFERENCE_ARCH_INDICES if i not in by_index]
+    if missing:
+        raise ModnasError(
+            f"{len(missing)} of the {EMBEDDING_DIM} reference architectures are missing, first: "
+            f"{index_to_string(missing[0])} (index {missing[0]})"
+        )
+    ordered = {index_to_string(i): by_index[i] for i in REFERENCE_ARCH_INDICES}
+    reference = set(REFERENCE_ARCH_INDICES)
+    ordered.update({index_to_string(i): v for i, v in by_index.items() if i not in reference})
+    return ordered
+
+
+class DeviceProfile(BaseModel):
+    """Latencies of one user device (ms), with the embedding they define and how they were obtained.
+
+    Constructing one validates everything and raises a one-line :class:`ModnasError` on bad input.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    latencies_ms: dict[str, _Latency]
+    # Always the embedding the reference latencies define; a value given in a file is only checked against it.
+    embedding: list[float] = Field(default=None, validate_default=True)  # type: ignore[assignment]
+    batch_size: int | None = Field(default=None, ge=1)
+    unit: Literal["ms"] = "ms"
+    description: str | None = None
+    torch_version: str | None = None
+    processor: str | None = None
+    gpu: str | None = None
+    threads: int | None = Field(default=None, ge=1)
+    warmup: int | None = Field(default=None, ge=0)
+    repeats: int | None = Field(default=None, ge=1)
+    created: str = Field(default_factory=_now)
+    source: str = "user"
+    format_version: Literal[1] = FORMAT_VERSION
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ModnasError(_one_line(exc)) from None
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _check_name(cls, value: Any) -> str:
+        return check_device_name(value)
+
+    @field_validator("latencies_ms")
+    @classmethod
+    def _check_latencies(cls, value: dict[str, float]) -> dict[str, float]:
+        return canonical_latencies(value)
+
+    @field_validator("embedding", mode="before")
+    @classmethod
+    def _derive_embedding(cls, given: Any, info: Any) -> Any:
+        latencies = info.data.get("latencies_ms")
+        if latencies is None:  # already reported as a latency error
+            return given
+        ref = list(latencies.values())[:EMBEDDING_DIM]  # canonical order puts the references first
+        derived = [round(float(x), 6) for x in normalise_reference_latencies(ref)]
+        if given is None:
+            return derived
+        if not isinstance(given, (list, tuple)) or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in given
+        ):
+            raise ModnasError("embedding must be a list of numbers")
+        if len(given) != EMBEDDING_DIM:
+            raise ModnasError(f"embedding has {len(given)} values, a device embedding has {EMBEDDING_DIM}")
+        worst = int(np.argmax(np.abs(np.asarray(given, dtype=np.float64) - derived)))
+        if not abs(given[worst] - derived[worst]) <= EMBEDDING_TOLERANCE:  # `not <=` also catches NaN
+            raise ModnasError(
+                f"embedding value {worst + 1} is {given[worst]:g} but the reference latencies give "
+                f"{derived[worst]:g}"
+            )
+        return derived
+
+    @field_validator("created")
+    @classmethod
+    def _check_created(cls, value: str) -> str:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise ModnasError(f"created {value!r} is not an ISO date") from None
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_object(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ModnasError(f"a device profile must be a JSON object, got {type(data).__name__}")
+        return data
+
+    @property
+    def reference_latencies(self) -> list[float]:
+        """The 10 reference latencies in the order of :data:`REFERENCE_ARCH_INDICES`."""
+        return list(self.latencies_ms.values())[:EMBEDDING_DIM]
+
+    @property
+    def extra_latencies(self) -> dict[str, float]:
+        """Measurements beyond the 10 reference architectures (for few-shot adaptation)."""
+        return dict(list(self.latencies_ms.items())[EMBEDDING_DIM:])
+
+    def to_json(self) -> dict[str, Any]:
+        """The profile as a JSON-ready dict (the file format)."""
+        return self.model_dump(mode="json")
+
+
+def _one_line(exc: ValidationError) -> str:
+    """The first problem of a pydantic error, as one line naming the field."""
+    err = exc.errors()[0]
+    original = (err.get("ctx") or {}).get("error")
+    if isinstance(original, ModnasError):
+        return str(original)
+    loc = err.get("loc", ())
+    field = str(loc[0]) if loc else "profile"
+    where = field + "".join(f"[{part!r}]" for part in loc[1:])
+    if err["type"] == "missing":
+        return f"field {where!r} is missing"
+    if err["type"] == "extra_forbidden":
+        return f"unknown field {where!r}"
+    return f"field {where}: {err['msg']}".replace("\n", " ")
+
+
+def parse_profile(data: Any, origin: str | Path = "device profile") -> DeviceProfile:
+    """Validate a profile given as a dict (e.g. parsed JSON); errors name ``origin``."""
+    try:
+        if isinstance(data, dict):
+            return DeviceProfile(**data)
+        return DeviceProfile.model_validate(data)
+    except ValidationError as exc:
+        raise ModnasError(f"{origin}: {_one_line(exc)}") from None
+    except ModnasError as exc:
+        raise ModnasError(f"{origin}: {exc}") from None
+
+
+def load_profile(path: str | Path) -> DeviceProfile:
+    """Read and validate a profile JSON file; any problem is a one-line :class:`ModnasError` naming the file."""
+    file = Path(path)
+    if not file.is_file():
+        raise ModnasError(f"device profile {str(file)!r} does not exist")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModnasError(f"cannot read device profile {str(file)!r}: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModnasError(f"{file}: invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    return parse_profile(data, origin=file)
+
+
+def save_profile(profile: DeviceProfile, path: str | Path, force: bool = False) -> Path:
+    """Write ``profile`` as JSON, atomically; an existing file is only replaced with ``force``."""
+    file = Path(path)
+    if file.is_dir():
+        raise ModnasError(f"{str(file)!r} is a directory, not a profile file")
+    if file.exists() and not force:
+        raise ModnasError(f"{str(file)!r} already exists (use --force to overwrite it)")
+    atomic_write_json(file, profile.to_json())
+    return file
+
+
+def profile_from_csv(name: str, path: str | Path, **fields: Any) -> DeviceProfile:
+    """Build a profile from a CSV with columns ``arch_str`` and ``latency_ms`` (one row per architecture).
+
+    It must hold at least the 10 reference architectures; an architecture given twice is refused, naming both rows.
+    ``fields`` are further profile fields (``batch_size``, ``processor``, ...).
+    """
+    from modnas.spaces.nb201 import index_to_string, to_index
+
+    check_device_name(name)
+    file = Path(path)
+    if not file.is_file():
+        raise ModnasError(f"latency file {str(file)!r} does not exist")
+    try:
+        text = file.read_text(encoding="utf-8-sig")  # tolerate the BOM spreadsheets write
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModnasError(f"cannot read latency file {str(file)!r}: {exc}") from None
+    reader = csv.DictReader(line for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    columns = [c.strip() for c in (reader.fieldnames or [])]
+    for needed in ("arch_str", "latency_ms"):
+        if needed not in columns:
+            found = ", ".join(columns) or "none"
+            raise ModnasError(f"{file}: needs columns 'arch_str' and 'latency_ms', found {found}")
+    latencies: dict[str, float] = {}
+    first_row: dict[int, int] = {}
+    for row_no, raw in enumerate(reader, start=2):  # row 1 is the header
+        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+        try:
+            idx = int(to_index(row["arch_str"]))
+        except ModnasError as exc:
+            raise ModnasError(f"{file}: row {row_no}: {exc}") from None
+        arch = index_to_string(idx)
+        if idx in first_row:
+            raise ModnasError(f"{file}: row {row_no}: {arch} is already given in row {first_row[idx]}")
+        try:
+            latencies[arch] = float(row["latency_ms"])
+        except ValueError:
+            raise ModnasError(f"{file}: row {row_no}: latency {row['latency_ms']!r} is not a number") from None
+        first_row[idx] = row_no
+    if not latencies:
+        raise ModnasError(f"{file}: holds no latencies")
+    return parse_profile({"name": name, "latencies_ms": latencies, "source": "csv", **fields}, origin=file)
+
+
+# -- the persistent store ---------------------------------------------------------------------------------------
+
+
+def modnas_home() -> Path:
+    """``$MODNAS_HOME``, or ``~/.modnas``."""
+    env = os.environ.get("MODNAS_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".modnas"
+
+
+class ProfileStore:
+    """Registered custom devices: one profile JSON per device in ``<root>`` (default ``$MODNAS_HOME/devices``)."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else modnas_home() / "devices"
+
+    def path(self, name: str) -> Path:
+        """Where the profile of ``name`` is (or would be) stored."""
+        return self.root / f"{check_device_name(name)}.json"
+
+    def names(self) -> tuple[str, ...]:
+        """Stored device names, sorted."""
+        if not self.root.is_dir():
+            return ()
+        # dot-files are the temporary files of atomic writes
+        files = (p for p in self.root.glob("*.json") if not p.name.startswith(".") and p.is_file())
+        return tuple(sorted(p.stem for p in files))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.names()
+
+    def load(self, name: str) -> DeviceProfile:
+        """The stored profile of ``name``."""
+        file = self.root / f"{name}.json"
+        try:
+            check_device_name(name)
+        except ModnasError as exc:
+            if file.is_file():  # a hand-made file whose name can never be a device
+                raise ModnasError(f"{file}: {exc}") from None
+            raise
+        if not file.is_file():
+            raise UnknownDeviceError(f"no stored device called {name!r} (in {self.root})")
+        profile = load_profile(file)
+        if profile.name != name:  # a renamed file would register under a name nobody asked for
+            raise ModnasError(f"{file}: holds device {profile.name!r}, not {name!r}")
+        return profile
+
+    def all(self) -> list[DeviceProfile]:
+        """Every stored profile (a corrupt one raises, naming its file)."""
+        return [self.load(n) for n in self.names()]
+
+    def add(self, profile: DeviceProfile, force: bool = False) -> Path:
+        """Store ``profile``; a stored name is only replaced with ``force``; built-in names are always refused."""
+        if profile.name in builtin_device_names():
+            raise ModnasError(f"device name {profile.name!r} is taken by a built-in device; choose another name")
+        file = self.path(profile.name)
+        if file.exists() and not force:
+            raise ModnasError(f"device {profile.name!r} is already stored in {file} (use --force to replace it)")
+        return save_profile(profile, file, force=True)
+
+    def remove(self, name: str) -> Path:
+        """Delete the stored profile of ``name``."""
+        if name in builtin_device_names():
+            raise ModnasError(f"{name!r} is a built-in device and cannot be removed")
+        file = self.path(name)
+        if not file.is_file():
+            raise UnknownDeviceError(f"no stored device called {name!r} (in {self.root})")
+        file.unlink()
+        return file
+
+
+# -- registry integration ---------------------------------------------------------------------------------------
+
+
+def profile_description(profile: DeviceProfile) -> str:
+    """A one-line description for the device list."""
+    if profile.description:
+        return profile.description
+    hardware = profile.gpu or profile.processor or "user device"
+    batch = "" if profile.batch_size is None else f", batch {profile.batch_size}"
+    return f"{hardware}{batch} ({profile.source})"
+
+
+def register_profile(profile: DeviceProfile, registry: DeviceRegistry, force: bool = False) -> Device:
+    """Register ``profile`` as a custom device; architectures beyond the 10 land in ``Device.extra_latencies``."""
+    return registry.register(
+        profile.name,
+        dict(profile.latencies_ms),
+        batch_size=profile.batch_size,
+        description=profile_description(profile),
+        kind="custom",
+        unit=profile.unit,
+        force=force,
+    )
+
+
+def load_stored_devices(registry: DeviceRegistry, store: ProfileStore | None = None) -> list[Device]:
+    """Register every stored profile in ``registry`` (stored profiles replace custom devices of the same name).
+
+    Nothing is skipped: a corrupt profile, or one named like a built-in device, raises naming its file.
+    """
+    store = store or ProfileStore()
+    devices = []
+    for name in store.names():
+        profile = store.load(name)
+        try:
+            devices.append(register_profile(profile, registry, force=True))
+        except ModnasError as exc:
+            raise ModnasError(f"{store.path(name)}: {exc}") from None
+    return devices
+
+
+#: Store roots already loaded into the process-wide registry.
+_LOADED_ROOTS: set[Path] = set()
+
+
+def _global_registry() -> DeviceRegistry:
+    from modnas.hardware import devices
+
+    return devices.registry
+
+
+def ensure_stored_devices_loaded(store: ProfileStore | None = None) -> None:
+    """Load the stored devices into ``modnas.hardware.devices.registry``, once per process (idempotent).
+
+    Commands call this before resolving ``--device``. A failed load is not remembered, so it is reported again.
+    """
+    store = store or ProfileStore()
+    key = store.root.expanduser().resolve()
+    if key in _LOADED_ROOTS:
+        return
+    load_stored_devices(_global_registry(), store)
+    _LOADED_ROOTS.add(key)
+
+
+def sync_global_registry(store: ProfileStore, name: str) -> None:
+    """After ``name`` was stored or removed, update the process-wide registry if it has loaded ``store``."""
+    if store.root.expanduser().resolve() not in _LOADED_ROOTS:
+        return  # it will see the change when it loads the store
+    registry = _global_registry()
+    if store.path(name).is_file():
+        register_profile(store.load(name), registry, force=True)
+    elif name in registry.names("custom"):
+        registry.unregister(name)

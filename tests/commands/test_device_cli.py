@@ -1,0 +1,204 @@
+"""``modnas device``: measure, add, list, remove, and one-line errors with exit status 2 for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from modnas.commands.device import app
+from modnas.hardware import devices as devices_module
+from modnas.hardware import profiles
+from modnas.hardware.devices import REFERENCE_ARCH_INDICES, DeviceRegistry
+from modnas.hardware.profiles import DeviceProfile, ProfileStore, ensure_stored_devices_loaded, load_profile
+from modnas.spaces.nb201 import index_to_string
+
+runner = CliRunner()
+REFERENCE_ARCHS = [index_to_string(i) for i in REFERENCE_ARCH_INDICES]
+EXTRA = {index_to_string(6111): 12.5, index_to_string(100): 3.25, index_to_string(7): 2.0}
+LATENCIES = {**dict(zip(REFERENCE_ARCHS, [3.1, 4.0, 1.2, 4.4, 6.3, 5.1, 5.0, 9.8, 3.3, 15.2])), **EXTRA}
+
+
+@pytest.fixture(autouse=True)
+def home(monkeypatch, tmp_path):
+    """Own MODNAS_HOME and working directory per test; a fresh process-wide registry."""
+    monkeypatch.setenv("MODNAS_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(devices_module, "registry", DeviceRegistry())
+    monkeypatch.setattr(profiles, "_LOADED_ROOTS", set())
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def profile_file(path: Path, name: str = "my_phone", latencies: dict[str, float] | None = None) -> Path:
+    path.write_text(json.dumps(DeviceProfile(name=name, latencies_ms=dict(latencies or LATENCIES)).to_json()))
+    return path
+
+
+def csv_file(path: Path, rows: dict[str, object]) -> Path:
+    path.write_text("arch_str,latency_ms\n" + "".join(f"{a},{v}\n" for a, v in rows.items()))
+    return path
+
+
+def assert_user_error(result, *needles: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    for needle in needles:
+        assert needle in message, message
+
+
+def test_add_profile_json_stores_it_and_reports_few_shot_architectures(home, tmp_path):
+    result = run("add", str(profile_file(tmp_path / "p.json")))
+    assert result.exit_code == 0, result.output
+    assert "3 architectures beyond the 10" in result.stdout
+    assert "embedding:" in result.stdout
+    stored = ProfileStore().load("my_phone")
+    assert stored.latencies_ms == LATENCIES
+
+
+def test_add_csv_route(home, tmp_path):
+    result = run("add", "--name", "jetson", "--latencies", str(csv_file(tmp_path / "l.csv", LATENCIES)),
+                 "--batch-size", "8")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    stored = ProfileStore().load("jetson")
+    assert stored.source == "csv" and stored.batch_size == 8 and stored.extra_latencies == EXTRA
+    reference_only = dict(list(LATENCIES.items())[:10])
+    result = run("add", "--name", "tiny", "--latencies", str(csv_file(tmp_path / "r.csv", reference_only)))
+    assert result.exit_code == 0 and "0 architectures beyond the 10" in result.stdout
+
+
+def test_add_refuses_duplicates_unless_forced_keeping_the_stored_file(home, tmp_path):
+    assert run("add", str(profile_file(tmp_path / "a.json"))).exit_code == 0
+    stored = home / "devices" / "my_phone.json"
+    before = stored.read_text()
+    changed = profile_file(tmp_path / "b.json", latencies=dict(LATENCIES, **{REFERENCE_ARCHS[0]: 77.0}))
+    assert_user_error(run("add", str(changed)), "my_phone", "already stored", "--force")
+    assert stored.read_text() == before
+    assert run("add", str(changed), "--force").exit_code == 0
+    assert load_profile(stored).latencies_ms[REFERENCE_ARCHS[0]] == 77.0
+
+
+def test_list_json_and_remove(home, tmp_path):
+    assert json.loads(run("list", "--json").stdout) == []
+    assert "no stored devices" in run("list").stdout
+    run("add", str(profile_file(tmp_path / "a.json", name="b_dev")))
+    reference_only = csv_file(tmp_path / "l.csv", dict(list(LATENCIES.items())[:10]))
+    run("add", "--name", "a_dev", "--latencies", str(reference_only))
+    rows = json.loads(run("list", "--json").stdout)
+    assert [r["name"] for r in rows] == ["a_dev", "b_dev"]
+    assert [r["n_measurements"] for r in rows] == [10, 13] and [r["n_extra"] for r in rows] == [0, 3]
+    assert rows[1]["embedding"] == DeviceProfile(name="x", latencies_ms=LATENCIES).embedding
+    assert rows[0]["source"] == "csv" and Path(rows[0]["path"]) == home / "devices" / "a_dev.json"
+    assert "b_dev" in run("list").stdout
+    result = run("remove", "a_dev")
+    assert result.exit_code == 0 and "removed" in result.stdout
+    assert [r["name"] for r in json.loads(run("list", "--json").stdout)] == ["b_dev"]
+    assert not (home / "devices" / "a_dev.json").exists()
+
+
+def test_add_and_remove_keep_an_already_loaded_registry_in_line(home, tmp_path):
+    ensure_stored_devices_loaded()
+    run("add", str(profile_file(tmp_path / "a.json")))
+    assert devices_module.get_device("my_phone").split == "custom"
+    run("remove", "my_phone")
+    assert "my_phone" not in devices_module.registry.names("custom")
+
+
+def test_measure_writes_registers_and_refuses_to_overwrite(home, tmp_path, one_thread):
+    result = run("measure", "--name", "this_cpu", "--warmup", "0", "--repeats", "1", "--extra", "2")
+    assert result.exit_code == 0, result.output
+    written = tmp_path / "this_cpu.json"
+    profile = load_profile(written)
+    assert len(profile.latencies_ms) == 12 and profile.source == "measured" and profile.threads == 1
+    assert "embedding:" in result.stdout and "registered" in result.stdout
+    assert ProfileStore().load("this_cpu") == profile
+    before = written.read_text()
+    assert_user_error(run("measure", "--name", "this_cpu", "--repeats", "1"), "this_cpu.json", "--force")
+    assert written.read_text() == before
+    out = tmp_path / "sub" / "other.json"
+    assert_user_error(run("measure", "--name", "this_cpu", "--repeats", "1", "--out", str(out)),
+                      "already stored")  # fmt: skip
+    assert not out.exists() and ProfileStore().load("this_cpu") == profile
+    result = run("measure", "--name", "this_cpu", "--warmup", "0", "--repeats", "1", "--force")
+    assert result.exit_code == 0, result.output
+    assert written.read_text() != before
+    assert len(ProfileStore().load("this_cpu").latencies_ms) == 10
+
+
+def test_measure_no_register_only_writes_the_file(home, tmp_path, one_thread):
+    out = tmp_path / "profiles" / "lab.json"
+    result = run("measure", "--name", "lab", "--warmup", "0", "--repeats", "1", "--out", str(out), "--no-register")
+    assert result.exit_code == 0, result.output
+    assert load_profile(out).name == "lab"
+    assert ProfileStore().names() == ()
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (("measure", "--name", "fpga"), ("fpga", "built-in")),
+        (("measure", "--name", "bad/name"), ("invalid device name",)),
+        (("measure", "--name", "x", "--extra", "-1"), ("extra",)),
+        (("measure", "--name", "x", "--batch-size", "0"), ("batch size",)),
+        (("measure", "--name", "x", "--repeats", "0"), ("repeats",)),
+        (("add",), ("PROFILE.json",)),
+        (("add", "--name", "x"), ("--latencies",)),
+        (("add", "nope.json"), ("nope.json", "does not exist")),
+        (("add", "--name", "x", "--latencies", "nope.csv"), ("nope.csv", "does not exist")),
+        (("remove", "ghost"), ("ghost",)),
+        (("remove", "fpga"), ("fpga", "built-in")),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, needles, monkeypatch):
+    monkeypatch.setattr("modnas.hardware.measure.measure_latency", lambda *a, **k: pytest.fail("measured"))
+    assert_user_error(run(*args), *needles)
+    assert not Path("x.json").exists()
+
+
+def test_measure_cuda_without_cuda_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert_user_error(run("measure", "--name", "gpu_box", "--cuda"), "CUDA")
+    assert not Path("gpu_box.json").exists()
+
+
+def test_add_refuses_bad_profiles_naming_the_problem(home, tmp_path):
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{oops")
+    assert_user_error(run("add", str(bad_json)), "bad.json", "invalid JSON")
+    missing_ref = {a: v for a, v in LATENCIES.items() if a != REFERENCE_ARCHS[6]}
+    data = DeviceProfile(name="n", latencies_ms=LATENCIES).to_json()
+    data["latencies_ms"] = missing_ref
+    del data["embedding"]
+    (tmp_path / "m.json").write_text(json.dumps(data))
+    assert_user_error(run("add", str(tmp_path / "m.json")), "missing", REFERENCE_ARCHS[6])
+    builtin = profile_file(tmp_path / "f.json", name="titanx_1")
+    assert_user_error(run("add", str(builtin), "--force"), "titanx_1", "built-in")
+    bad_csv = csv_file(tmp_path / "l.csv", {**LATENCIES, REFERENCE_ARCHS[2]: "inf"})
+    assert_user_error(run("add", "--name", "x", "--latencies", str(bad_csv)), REFERENCE_ARCHS[2], "inf")
+    both = ("add", str(profile_file(tmp_path / "p.json")), "--name", "x", "--latencies", str(bad_csv))
+    assert_user_error(run(*both), "either")
+    assert ProfileStore().names() == ()
+
+
+def test_list_reports_a_corrupt_store_naming_the_file(home, tmp_path):
+    run("add", str(profile_file(tmp_path / "p.json")))
+    (home / "devices" / "zz.json").write_text("not json")
+    assert_user_error(run("list", "--json"), "zz.json", "invalid JSON")
+    assert run("remove", "zz").exit_code == 0  # a corrupt profile can still be removed
+    assert run("list", "--json").exit_code == 0
