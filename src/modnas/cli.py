@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from modnas.commands import device as device_commands
+from modnas.commands import predictor as predictor_commands
 from modnas.commands.common import console, print_json, user_errors
 from modnas.errors import ModnasError
 
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 
 app.add_typer(device_commands.app, name="device")
+app.add_typer(predictor_commands.app, name="predictor")
 
 
 def _registry():  # noqa: ANN202

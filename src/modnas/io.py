@@ -12,6 +12,19 @@ from typing import Any
 from modnas.errors import ModnasError
 
 
+def _umask_mode() -> int:
+    """Permissions a plain ``open()`` would give (mkstemp's temporary files are private, 0o600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_replace(tmp: str | Path, target: str | Path) -> None:
+    """Give ``tmp`` normal file permissions and rename it over ``target`` (atomic on POSIX)."""
+    os.chmod(tmp, _umask_mode())
+    os.replace(tmp, target)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and a rename, so readers never see a partial file."""
     target = Path(path)
@@ -22,7 +35,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        atomic_replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -18,13 +18,22 @@ back-propagate latency into architecture parameters.
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from modnas.errors import ModnasError
+from modnas.io import atomic_replace
 from modnas.spaces.nb201.encoding import NUM_EDGES, NUM_NODE_FEATURES, NUM_OPS, graph_encoding
+
+#: The checkpoint shipped in ``modnas/hardware/data`` (see its README for the command that regenerates it).
+DEFAULT_CHECKPOINT = "nb201_latency_predictor.pt"
 
 
 @dataclass(frozen=True)
@@ -34,10 +43,10 @@ class PredictorConfig:
     gcn_hidden: int = 100
     gcn_layers: int = 4
     device_hidden: int = 100
-    head_hidden: int = 200
+    head_hidden: int = 256
     embedding_dim: int = 10
     wide: bool = True
-    flat_hidden: int = 256  # width of an MLP on the flat one-hot beside the GCN (0 disables it)
+    flat_hidden: int = 512  # width of an MLP on the flat one-hot beside the GCN (0 disables it)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,7 +105,7 @@ class MetaPredictor(nn.Module):
     def forward(self, onehot: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         """Predictions for every (architecture, device) pair: one-hot ``(B, 6, 5)``, embeddings ``(D, 10)`` -> ``(B, D)``."""
         if onehot.dim() != 3 or embedding.dim() != 2:
-            raise ValueError(f"expected one-hot (B, 6, 5) and embeddings (D, 10), got {tuple(onehot.shape)}, {tuple(embedding.shape)}")
+            raise ModnasError(f"expected one-hot (B, 6, 5) and embeddings (D, 10), got {tuple(onehot.shape)}, {tuple(embedding.shape)}")
         device = self.device_net(embedding)  # (D, H)
         hidden = self.head_arch(self.arch_features(onehot))[:, None, :] + self.head_device(device)[None, :, :]
         out = self.head(hidden).squeeze(-1)  # (B, D)
@@ -120,3 +129,61 @@ def reference_scale(reference_latencies: np.ndarray | torch.Tensor) -> tuple[flo
     """``(min_ref, span_ref)``: converts reference-normalised predictions to the device's unit."""
     ref = np.asarray(reference_latencies, dtype=np.float64)
     return float(ref.min()), float(ref.max() - ref.min())
+
+
+# -- checkpoints --------------------------------------------------------------------------------------------------
+
+CHECKPOINT_FORMAT = "modnas-metapredictor"
+CHECKPOINT_VERSION = 1
+
+
+def save_predictor(model: MetaPredictor, path: str | Path, metadata: dict | None = None, force: bool = False) -> None:
+    """Write a checkpoint atomically (config, weights, metadata); refuses to overwrite unless ``force``."""
+    target = Path(path)
+    if target.exists() and not force:
+        raise ModnasError(f"{target} already exists; pass --force to overwrite it")
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "metadata": metadata or {},
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        atomic_replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_predictor(path: str | Path | None = None) -> tuple[MetaPredictor, dict]:
+    """Load a checkpoint (default: the one shipped with modnas) -> ``(model in eval mode, metadata)``."""
+    if path is None:
+        source = resources.files("modnas.hardware").joinpath("data", DEFAULT_CHECKPOINT)
+        with resources.as_file(source) as p:
+            return _load(Path(p))
+    return _load(Path(path))
+
+
+def _load(path: Path) -> tuple[MetaPredictor, dict]:
+    if not path.is_file():
+        raise ModnasError(f"predictor checkpoint {str(path)!r} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for damaged files
+        raise ModnasError(f"predictor checkpoint {str(path)!r} is not readable ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ModnasError(f"{str(path)!r} is not a modnas predictor checkpoint")
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise ModnasError(f"predictor checkpoint {str(path)!r} has version {payload.get('version')}, expected {CHECKPOINT_VERSION}")
+    try:
+        model = MetaPredictor(PredictorConfig(**payload["config"]))
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ModnasError(f"predictor checkpoint {str(path)!r} does not match the model ({str(exc).splitlines()[0]})") from None
+    model.eval()
+    return model, dict(payload.get("metadata", {}))

@@ -1,0 +1,169 @@
+"""``modnas predictor ...``: train, evaluate and query the hardware MetaPredictor."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from modnas.commands.common import console, err_console, print_json, user_errors
+from modnas.errors import ModnasError
+
+app = typer.Typer(help="Train, evaluate and query the hardware latency MetaPredictor.", no_args_is_help=True)
+
+CheckpointOpt = Annotated[
+    Path | None, typer.Option("--checkpoint", help="Predictor checkpoint (default: the one shipped with modnas).")
+]
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=True,
+    )
+
+
+@app.command()
+@user_errors
+def train(
+    out: Annotated[Path, typer.Option(help="Where to write the checkpoint.")] = Path("predictor.pt"),
+    steps: Annotated[int, typer.Option(min=1, help="Optimisation steps.")] = 8000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Architectures per step (x 13 devices).")] = 512,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate (cosine-annealed).")] = 3e-3,
+    seed: Annotated[int, typer.Option(help="Random seed; training is deterministic per seed.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing checkpoint.")] = False,
+) -> None:
+    """Train on the 13 MODNAS training devices (never the 6 test devices) and write a checkpoint."""
+    import torch
+
+    from modnas.hardware.predictor import PredictorConfig, save_predictor
+    from modnas.hardware.training import TrainConfig, train_predictor
+
+    if out.exists() and not force:
+        raise ModnasError(f"{out} already exists; pass --force to overwrite it")
+    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+    start = time.perf_counter()
+    with _progress() as bar:
+        task = bar.add_task("training predictor", total=steps)
+        model = train_predictor(config, PredictorConfig(), progress=lambda i, n, loss: bar.update(task, completed=i))
+    seconds = time.perf_counter() - start
+    metadata = {
+        "train_config": config.to_dict(),
+        "train_seconds": round(seconds, 1),
+        "torch_version": str(torch.__version__),
+        "threads": torch.get_num_threads(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": f"modnas predictor train --steps {steps} --batch-size {batch_size} --lr {lr} --seed {seed}",
+    }
+    save_predictor(model, out, metadata, force=force)
+    size_kb = out.stat().st_size / 1024
+    console.print(f"trained in {seconds:.0f} s; wrote {out} ({size_kb:.0f} KB)")
+
+
+@app.command()
+@user_errors
+def evaluate(
+    checkpoint: CheckpointOpt = None,
+    shots: Annotated[str, typer.Option(help="Comma-separated k for k-shot adaptation ('' for zero-shot only).")] = "10,20",
+    seeds: Annotated[int, typer.Option(min=1, help="Draws of the k architectures per device.")] = 3,
+    device: Annotated[list[str], typer.Option(help="Devices (default: the 19 protocol devices).")] = [],  # noqa: B006
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
+) -> None:
+    """Per-device Spearman and Kendall tau, zero-shot and after k-shot adaptation, with means per split."""
+    from modnas.hardware.devices import PROTOCOL_DEVICES
+    from modnas.hardware.predictor import load_predictor
+    from modnas.hardware.training import evaluate_predictor, summarise
+
+    try:
+        ks = tuple(int(k) for k in shots.split(",") if k.strip())
+    except ValueError:
+        raise ModnasError(f"--shots must be comma-separated integers, got {shots!r}") from None
+    if any(k < 1 for k in ks):
+        raise ModnasError(f"--shots must be positive, got {shots!r}")
+    model, _ = load_predictor(checkpoint)
+    names = device or list(PROTOCOL_DEVICES)
+    with _progress() as bar:
+        task = bar.add_task("evaluating", total=len(names))
+        rows = evaluate_predictor(model, names, shots=ks, seeds=seeds, progress=lambda _: bar.advance(task))
+    if as_json:
+        print_json([r.to_dict() for r in rows])
+        return
+    settings = ["zero-shot"] + [f"{k}-shot" for k in ks]
+    table = Table(title="MetaPredictor rank correlation (Spearman / Kendall tau)")
+    table.add_column("device")
+    table.add_column("split")
+    for s in settings:
+        table.add_column(s, justify="right")
+    by_key = {(r.device, r.setting): r for r in rows}
+    for name in names:
+        cells = [f"{by_key[name, s].spearman:.3f} / {by_key[name, s].kendall:.3f}" for s in settings]
+        table.add_row(name, by_key[name, "zero-shot"].split, *cells)
+    table.add_section()
+    means = {(m["split"], m["setting"]): m for m in summarise(rows)}
+    for split in ("train", "test"):
+        if (split, "zero-shot") in means:
+            cells = [f"{means[split, s]['spearman']:.3f} / {means[split, s]['kendall']:.3f}" for s in settings]
+            table.add_row(f"mean ({split})", split, *cells)
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def predict(
+    device: Annotated[str, typer.Option(help="Device name (built-in or registered custom device).")],
+    archs: Annotated[Path, typer.Option(help="Arch strings, one per line, or a CSV with an arch_str column.")],
+    out: Annotated[Path | None, typer.Option(help="CSV to write (default: standard output).")] = None,
+    metric: Annotated[str, typer.Option(help="latency (MetaPredictor) or energy (eyeriss, fpga).")] = "latency",
+    checkpoint: CheckpointOpt = None,
+    adapt_steps: Annotated[int, typer.Option(min=0, help="Few-shot steps on the device's extra measurements.")] = 100,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")] = False,
+) -> None:
+    """Predict latency (ms) or energy (mJ) of your architectures on any registered device."""
+    import numpy as np
+
+    from modnas.cli import read_arch_file_checked
+    from modnas.hardware.devices import registry
+    from modnas.hardware.profiles import ensure_stored_devices_loaded
+    from modnas.io import atomic_write_text
+    from modnas.spaces.nb201 import as_indices, index_to_string, to_index, to_onehot
+
+    if out is not None and out.exists() and not force:
+        raise ModnasError(f"{out} already exists; pass --force to overwrite it")
+    ensure_stored_devices_loaded()
+    dev = registry.get(device)
+    arch_list = read_arch_file_checked(archs)
+    canonical = [index_to_string(int(i)) for i in np.atleast_1d(to_index(arch_list))]
+    if metric == "energy":
+        from modnas.hardware.energy import energy_model
+
+        model = energy_model(device)
+        values = model.predict(as_indices(canonical))
+        column = "energy_mj"
+    elif metric == "latency":
+        from modnas.hardware.predictor import load_predictor
+        from modnas.hardware.training import adapt, predict_normalised, to_device_unit
+
+        predictor, _ = load_predictor(checkpoint)
+        if dev.extra_latencies and adapt_steps > 0:
+            predictor = adapt(predictor, dev, steps=adapt_steps)
+            err_console.print(f"adapted to {len(dev.extra_latencies)} extra measurements of {device}")
+        values = to_device_unit(predict_normalised(predictor, to_onehot(canonical), dev), dev)
+        column = "latency_ms"
+    else:
+        raise ModnasError(f"unknown metric {metric!r}; choose latency or energy")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["arch_str", column])
+    writer.writerows([a, f"{v:.6g}"] for a, v in zip(canonical, values))
+    if out is None:
+        sys.stdout.write(buffer.getvalue())
+    else:
+        atomic_write_text(out, buffer.getvalue())
+        console.print(f"wrote {len(canonical)} predictions to {out}")

@@ -1,0 +1,20 @@
+"""Test-wide isolation: no test sees the user's stored devices or leaves custom devices behind."""
+
+from __future__ import annotations
+
+import pytest
+
+from modnas.hardware import devices as devices_module
+from modnas.hardware import profiles
+
+
+@pytest.fixture(autouse=True)
+def isolated_device_registry(monkeypatch, tmp_path_factory):
+    monkeypatch.setenv("MODNAS_HOME", str(tmp_path_factory.mktemp("modnas_home")))
+    custom = dict(devices_module.registry._custom)
+    loaded = set(profiles._LOADED_ROOTS)
+    yield
+    devices_module.registry._custom.clear()
+    devices_module.registry._custom.update(custom)
+    profiles._LOADED_ROOTS.clear()
+    profiles._LOADED_ROOTS.update(loaded)
