@@ -17,15 +17,6 @@ from modnas.hypernet import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: extra intra-op threads only add wake-up latency, which explodes on a busy machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # HELP embeddings of four devices (spec section 3): 1080ti_1, samsung_a50, titanx_256, fpga
 EMBEDDINGS = torch.tensor(
     [

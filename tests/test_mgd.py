@@ -21,15 +21,6 @@ from modnas.mgd import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: extra intra-op threads only add wake-up latency, which explodes on a busy machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def t64(rows) -> torch.Tensor:
     return torch.tensor(rows, dtype=torch.float64)
 

@@ -20,15 +20,6 @@ from modnas.samplers import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: extra intra-op threads only add wake-up latency, which explodes on a busy machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _assert_one_hot(x: torch.Tensor) -> None:
     assert torch.equal(x, torch.nn.functional.one_hot(x.argmax(-1), x.shape[-1]).to(x.dtype))
 

@@ -46,15 +46,21 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
+def read_user_text(path: str | Path, what: str) -> str:
+    """Read a UTF-8 text file the user named; a missing or unreadable file is a one-line error naming ``what``."""
+    file = Path(path)
+    if not file.is_file():
+        raise ModnasError(f"{what} {str(file)!r} does not exist")
+    try:
+        return file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModnasError(f"cannot read {what} {str(file)!r}: {exc}") from None
+
+
 def read_arch_file(path: str | Path) -> list[str]:
     """Read architecture strings: one per line, or a CSV with an ``arch_str`` column (blank lines and ``#`` skipped)."""
     file = Path(path)
-    if not file.is_file():
-        raise ModnasError(f"architecture file {str(file)!r} does not exist")
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModnasError(f"cannot read architecture file {str(file)!r}: {exc}") from None
+    text = read_user_text(file, "architecture file")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         raise ModnasError(f"architecture file {str(file)!r} holds no architectures")

@@ -7,7 +7,6 @@ import io
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from modnas.cli import app
@@ -15,15 +14,6 @@ from modnas.tables.nb201 import nb201_tables
 
 runner = CliRunner()
 ARCHS = [nb201_tables.arch_strings[i] for i in (0, 6111, 1462)]
-
-
-@pytest.fixture(autouse=True)
-def isolated_home(monkeypatch, tmp_path):
-    monkeypatch.setenv("MODNAS_HOME", str(tmp_path / "home"))
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture

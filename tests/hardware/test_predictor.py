@@ -23,14 +23,6 @@ from modnas.tables.nb201 import nb201_tables
 SMALL = PredictorConfig(gcn_hidden=16, device_hidden=16, head_hidden=16, flat_hidden=16)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def embeddings(*names: str) -> torch.Tensor:
     return torch.tensor(np.stack([registry.get(n).embedding for n in names]))
 

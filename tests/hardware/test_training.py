@@ -25,14 +25,6 @@ SMALL = PredictorConfig(gcn_hidden=16, device_hidden=16, head_hidden=32, flat_hi
 QUICK = TrainConfig(steps=40, batch_size=64, lr=3e-3, devices=("1080ti_1", "titanx_256", "silver_4114"))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def quick_model():
     torch.set_num_threads(1)

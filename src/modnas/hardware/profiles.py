@@ -35,7 +35,7 @@ from modnas.hardware.devices import (
     DeviceRegistry,
     normalise_reference_latencies,
 )
-from modnas.io import atomic_write_json
+from modnas.io import atomic_write_json, read_user_text
 
 FORMAT_VERSION = 1
 #: How closely an embedding stored in a file must match the one its reference latencies define.
@@ -225,12 +225,7 @@ def parse_profile(data: Any, origin: str | Path = "device profile") -> DevicePro
 def load_profile(path: str | Path) -> DeviceProfile:
     """Read and validate a profile JSON file; any problem is a one-line :class:`ModnasError` naming the file."""
     file = Path(path)
-    if not file.is_file():
-        raise ModnasError(f"device profile {str(file)!r} does not exist")
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModnasError(f"cannot read device profile {str(file)!r}: {exc}") from None
+    text = read_user_text(file, "device profile")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

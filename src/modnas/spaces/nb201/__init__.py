@@ -53,6 +53,7 @@ __all__ = [
     "EDGES",
     "HELP_NODE_TYPES",
     "NB201Network",
+    "ArchLike",
     "NB201Space",
     "NUM_EDGES",
     "NUM_OPS",

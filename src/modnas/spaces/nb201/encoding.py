@@ -185,7 +185,7 @@ def help_adjacency() -> torch.Tensor:
         if src == 0:
             a[0, node] = 1  # the cell input feeds every edge that reads cell-node 0
         else:
-            for (dst2, src2), node2 in node_of_edge.items():
+            for (dst2, _), node2 in node_of_edge.items():
                 if dst2 == src:  # op nodes that produce cell-node `src` feed this op
                     a[node2, node] = 1
         if dst == 3:
