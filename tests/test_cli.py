@@ -48,6 +48,17 @@ def test_true_front_three_objectives_only_on_energy_devices():
     assert {row["device"] for row in data["devices"]} == {"fpga", "eyeriss"}
 
 
+def test_true_front_preference_picks_the_scalarised_optimum():
+    front = json.loads(run("true-front", "--device", "fpga", "--json").stdout)["front"]
+    accurate = json.loads(run("true-front", "--device", "fpga", "--preference", "1,0", "--json").stdout)
+    fast = json.loads(run("true-front", "--device", "fpga", "--preference", "0,1", "--json").stdout)
+    assert accurate["error"] == min(r["error"] for r in front)
+    assert fast["latency"] == min(r["latency"] for r in front)
+    mid = json.loads(run("true-front", "--device", "fpga", "--preference", "0.5,0.5", "--json").stdout)
+    best = min(front, key=lambda r: 0.5 * r["error_normalised"] + 0.5 * r["latency_normalised"])
+    assert mid["arch_str"] == best["arch_str"] and mid["preference"] == [0.5, 0.5]
+
+
 def test_devices_lists_protocol_split_with_embeddings():
     result = run("devices", "--split", "protocol", "--json")
     assert result.exit_code == 0
@@ -90,6 +101,12 @@ def test_arch_command_reports_table_values():
         (("arch", "|nor_conv_3x3~0|+|none~0|"), "malformed"),
         (("arch", "|conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|"), "conv_5x5"),
         (("arch", "15625"), "15625"),
+        (("true-front", "--device", "fpga", "--preference", "0.5,-0.5"), "negative"),
+        (("true-front", "--device", "fpga", "--preference", "0.2,0.2"), "sum to 1"),
+        (("true-front", "--device", "fpga", "--preference", "0.2,0.3,0.5"), "3 entries"),
+        (("true-front", "--device", "fpga", "--preference", "nan,1"), "NaN"),
+        (("true-front", "--device", "fpga", "--preference", "a,b"), "a,b"),
+        (("true-front", "--all", "--preference", "0.5,0.5"), "--device"),
         (("arch", "--", "-1"), "-1"),
     ],
 )

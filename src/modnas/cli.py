@@ -98,9 +98,14 @@ def true_front_cmd(
     device: Annotated[str | None, typer.Option(help="Device name (see `modnas devices`).")] = None,
     all_devices: Annotated[bool, typer.Option("--all", help="All 19 protocol devices and their mean HV.")] = False,
     objectives: ObjectivesOpt = "error,latency",
+    preference: Annotated[
+        str | None,
+        typer.Option(help="With --device: only the front architecture best for this trade-off, e.g. 0.3,0.7."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The true Pareto front of a device under the MODNAS protocol, and its hypervolume (the upper bound)."""
+    from modnas.evaluation.preferences import parse_preference
     from modnas.evaluation.scorer import true_front
     from modnas.hardware.devices import PROTOCOL_DEVICES
 
@@ -108,8 +113,20 @@ def true_front_cmd(
     _registry()  # so stored custom devices are known (and reported as having no table)
     if all_devices == (device is not None):
         raise ModnasError("give exactly one of --device NAME or --all")
+    pref = None if preference is None else parse_preference(preference, n_objectives=len(objs))
+    if pref is not None and device is None:
+        raise ModnasError("--preference needs --device")
     if device is not None:
         front = true_front(device, objs)
+        if pref is not None:
+            best = front.best_for(pref)
+            row = front.to_dict()["front"][best]
+            if as_json:
+                print_json({"device": device, "preference": pref.tolist(), **row})
+                return
+            values = ", ".join(f"{o} {row[o]:.4g}" for o in objs)
+            console.print(f"{row['arch_str']}  (index {row['arch_index']}; {values})", highlight=False, soft_wrap=True)
+            return
         if as_json:
             print_json(front.to_dict())
             return

@@ -16,6 +16,7 @@ from modnas.hardware.training import (
     evaluate_predictor,
     normalised_table,
     predict_normalised,
+    prediction_range,
     summarise,
     train_predictor,
 )
@@ -95,3 +96,11 @@ def test_evaluation_rows_and_summary(quick_model):
     assert {(s["split"], s["setting"]) for s in summary} == {
         ("test", "zero-shot"), ("test", "5-shot"), ("train", "zero-shot"), ("train", "5-shot"),
     }
+
+
+def test_prediction_range_bounds_every_architecture(quick_model):
+    device = registry.get("fpga")
+    low, high = prediction_range(quick_model, device)
+    predicted = predict_normalised(quick_model, all_onehots()[::50], device)
+    assert low < high
+    assert low <= predicted.min() and predicted.max() <= high

@@ -219,6 +219,17 @@ class TrueFront:
     raw: np.ndarray
     normalised: np.ndarray
 
+    def best_for(self, preference: Sequence[float] | np.ndarray) -> int:
+        """Position in the front of the architecture minimising ``preference . normalised objectives``.
+
+        This is the ground-truth answer to "which architecture for this trade-off on this device", the one a
+        trained hypernetwork should return for the same preference.
+        """
+        from modnas.evaluation.preferences import validate_preference
+
+        pref = validate_preference(preference, n_objectives=len(self.objectives))
+        return int(np.argmin(self.normalised @ pref))
+
     def to_dict(self) -> dict:
         rows = []
         for i, (idx, arch) in enumerate(zip(self.indices, self.arch_strs)):
