@@ -14,6 +14,7 @@ from rich.table import Table
 from modnas.commands import device as device_commands
 from modnas.commands import predictor as predictor_commands
 from modnas.commands.common import console, print_json, user_errors
+from modnas.commands.search import evaluate_command, search_command
 from modnas.errors import ModnasError
 
 app = typer.Typer(
@@ -26,6 +27,8 @@ app = typer.Typer(
 
 app.add_typer(device_commands.app, name="device")
 app.add_typer(predictor_commands.app, name="predictor")
+app.command("search")(search_command)
+app.command("evaluate")(evaluate_command)
 
 
 def _registry():  # noqa: ANN202

@@ -1,0 +1,92 @@
+"""``modnas search`` and ``modnas evaluate``: run a MODNAS search into a run directory and read its results.
+
+Register them in :mod:`modnas.cli` with ``app.command("search")(search_command)`` and
+``app.command("evaluate")(evaluate_command)``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from modnas.commands.common import console, err_console, print_json, user_errors
+
+
+def _table(rows: list[dict[str, Any]], title: str) -> Table:
+    """Device, split, HV, IGD+, front size; then the mean HV over all devices and over the test devices."""
+    table = Table(title=title)
+    for col, justify in (("device", "left"), ("split", "left"), ("HV", "right"), ("IGD+", "right"), ("front size", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        igd = "-" if r["igd_plus"] is None else f"{r['igd_plus']:.4f}"
+        table.add_row(r["device"], r["split"], f"{r['hv']:.4f}", igd, str(r["n_front"]))
+    table.add_section()
+    table.add_row(f"mean over {len(rows)}", "", f"{sum(r['hv'] for r in rows) / len(rows):.4f}", "", "")
+    test = [r["hv"] for r in rows if r["split"] == "test"]
+    if test:
+        table.add_row(f"mean over {len(test)} test", "test", f"{sum(test) / len(test):.4f}", "", "")
+    return table
+
+
+@user_errors
+def search_command(
+    config: Annotated[Path | None, typer.Argument(help="YAML config (optional; options below override it).")] = None,
+    mode: Annotated[str | None, typer.Option(help="Search mode: benchmark.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (runs are reproducible per seed).")] = None,
+    out: Annotated[Path | None, typer.Option(help="New run directory (default: runs/<timestamp>-seed<seed>).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,
+    steps_per_epoch: Annotated[int | None, typer.Option(help="Hypernetwork steps per epoch.")] = None,
+    hypernet: Annotated[str | None, typer.Option(help="Hypernetwork: mlp or meta.")] = None,
+    sampler: Annotated[str | None, typer.Option(help="Sampler: reinmax or gdas.")] = None,
+    aggregation: Annotated[str | None, typer.Option(help="Device-gradient aggregation: mgda, mean or sum.")] = None,
+    query_budget: Annotated[int | None, typer.Option(help="K: architectures whose true accuracy may be read.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
+) -> None:
+    """Train one preference- and device-conditioned hypernetwork; score it on all 19 devices every epoch."""
+    from modnas.config import load_config
+    from modnas.search import search
+
+    overrides = {
+        "mode": mode, "seed": seed, "epochs": epochs, "steps_per_epoch": steps_per_epoch, "hypernet": hypernet,
+        "sampler": sampler, "aggregation": aggregation, "query_budget": query_budget,
+    }
+    cfg = load_config(config, overrides)
+    run_dir = out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-seed{cfg.seed}"
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+        TextColumn("{task.fields[hv]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=err_console, transient=True,
+    )
+    with bar:
+        task = bar.add_task("searching", total=cfg.epochs * cfg.steps_per_epoch, hv="")
+
+        def progress(done: int, total: int, hv: float | None) -> None:
+            bar.update(task, completed=done, hv="" if hv is None else f"mean HV {hv:.4f}")
+
+        summary = search(cfg, run_dir, progress=progress)
+    if as_json:
+        print_json({**summary, "run_dir": str(run_dir)})
+        return
+    console.print(_table(summary["devices"], f"epoch {summary['epoch']}: {summary['queries']} queries, "
+                         f"{summary['seconds']:.0f} s"))
+    console.print(f"run directory: {run_dir}", highlight=False)
+
+
+@user_errors
+def evaluate_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `modnas search`.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON (summary.json's 'devices').")] = False,
+) -> None:
+    """Per-device HV, IGD+ and front size of a run (the last complete epoch of an interrupted run)."""
+    from modnas.search import evaluate_run
+
+    rows = evaluate_run(run_dir)
+    if as_json:
+        print_json(rows)
+        return
+    console.print(_table(rows, f"run {run_dir}"))

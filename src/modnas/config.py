@@ -1,0 +1,172 @@
+"""Search configuration: one validated pydantic model, read from YAML and overridden from the command line.
+
+``load_config(path, overrides)`` reads an optional YAML file, applies overrides (flat keys such as ``epochs`` or
+dotted keys such as ``error_predictor.steps``; ``None`` values mean "not given" and are skipped) and validates the
+result. Unknown keys and bad values raise :class:`~modnas.errors.ModnasError` with one line naming the problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from modnas.errors import ModnasError
+
+_STRICT = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ErrorPredictorConfig(BaseModel):
+    """The differentiable error predictor of benchmark mode (a small GCN plus a flat one-hot MLP)."""
+
+    model_config = _STRICT
+
+    gcn_hidden: int = Field(32, ge=1, description="width of the graph convolutions")
+    gcn_layers: int = Field(3, ge=1, description="number of graph convolutions")
+    flat_hidden: int = Field(64, ge=0, description="width of the MLP on the flat one-hot (0 disables it)")
+    head_hidden: int = Field(64, ge=1, description="width of the output MLP")
+    ensemble: int = Field(3, ge=1, description="independently initialised members whose mean is the prediction")
+    steps: int = Field(300, ge=1, description="full-batch Adam steps per (re)fit")
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(0.1, ge=0)
+    degenerate_error: float = Field(
+        90.0, gt=0, le=100, description="errors (%) at or above this are degenerate cells: clipped and down-weighted"
+    )
+    degenerate_weight: float = Field(0.1, ge=0, le=1, description="loss weight of a degenerate architecture")
+    pessimism: float = Field(
+        0.0, ge=0, description="ensemble std added to the predicted error once the query budget is spent"
+    )
+
+
+class SearchConfig(BaseModel):
+    """Everything one MODNAS search needs; the resolved copy is stored in the run directory."""
+
+    model_config = _STRICT
+
+    mode: Literal["benchmark"] = Field("benchmark", description="benchmark: error predictor fitted on table queries")
+    seed: int = 0
+    epochs: int = Field(20, ge=1)
+    steps_per_epoch: int = Field(100, ge=1)
+    objectives: tuple[str, ...] = ("error", "latency")
+
+    hypernet: Literal["meta", "mlp"] = "mlp"
+    hypernet_hidden: int = Field(128, ge=1, description="MLP hypernetwork width (mlp only)")
+    pretrain_steps: int = Field(200, ge=1, description="steps of pretraining towards uniform op weights")
+    sampler: Literal["reinmax", "gdas"] = "reinmax"
+    tau: float = Field(1.0, gt=0, description="ReinMax temperature; GDAS anneals from tau_max down to tau")
+    tau_max: float = Field(10.0, gt=0, description="GDAS start temperature")
+    aggregation: Literal["mgda", "mean", "sum"] = "mgda"
+    preferences_per_device: int = Field(16, ge=1, description="Dirichlet preferences per device and step")
+    dirichlet_concentration: float = Field(1.0, gt=0)
+    lr: float = Field(3.9e-3, gt=0, description="hypernetwork AdamW learning rate (MODNAS: 3e-4 x 13)")
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = Field(1e-3, ge=0, description="decoupled (AdamW) weight decay, see spec 12.10")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "cosine", description="cosine: decay to 5 % of lr over the run, so the final argmax settles"
+    )
+
+    query_budget: int = Field(200, ge=1, description="K: distinct architectures whose true accuracy may be read")
+    initial_queries: int = Field(100, ge=1, description="random architectures queried before the search starts")
+    query_start_epoch: int = Field(1, ge=1, description="first epoch after which proposals are queried")
+    query_every: int = Field(1, ge=1, description="epochs between adaptive query rounds")
+    queries_per_round: int = Field(20, ge=1, description="most architectures queried in one adaptive round")
+    fill_with_neighbours: bool = Field(
+        True, description="top a round up with one-edge mutations of proposals when too few proposals are new"
+    )
+    error_predictor: ErrorPredictorConfig = Field(default_factory=ErrorPredictorConfig)
+
+    eval_rays: int = Field(24, ge=1, description="circle rays per device at evaluation")
+
+    @field_validator("objectives", mode="before")
+    @classmethod
+    def _objectives(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("objectives")
+    @classmethod
+    def _two_objectives(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if tuple(value) != ("error", "latency"):
+            raise ValueError("benchmark mode supports objectives error,latency only")
+        return tuple(value)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in value):
+            raise ValueError("betas must lie in [0, 1)")
+        return value
+
+    @model_validator(mode="after")
+    def _budget(self) -> SearchConfig:
+        if self.initial_queries > self.query_budget:
+            raise ValueError(
+                f"initial_queries ({self.initial_queries}) exceeds query_budget ({self.query_budget})"
+            )
+        return self
+
+    def to_yaml(self) -> str:
+        """The resolved configuration as YAML (loadable with :func:`load_config`)."""
+        data = self.model_dump(mode="json")
+        return yaml.safe_dump(data, sort_keys=False)
+
+
+def _one_line(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "config"
+    kind = first.get("type", "")
+    if kind == "extra_forbidden":
+        return f"unknown config key {where!r}"
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    value = first.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    return f"config {where}: {message}{shown}"
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ModnasError(f"config key {part!r} is not a section, cannot set {key!r}")
+        node = child
+    node[parts[-1]] = value
+
+
+def make_config(data: Mapping[str, Any]) -> SearchConfig:
+    """Validate a plain mapping into a :class:`SearchConfig` (one-line :class:`ModnasError` on failure)."""
+    try:
+        return SearchConfig.model_validate(dict(data))
+    except ValidationError as err:
+        raise ModnasError(_one_line(err)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> SearchConfig:
+    """Defaults, then the YAML file at ``path`` (if given), then ``overrides`` (``None`` values are skipped)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise ModnasError(f"config file {str(file)!r} does not exist")
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ModnasError(f"cannot read config file {str(file)!r}: {exc}") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark is not None else ""
+            raise ModnasError(f"config file {str(file)!r} is not valid YAML{where}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ModnasError(f"config file {str(file)!r} must hold a mapping of keys to values")
+        data = loaded
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(data, str(key), value)
+    return make_config(data)

@@ -1,0 +1,167 @@
+"""A short end-to-end benchmark search: it learns, writes its run directory, and is read back."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from modnas.config import load_config
+from modnas.errors import ModnasError
+from modnas.hardware.devices import PROTOCOL_DEVICES, TRAIN_DEVICES
+from modnas.search import evaluate_run, search
+from modnas.search.benchmark import BenchmarkSearch
+from modnas.search.run import METRIC_FIELDS
+
+TINY = {
+    "epochs": 3,
+    "steps_per_epoch": 25,
+    "query_budget": 40,
+    "initial_queries": 20,
+    "queries_per_round": 10,
+    "preferences_per_device": 8,
+    "pretrain_steps": 50,
+    "error_predictor.ensemble": 1,
+    "error_predictor.steps": 60,
+    "seed": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One tiny search shared by the tests below (one torch thread, restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        config = load_config(None, TINY)
+        out = tmp_path_factory.mktemp("runs") / "run"
+        untrained = BenchmarkSearch(config)
+        before, _ = untrained.evaluate()
+        summary = search(config, out)
+    finally:
+        torch.set_num_threads(threads)
+    return out, before, summary
+
+
+def _train_mean(rows):
+    return float(np.mean([r["hv"] for r in rows if r["device"] in TRAIN_DEVICES]))
+
+
+def test_search_improves_over_the_untrained_hypernet(finished_run):
+    _, before, summary = finished_run
+    assert _train_mean(summary["devices"]) > _train_mean(before) + 0.02
+
+
+def test_run_directory_files(finished_run):
+    out, _, summary = finished_run
+    for name in ("config.yaml", "metrics.csv", "fronts.csv", "queries.csv", "summary.json", "checkpoints/last.pt"):
+        assert (out / name).is_file(), name
+    data = json.loads((out / "summary.json").read_text())
+    assert {"devices", "mean_hv", "mean_hv_test", "queries", "seconds"} <= set(data)
+    assert [r["device"] for r in data["devices"]] == list(PROTOCOL_DEVICES)
+    assert set(data["devices"][0]) == {"device", "split", "hv", "igd_plus", "n_front"}
+    assert data == summary
+    assert summary["queries"] <= TINY["query_budget"]
+    with open(out / "queries.csv") as handle:
+        queries = list(csv.DictReader(handle))
+    assert len(queries) == summary["queries"] and len({q["arch_str"] for q in queries}) == len(queries)
+    with open(out / "metrics.csv") as handle:
+        metrics = list(csv.DictReader(handle))
+    assert len(metrics) == TINY["epochs"] * len(PROTOCOL_DEVICES)
+    with open(out / "fronts.csv") as handle:
+        assert sum(1 for _ in csv.DictReader(handle)) == TINY["epochs"] * len(PROTOCOL_DEVICES) * 24
+    state = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+    assert state["epoch"] == TINY["epochs"] and len(state["budget"]["queried"]) == summary["queries"]
+    assert load_config(out / "config.yaml") == load_config(None, TINY)
+
+
+def test_evaluate_run_reads_the_summary(finished_run):
+    out, _, summary = finished_run
+    assert evaluate_run(out) == summary["devices"]
+
+
+def test_refuses_a_non_empty_output_directory(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ModnasError, match="not empty"):
+        search(load_config(None, TINY), tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ModnasError, match="not a directory"):
+        search(load_config(None, TINY), tmp_path / "file")
+
+
+def test_evaluate_run_on_truncated_runs(finished_run, tmp_path):
+    out, _, _ = finished_run
+    lines = (out / "metrics.csv").read_text().splitlines()
+    n = len(PROTOCOL_DEVICES)
+    # an interrupted run: no summary, epochs 1-2 complete, epoch 3 cut off in the middle of a line
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "metrics.csv").write_text("\n".join(lines[: 1 + 2 * n + 5]) + "\n" + lines[1 + 2 * n + 5][:7])
+    rows = evaluate_run(partial)
+    expected = [r for r in csv.DictReader(lines) if r["epoch"] == "2"]
+    assert [r["device"] for r in rows] == list(PROTOCOL_DEVICES)
+    assert [r["hv"] for r in rows] == pytest.approx([float(r["hv"]) for r in expected])
+
+    header_only = tmp_path / "header_only"
+    header_only.mkdir()
+    (header_only / "metrics.csv").write_text(",".join(METRIC_FIELDS) + "\n" + lines[1])
+    with pytest.raises(ModnasError, match="truncated"):
+        evaluate_run(header_only)
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ModnasError, match="neither summary.json nor metrics.csv"):
+        evaluate_run(empty)
+    with pytest.raises(ModnasError, match="does not exist"):
+        evaluate_run(tmp_path / "missing")
+
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "summary.json").write_text('{"devices": [')
+    with pytest.raises(ModnasError, match="damaged"):
+        evaluate_run(damaged)
+
+
+def test_reproducible_per_seed():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        config = load_config(None, {**TINY, "epochs": 1, "steps_per_epoch": 3})
+        a, b = BenchmarkSearch(config), BenchmarkSearch(config)
+        ra, rb = a.run_epoch(), b.run_epoch()
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["hv"] for r in ra.rows] == [r["hv"] for r in rb.rows]
+    assert a.budget.queried == b.budget.queried
+
+
+def _cli():
+    import typer
+
+    from modnas.commands.search import evaluate_command, search_command
+
+    app = typer.Typer()
+    app.command("search")(search_command)
+    app.command("evaluate")(evaluate_command)
+    return app
+
+
+def test_commands(finished_run, tmp_path):
+    from typer.testing import CliRunner
+
+    out, _, summary = finished_run
+    runner = CliRunner()
+    result = runner.invoke(_cli(), ["evaluate", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == summary["devices"]
+    result = runner.invoke(_cli(), ["evaluate", str(out)])
+    assert result.exit_code == 0 and "mean over 19" in result.stdout and "mean over 6 test" in result.stdout
+    (tmp_path / "keep.txt").write_text("x")
+    result = runner.invoke(_cli(), ["search", "--out", str(tmp_path), "--epochs", "1"])
+    assert result.exit_code == 2 and "not empty" in result.output
+    result = runner.invoke(_cli(), ["search", "--out", str(tmp_path / "new"), "--hypernet", "resnet"])
+    assert result.exit_code == 2 and "config hypernet" in result.output

@@ -1,0 +1,94 @@
+"""QueryBudget counting and the differentiable ErrorPredictor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from modnas.config import ErrorPredictorConfig
+from modnas.errors import ModnasError
+from modnas.search.error_model import ErrorPredictor, QueryBudget
+from modnas.spaces.nb201 import to_onehot
+from modnas.tables.nb201 import nb201_tables
+
+SMALL = ErrorPredictorConfig(gcn_hidden=8, flat_hidden=8, head_hidden=8, ensemble=2, steps=30)
+
+
+def test_budget_counts_distinct_architectures_in_order():
+    budget = QueryBudget(5)
+    errors = budget.query([7, 3, 7])
+    assert budget.queried == [7, 3] and budget.used == 2 and budget.remaining == 3
+    assert errors[0] == errors[2] == pytest.approx(100 - nb201_tables.accuracy(7))
+    budget.query([3, 3, 7])  # repeats are free
+    assert budget.used == 2
+    budget.query([1, 2, 3])
+    assert budget.queried == [7, 3, 1, 2] and 3 in budget and 11 not in budget
+
+
+def test_budget_refuses_to_exceed_k_and_reads_nothing():
+    budget = QueryBudget(3)
+    budget.query([0, 1])
+    with pytest.raises(ModnasError, match="budget exceeded"):
+        budget.query([2, 4])
+    assert budget.queried == [0, 1]  # the refused call read nothing
+    budget.query([1, 2])
+    assert budget.used == 3 and budget.remaining == 0
+    with pytest.raises(ModnasError):
+        budget.query([5])
+
+
+def test_budget_rejects_bad_input_and_round_trips():
+    with pytest.raises(ModnasError):
+        QueryBudget(0)
+    budget = QueryBudget(4)
+    with pytest.raises(ModnasError, match="out of range"):
+        budget.query([15625])
+    budget.query([10, 20])
+    again = QueryBudget.from_state_dict(budget.state_dict())
+    assert again.queried == [10, 20] and again.errors == budget.errors and again.remaining == 2
+
+
+def _data(n: int = 40, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
+    idx = np.random.default_rng(seed).choice(15625, n, replace=False)
+    onehot = to_onehot(nb201_tables.ops_codes[idx])
+    return onehot, 100 - nb201_tables.accuracy(idx)
+
+
+def test_predictor_fits_and_is_differentiable_in_the_onehot():
+    onehot, errors = _data()
+    model = ErrorPredictor(SMALL)
+    loss = model.fit(onehot, errors, seed=1)
+    assert np.isfinite(loss)
+    x = onehot[:5].clone().requires_grad_(True)
+    pred = model.error(x)
+    assert pred.shape == (5,) and bool((pred > 0).all())
+    pred.sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    assert all(p.grad is None for p in model.parameters())  # frozen: only the one-hot gets gradients
+
+
+def test_fit_is_deterministic_and_keeps_the_global_rng():
+    onehot, errors = _data()
+    a, b = ErrorPredictor(SMALL), ErrorPredictor(SMALL)
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    a.fit(onehot, errors, seed=3)
+    b.fit(onehot, errors, seed=3)
+    assert torch.equal(torch.get_rng_state(), before)
+    with torch.no_grad():
+        assert torch.allclose(a.error(onehot), b.error(onehot))
+
+
+def test_degenerate_errors_are_clipped_and_fit_refuses_bad_data():
+    onehot, errors = _data()
+    errors = errors.copy()
+    errors[:3] = 90.0
+    model = ErrorPredictor(SMALL)
+    model.fit(onehot, errors)
+    with torch.no_grad():
+        assert float(model.error(onehot).max()) < 200  # targets were clipped at the cutoff
+    with pytest.raises(ModnasError):
+        model.fit(onehot[:1], errors[:1])
+    with pytest.raises(ModnasError):
+        model.fit(onehot, np.full(len(errors), 95.0))

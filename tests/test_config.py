@@ -1,0 +1,59 @@
+"""SearchConfig: defaults, YAML, overrides and one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from modnas.config import SearchConfig, load_config
+from modnas.errors import ModnasError
+
+
+def test_defaults_and_round_trip(tmp_path):
+    cfg = load_config()
+    assert cfg.mode == "benchmark" and cfg.query_budget == 200 and cfg.eval_rays == 24
+    assert cfg.objectives == ("error", "latency")
+    path = tmp_path / "c.yaml"
+    path.write_text(cfg.to_yaml())
+    assert load_config(path) == cfg
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: 3\nepochs: 7\nerror_predictor:\n  steps: 11\n")
+    cfg = load_config(path, {"epochs": 2, "hypernet": None, "error_predictor.ensemble": 1})
+    assert (cfg.seed, cfg.epochs, cfg.hypernet) == (3, 2, "mlp")
+    assert cfg.error_predictor.steps == 11 and cfg.error_predictor.ensemble == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "match"),
+    [
+        ("epochz: 3\n", {}, "unknown config key 'epochz'"),
+        ("error_predictor:\n  stepz: 3\n", {}, "error_predictor.stepz"),
+        ("", {"epochs": 0}, "config epochs"),
+        ("", {"hypernet": "resnet"}, "config hypernet"),
+        ("", {"aggregation": "max"}, "config aggregation"),
+        ("", {"mode": "oneshot"}, "config mode"),
+        ("", {"query_budget": 10, "initial_queries": 20}, "exceeds query_budget"),
+        ("", {"objectives": "error,energy"}, "objectives"),
+        ("[1, 2]\n", {}, "mapping"),
+        ("a: [\n", {}, "not valid YAML"),
+    ],
+)
+def test_bad_configs_raise_one_line(tmp_path, text, overrides, match):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ModnasError, match=match) as info:
+        load_config(path, overrides)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_file():
+    with pytest.raises(ModnasError, match="does not exist"):
+        load_config("/nonexistent/c.yaml")
+
+
+def test_assignment_is_validated():
+    cfg = SearchConfig()
+    with pytest.raises(ValueError):
+        cfg.epochs = -1
