@@ -21,7 +21,7 @@ def test_yaml_then_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("seed: 3\nepochs: 7\nerror_predictor:\n  steps: 11\n")
     cfg = load_config(path, {"epochs": 2, "hypernet": None, "error_predictor.ensemble": 1})
-    assert (cfg.seed, cfg.epochs, cfg.hypernet) == (3, 2, "mlp")
+    assert (cfg.seed, cfg.epochs, cfg.hypernet) == (3, 2, "meta")  # None means "not given": the default stays
     assert cfg.error_predictor.steps == 11 and cfg.error_predictor.ensemble == 1
 
 

@@ -14,6 +14,8 @@ from rich.table import Table
 from modnas.commands import device as device_commands
 from modnas.commands import predictor as predictor_commands
 from modnas.commands.common import console, print_json, user_errors
+from modnas.commands.plot import plot_command
+from modnas.commands.results import export_command, front_command
 from modnas.commands.search import evaluate_command, search_command
 from modnas.errors import ModnasError
 
@@ -29,6 +31,9 @@ app.add_typer(device_commands.app, name="device")
 app.add_typer(predictor_commands.app, name="predictor")
 app.command("search")(search_command)
 app.command("evaluate")(evaluate_command)
+app.command("front")(front_command)
+app.command("export")(export_command)
+app.command("plot")(plot_command)
 
 
 def _registry():  # noqa: ANN202

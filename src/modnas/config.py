@@ -52,7 +52,7 @@ class SearchConfig(BaseModel):
     steps_per_epoch: int = Field(100, ge=1)
     objectives: tuple[str, ...] = ("error", "latency")
 
-    hypernet: Literal["meta", "mlp"] = "mlp"
+    hypernet: Literal["meta", "mlp"] = "meta"
     hypernet_hidden: int = Field(128, ge=1, description="MLP hypernetwork width (mlp only)")
     pretrain_steps: int = Field(200, ge=1, description="steps of pretraining towards uniform op weights")
     sampler: Literal["reinmax", "gdas"] = "reinmax"

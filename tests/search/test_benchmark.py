@@ -27,6 +27,7 @@ TINY = {
     "error_predictor.ensemble": 1,
     "error_predictor.steps": 60,
     "seed": 1,
+    "hypernet": "mlp",  # the meta hypernetwork (the default) runs end to end in test_trained.py
 }
 
 

@@ -63,7 +63,23 @@ def prepare_run_dir(out_dir: str | Path) -> Path:
     return path
 
 
+def _plain(obj: Any) -> Any:
+    """Numpy scalars and arrays -> Python numbers and tensors, so the checkpoint loads with ``weights_only=True``."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v) for v in obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj.copy())
+    return obj
+
+
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    state = _plain(state)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:

@@ -1,0 +1,141 @@
+"""Using a finished run: zero-shot fronts for built-in and custom devices, export, and damaged runs."""
+
+from __future__ import annotations
+
+import json
+import runpy
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from modnas.cli import app
+from modnas.config import load_config
+from modnas.errors import ModnasError
+from modnas.hardware.devices import DeviceRegistry, registry
+from modnas.search import search
+from modnas.search.trained import TrainedSearch
+from modnas.spaces.nb201 import build_network, count_parameters
+from modnas.tables.nb201 import nb201_tables
+
+runner = CliRunner()
+TINY = {
+    "epochs": 1, "steps_per_epoch": 10, "query_budget": 30, "initial_queries": 20, "queries_per_round": 5,
+    "preferences_per_device": 4, "pretrain_steps": 20, "error_predictor.ensemble": 1, "error_predictor.steps": 30,
+    "hypernet": "meta",
+}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path_factory.mktemp("runs") / "run"
+        search(load_config(None, TINY), out)
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(run_dir):
+    return TrainedSearch.load(run_dir)
+
+
+def test_front_for_a_builtin_device(trained):
+    rows = trained.front(registry.get("fpga"), n_prefs=12)
+    assert 1 <= len(rows) <= 12
+    assert len({r["arch_str"] for r in rows}) == len(rows)
+    assert [r["predicted_error"] for r in rows] == sorted(r["predicted_error"] for r in rows)
+    assert any(r["on_predicted_front"] for r in rows)
+    for r in rows:
+        assert r["true_latency_ms"] == pytest.approx(float(nb201_tables.latency("fpga", r["arch_index"])))
+        assert r["predicted_latency_ms"] > 0
+
+
+def test_front_for_a_custom_device_without_a_table(trained):
+    fpga = registry.get("fpga")
+    custom = DeviceRegistry().register("my_board", [2 * x for x in fpga.reference_latencies])
+    rows = trained.front(custom, n_prefs=6)
+    assert rows and all(r["true_latency_ms"] is None for r in rows)
+    # same embedding as fpga, twice the latencies: same architectures, predicted ms scale with the device
+    fpga_rows = {r["arch_str"]: r for r in trained.front(fpga, n_prefs=6)}
+    for r in rows:
+        assert r["predicted_latency_ms"] == pytest.approx(2 * fpga_rows[r["arch_str"]]["predicted_latency_ms"], rel=1e-4)
+
+
+def test_choose_validates_the_preference(trained):
+    device = registry.get("pixel2")
+    assert trained.choose(device, [0.3, 0.7])["device"] == "pixel2"
+    for bad in ([0.5, 0.6], [-0.1, 1.1], [1.0], [float("nan"), 1.0]):
+        with pytest.raises(ModnasError):
+            trained.choose(device, bad)
+
+
+def test_export_writes_json_and_a_standalone_module(run_dir, tmp_path):
+    out = tmp_path / "chosen"
+    result = runner.invoke(app, ["export", str(run_dir), "--device", "fpga", "--preference", "0.3,0.7", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    choice = json.loads((tmp_path / "chosen.json").read_text())
+    module = runpy.run_path(str(tmp_path / "chosen.py"))
+    assert module["ARCH_STR"] == choice["arch_str"]
+    net = module["build"]()
+    assert count_parameters(net) == count_parameters(build_network(choice["arch_str"]))
+    assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    again = runner.invoke(app, ["export", str(run_dir), "--device", "fpga", "--preference", "0.3,0.7", "--out", str(out)])
+    assert again.exit_code == 2 and "already exists" in again.stderr
+
+
+def test_front_cli_json_and_profile(run_dir, tmp_path):
+    result = runner.invoke(app, ["front", str(run_dir), "--device", "eyeriss", "--n-prefs", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)) >= 1
+    fpga = registry.get("fpga")
+    from modnas.hardware.devices import REFERENCE_ARCH_INDICES
+
+    profile = {
+        "name": "board",
+        "latencies_ms": {nb201_tables.arch_strings[i]: v for i, v in zip(REFERENCE_ARCH_INDICES, fpga.reference_latencies)},
+    }
+    path = tmp_path / "board.json"
+    path.write_text(json.dumps(profile))
+    result = runner.invoke(app, ["front", str(run_dir), "--profile", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert all(r["true_latency_ms"] is None for r in json.loads(result.stdout))
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--device", "nope"], "nope"),
+        ([], "exactly one"),
+        (["--device", "fpga", "--n-prefs", "0"], "n-prefs"),
+    ],
+)
+def test_front_bad_input(run_dir, args, needle):
+    result = runner.invoke(app, ["front", str(run_dir), *args])
+    assert result.exit_code == 2 and needle in result.stderr
+
+
+def test_export_bad_preference(run_dir, tmp_path):
+    result = runner.invoke(
+        app, ["export", str(run_dir), "--device", "fpga", "--preference", "0.3,0.3", "--out", str(tmp_path / "x")]
+    )
+    assert result.exit_code == 2 and "sum to 1" in result.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_missing_and_damaged_runs(run_dir, tmp_path):
+    with pytest.raises(ModnasError, match="does not exist"):
+        TrainedSearch.load(tmp_path / "nothing")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ModnasError, match="config.yaml is missing"):
+        TrainedSearch.load(empty)
+    broken = tmp_path / "broken"
+    (broken / "checkpoints").mkdir(parents=True)
+    (broken / "config.yaml").write_text((run_dir / "config.yaml").read_text())
+    (broken / "checkpoints" / "last.pt").write_bytes((run_dir / "checkpoints" / "last.pt").read_bytes()[:500])
+    with pytest.raises(ModnasError, match="last.pt"):
+        TrainedSearch.load(broken)
