@@ -41,6 +41,31 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         raise
 
 
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file, then rename: a killed process never leaves half a checkpoint."""
+    import torch
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        atomic_replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_csv_rows(path: str | Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    """Rows of a CSV file that must have ``columns``; unreadable files and missing columns are one-line errors."""
+    text = read_user_text(path, "file")
+    reader = csv.DictReader(text.splitlines())
+    if reader.fieldnames is None or any(c not in reader.fieldnames for c in columns):
+        raise ModnasError(f"{str(path)!r} lacks the columns {', '.join(columns)}")
+    return list(reader)
+
+
 def atomic_write_json(path: str | Path, data: Any) -> None:
     """Atomically write ``data`` as indented JSON."""
     atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")

@@ -8,8 +8,6 @@ matplotlib's object API with the Agg canvas directly (no ``pyplot``, no display,
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import tempfile
@@ -20,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from modnas.errors import ModnasError
-from modnas.io import atomic_replace
+from modnas.io import atomic_replace, read_csv_rows
 
 FRONTS_DIR = "fronts"
 HV_PER_EPOCH = "hv_per_epoch.png"
@@ -227,14 +225,7 @@ class RunData:
 def _read_csv(path: Path, columns: tuple[str, ...], run_dir: Path) -> list[dict[str, str]]:
     if not path.is_file():
         raise ModnasError(f"{str(run_dir)!r} has no {path.name}: not a run directory, or no epoch finished")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModnasError(f"cannot read {str(path)!r}: {exc}") from None
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or any(c not in reader.fieldnames for c in columns):
-        raise ModnasError(f"{str(path)!r} lacks the columns {', '.join(columns)}")
-    return [row for row in reader if all(row.get(c) not in (None, "") for c in columns)]
+    return [row for row in read_csv_rows(path, columns) if all(row.get(c) not in (None, "") for c in columns)]
 
 
 def _complete_arch_string(text: str) -> bool:

@@ -18,8 +18,6 @@ back-propagate latency into architecture parameters.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -29,7 +27,7 @@ import torch
 from torch import nn
 
 from modnas.errors import ModnasError
-from modnas.io import atomic_replace
+from modnas.io import atomic_torch_save
 from modnas.spaces.nb201.encoding import NUM_EDGES, NUM_NODE_FEATURES, NUM_OPS, graph_encoding
 
 #: The checkpoint shipped in ``modnas/hardware/data`` (see its README for the command that regenerates it).
@@ -149,15 +147,7 @@ def save_predictor(model: MetaPredictor, path: str | Path, metadata: dict | None
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "metadata": metadata or {},
     }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        atomic_replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_torch_save(payload, target)
 
 
 def load_predictor(path: str | Path | None = None) -> tuple[MetaPredictor, dict]:

@@ -18,8 +18,6 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +27,7 @@ import torch
 
 from modnas.config import SearchConfig
 from modnas.errors import ModnasError
-from modnas.io import atomic_replace, atomic_write_json, atomic_write_text
+from modnas.io import atomic_torch_save, atomic_write_json, atomic_write_text, read_csv_rows
 from modnas.spaces.nb201.encoding import index_to_string
 
 METRIC_FIELDS = ("epoch", "device", "split", "hv", "igd_plus", "n_front")
@@ -79,15 +77,7 @@ def _plain(obj: Any) -> Any:
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    state = _plain(state)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        atomic_replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_torch_save(_plain(state), path)
 
 
 def summarise(rows: list[dict[str, Any]], queries: int, seconds: float, epoch: int) -> dict[str, Any]:
@@ -181,13 +171,7 @@ def evaluate_run(run_dir: str | Path) -> list[dict[str, Any]]:
 def _last_complete_epoch(metrics: Path, run_dir: Path) -> list[dict[str, Any]]:
     from modnas.hardware.devices import PROTOCOL_DEVICES
 
-    try:
-        text = metrics.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModnasError(f"cannot read {str(metrics)!r}: {exc}") from None
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or any(f not in reader.fieldnames for f in METRIC_FIELDS):
-        raise ModnasError(f"{str(metrics)!r} lacks the columns {', '.join(METRIC_FIELDS)}")
+    reader = read_csv_rows(metrics, METRIC_FIELDS)
     by_epoch: dict[int, list[dict[str, Any]]] = {}
     for line_no, raw in enumerate(reader, start=2):
         if any(raw.get(f) is None for f in METRIC_FIELDS):
