@@ -48,7 +48,7 @@ class SearchConfig(BaseModel):
 
     mode: Literal["benchmark"] = Field("benchmark", description="benchmark: error predictor fitted on table queries")
     seed: int = 0
-    epochs: int = Field(20, ge=1)
+    epochs: int = Field(30, ge=1)
     steps_per_epoch: int = Field(100, ge=1)
     objectives: tuple[str, ...] = ("error", "latency")
 
