@@ -32,14 +32,6 @@ def home(monkeypatch, tmp_path):
     return tmp_path / "home"
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def run(*args: str):
     return runner.invoke(app, list(args))
 
@@ -120,7 +112,7 @@ def test_add_and_remove_keep_an_already_loaded_registry_in_line(home, tmp_path):
     assert "my_phone" not in devices_module.registry.names("custom")
 
 
-def test_measure_writes_registers_and_refuses_to_overwrite(home, tmp_path, one_thread):
+def test_measure_writes_registers_and_refuses_to_overwrite(home, tmp_path):
     result = run("measure", "--name", "this_cpu", "--warmup", "0", "--repeats", "1", "--extra", "2")
     assert result.exit_code == 0, result.output
     written = tmp_path / "this_cpu.json"
@@ -141,7 +133,7 @@ def test_measure_writes_registers_and_refuses_to_overwrite(home, tmp_path, one_t
     assert len(ProfileStore().load("this_cpu").latencies_ms) == 10
 
 
-def test_measure_no_register_only_writes_the_file(home, tmp_path, one_thread):
+def test_measure_no_register_only_writes_the_file(home, tmp_path):
     out = tmp_path / "profiles" / "lab.json"
     result = run("measure", "--name", "lab", "--warmup", "0", "--repeats", "1", "--out", str(out), "--no-register")
     assert result.exit_code == 0, result.output

@@ -21,15 +21,6 @@ ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 
 
-@pytest.fixture
-def one_thread():
-    """Time with one thread (stable on shared CI machines), restoring the caller's setting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Recorder(nn.Module):
     """Stands in for a network: records how it is called."""
 
@@ -70,7 +61,7 @@ def test_measure_latency_returns_the_median(monkeypatch):
     assert measure_latency(ALL_CONV, warmup=0, repeats=3) == pytest.approx(3.0)
 
 
-def test_measure_latency_times_real_networks(one_thread):
+def test_measure_latency_times_real_networks():
     # 15 3x3 convolutions per cell against a cell that computes nothing: a timer that measures anything at all
     # sees the difference by far more than the noise of a shared machine
     conv = measure_latency(ALL_CONV, warmup=1, repeats=3)
@@ -106,7 +97,7 @@ def test_cuda_without_cuda_is_refused(monkeypatch):
         measure_latency(ALL_CONV, device="cuda")
 
 
-def test_measured_cpu_profile_of_the_reference_architectures(one_thread, tmp_path):
+def test_measured_cpu_profile_of_the_reference_architectures(tmp_path):
     ticks: list[tuple[int, int, str]] = []
     profile = measure_device(
         "this_cpu", batch_size=1, warmup=1, repeats=2, progress=lambda d, t, a: ticks.append((d, t, a))
