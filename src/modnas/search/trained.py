@@ -146,8 +146,8 @@ Run: {run}
 Device: {device}; preference (error, latency): {preference}
 Predicted: error {predicted_error:.2f} %, latency {predicted_latency_ms:.3g} ms{true_note}
 
-Build with ``build()``; ``ARCH_STR`` is the architecture. Weights are not included: train it yourself, e.g.
-``modnas train {json_name}``.
+Build with ``build()``; ``ARCH_STR`` is the architecture. Weights are not included: train it with your own
+loop (the choice and its metrics are in {json_name}).
 """
 
 import torch
