@@ -70,11 +70,12 @@ def test_devices_lists_protocol_split_with_embeddings():
 
 
 def test_score_command_scores_a_file(tmp_path):
-    front = json.loads(run("true-front", "--device", "fpga", "--json").stdout)["front"]
+    true = json.loads(run("true-front", "--device", "fpga", "--json").stdout)
+    front = true["front"]
     path = tmp_path / "archs.txt"
     path.write_text("\n".join(row["arch_str"] for row in front) + "\n")
     data = json.loads(run("score", str(path), "--device", "fpga", "--json").stdout)
-    assert data[0]["hv"] == pytest.approx(front and json.loads(run("true-front", "--device", "fpga", "--json").stdout)["hv"])
+    assert data[0]["hv"] == pytest.approx(true["hv"])
     csv_path = tmp_path / "archs.csv"
     csv_path.write_text("arch_str,note\n" + "\n".join(f"{row['arch_str']},x" for row in front[:3]) + "\n")
     rows = json.loads(run("score", str(csv_path), "--device", "fpga", "--json").stdout)

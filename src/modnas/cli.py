@@ -192,7 +192,7 @@ def score(
     arch_list = read_arch_file_checked(archs)
     results = [score_archs(arch_list, d, objs) for d in names]
     if as_json:
-        print_json([{k: v for k, v in r.to_dict().items()} for r in results])
+        print_json([r.to_dict() for r in results])
         return
     table = Table(title=f"{len(arch_list)} architectures scored ({', '.join(objs)})")
     for col in ("device", "split", "HV", "true HV", "IGD+", "front", "on true front"):

@@ -26,7 +26,7 @@ from modnas.errors import ModnasError
 from modnas.evaluation.pareto import hypervolume, igd, igd_plus, nondominated_mask, pareto_front
 from modnas.hardware.devices import ENERGY_DEVICES, registry
 from modnas.spaces.nb201 import ArchLike, index_to_string, to_index
-from modnas.tables.nb201 import nb201_tables
+from modnas.tables.nb201 import check_index, nb201_tables
 
 #: Architectures at or above this error (%) are degenerate and excluded, as in the MODNAS protocol.
 ERROR_CUTOFF = 90.0
@@ -173,9 +173,7 @@ def score(
 def score_indices(indices: np.ndarray, device: str, objectives: Sequence[str] = ("error", "latency")) -> Score:
     """Score architectures given by canonical NB201 indices."""
     norm = protocol(device, check_objectives(objectives))
-    idx = np.unique(np.asarray(indices, dtype=np.int64))
-    if idx.size and (idx.min() < 0 or idx.max() >= len(norm.raw)):
-        raise ModnasError(f"architecture index {int(idx[(idx < 0) | (idx >= len(norm.raw))][0])} is out of range")
+    idx = np.unique(check_index(np.asarray(indices, dtype=np.int64)))
     kept = idx[norm.valid[idx]]
     points = norm.normalise(norm.raw[kept])
     mask = nondominated_mask(points, keep_duplicates=True)

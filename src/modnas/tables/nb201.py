@@ -68,10 +68,12 @@ def _read(kind: str) -> pd.DataFrame:
     return frame
 
 
-def _check_index(index: int | np.ndarray) -> np.ndarray:
+def check_index(index: int | np.ndarray) -> np.ndarray:
+    """Validate canonical NB201 indices (integers in 0..15624) and return them as an array."""
     idx = np.asarray(index)
     if idx.dtype.kind not in "iu":
-        raise ModnasError(f"architecture indices must be integers, got dtype {idx.dtype}")
+        shown = f"{index!r} " if idx.ndim == 0 else "values "
+        raise ModnasError(f"architecture index must be an integer, got {shown}(dtype {idx.dtype})")
     if idx.size and (idx.min() < 0 or idx.max() >= NUM_ARCHS):
         bad = idx[(idx < 0) | (idx >= NUM_ARCHS)].ravel()[0]
         raise ModnasError(f"architecture index {int(bad)} is out of range 0..{NUM_ARCHS - 1}")
@@ -159,7 +161,7 @@ class NB201Tables:
 
     def column(self, kind: str, name: str, index: int | np.ndarray) -> np.ndarray:
         """Values of one column for the given canonical indices (a scalar array for an ``int``)."""
-        idx = _check_index(index)
+        idx = check_index(index)
         return self._series(kind, name).to_numpy(dtype=np.float64)[idx]
 
     def full_column(self, kind: str, name: str) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from modnas.errors import ModnasError
-from modnas.tables.nb201 import NUM_ARCHS, nb201_tables
+from modnas.tables.nb201 import NUM_ARCHS, check_index, nb201_tables
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
@@ -129,13 +129,7 @@ def to_index(arch: ArchLike | Sequence[str]) -> np.ndarray:
 
 def from_index(index: int | np.ndarray) -> np.ndarray:
     """Op indices ``(..., 6)`` of canonical NB201 indices."""
-    idx = np.asarray(index)
-    if idx.dtype.kind not in "iu":
-        raise ModnasError(f"architecture index must be an integer, got {index!r}")
-    if idx.size and (idx.min() < 0 or idx.max() >= NUM_ARCHS):
-        bad = idx[(idx < 0) | (idx >= NUM_ARCHS)].ravel()[0]
-        raise ModnasError(f"architecture index {int(bad)} is out of range 0..{NUM_ARCHS - 1}")
-    return nb201_tables.ops_codes[idx]
+    return nb201_tables.ops_codes[check_index(index)]
 
 
 def index_to_string(index: int) -> str:
