@@ -154,8 +154,12 @@ class MetaHyperNetwork(HyperNetwork):
 
     def _logits(self, preference: Tensor, embedding: Tensor) -> Tensor:
         weights = self.mixture_weights(embedding)  # (N, K)
-        rows = self.tables[:, self.bins(preference)]  # (K, N, E*O)
-        return torch.einsum("nk,knw->nw", weights, rows)
+        # sum_k w_k T_k[bin] as one matmul with a (prototype x bin) one-hot mixture: an indexing gather would be
+        # cheaper, but its backward (index_add) is not deterministic with several CPU threads, and resumed runs
+        # must repeat uninterrupted ones exactly
+        onehot = nn.functional.one_hot(self.bins(preference), self.num_bins).to(weights.dtype)  # (N, B)
+        mix = (weights[:, :, None] * onehot[:, None, :]).flatten(1)  # (N, K * B)
+        return mix @ self.tables.flatten(0, 1)
 
     def load_official_state_dict(self, state_dict: Mapping[str, Tensor], reverse_ops: bool = True) -> None:
         """Load a checkpoint of the original ``MetaHyperNetwork`` (keys ``hardware_embedding.weight`` and

@@ -45,30 +45,44 @@ def search_command(
     sampler: Annotated[str | None, typer.Option(help="Sampler: reinmax or gdas.")] = None,
     aggregation: Annotated[str | None, typer.Option(help="Device-gradient aggregation: mgda, mean or sum.")] = None,
     query_budget: Annotated[int | None, typer.Option(help="K: architectures whose true accuracy may be read.")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue this interrupted run directory from its last checkpoint.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Train one preference- and device-conditioned hypernetwork; score it on all 19 devices every epoch."""
     from modnas.config import load_config
-    from modnas.search import search
+    from modnas.errors import ModnasError
+    from modnas.search import resume_search, search
 
     overrides = {
         "mode": mode, "seed": seed, "epochs": epochs, "steps_per_epoch": steps_per_epoch, "hypernet": hypernet,
         "sampler": sampler, "aggregation": aggregation, "query_budget": query_budget,
     }
-    cfg = load_config(config, overrides)
-    run_dir = out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-seed{cfg.seed}"
+    if resume is not None:
+        given = [k for k, v in overrides.items() if v is not None] + (["CONFIG"] if config else [])
+        given += ["out"] if out is not None else []
+        if given:
+            raise ModnasError(f"--resume continues a run with its own config; drop {', '.join(given)}")
+        run_dir = resume
+    else:
+        cfg = load_config(config, overrides)
+        run_dir = out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-seed{cfg.seed}"
     bar = Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
         TextColumn("{task.fields[hv]}"), TimeElapsedColumn(), TimeRemainingColumn(),
         console=err_console, transient=True,
     )
     with bar:
-        task = bar.add_task("searching", total=cfg.epochs * cfg.steps_per_epoch, hv="")
+        task = bar.add_task("resuming" if resume else "searching", total=None, hv="")
 
         def progress(done: int, total: int, hv: float | None) -> None:
-            bar.update(task, completed=done, hv="" if hv is None else f"mean HV {hv:.4f}")
+            bar.update(task, completed=done, total=total, hv="" if hv is None else f"mean HV {hv:.4f}")
 
-        summary = search(cfg, run_dir, progress=progress)
+        if resume is not None:
+            summary = resume_search(resume, progress=progress)
+        else:
+            summary = search(cfg, run_dir, progress=progress)
     if as_json:
         print_json({**summary, "run_dir": str(run_dir)})
         return

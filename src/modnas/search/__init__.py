@@ -1,10 +1,11 @@
 """The MODNAS search: one hypernetwork for every preference and device (benchmark mode for now).
 
 ``search(config, out_dir)`` runs a search into a new run directory and returns its summary;
+``resume_search(run_dir)`` continues an interrupted run from its last checkpoint;
 ``evaluate_run(run_dir)`` reads the per-device rows back (from ``summary.json``, or the last complete epoch of
 ``metrics.csv`` for an interrupted run).
 """
 
-from modnas.search.run import evaluate_run, search
+from modnas.search.run import evaluate_run, resume_search, search
 
-__all__ = ["evaluate_run", "search"]
+__all__ = ["evaluate_run", "resume_search", "search"]

@@ -3,13 +3,15 @@
 A run directory holds
 
 * ``config.yaml`` -- the resolved :class:`~modnas.config.SearchConfig`;
-* ``metrics.csv`` -- ``epoch, device, split, hv, igd_plus, n_front`` for all 19 devices after every epoch;
+* ``metrics.csv`` -- ``epoch, device, split, hv, igd_plus, n_front, queries`` for all 19 devices after every
+  epoch (``queries``: distinct architectures whose true accuracy the search had read by then);
 * ``fronts.csv`` -- ``epoch, device, ray, preference, arch_str``: the architecture chosen for every evaluation ray;
 * ``queries.csv`` -- ``order, arch_str, error``: every architecture whose true accuracy was read, in order;
 * ``checkpoints/last.pt`` -- hypernetwork, optimiser, error predictor, query budget, RNG states and epoch;
 * ``summary.json`` -- the last epoch's rows and means, the number of queries used and the wall time.
 
-Every file is rewritten atomically after each epoch, so an interrupted run leaves complete files behind.
+Every file is rewritten atomically after each epoch (the checkpoint first), so a run killed at any moment leaves
+complete files behind, and ``search(..., resume=True)`` continues it from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from modnas.errors import ModnasError
 from modnas.io import atomic_torch_save, atomic_write_json, atomic_write_text, read_csv_rows
 from modnas.spaces.nb201.encoding import index_to_string
 
-METRIC_FIELDS = ("epoch", "device", "split", "hv", "igd_plus", "n_front")
+METRIC_FIELDS = ("epoch", "device", "split", "hv", "igd_plus", "n_front", "queries")
 FRONT_FIELDS = ("epoch", "device", "ray", "preference", "arch_str")
 QUERY_FIELDS = ("order", "arch_str", "error")
 ROW_FIELDS = ("device", "split", "hv", "igd_plus", "n_front")
@@ -76,8 +78,17 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    atomic_torch_save(_plain(state), path)
+#: Bumped when the checkpoint layout changes; a checkpoint of another version is refused on resume.
+CHECKPOINT_VERSION = 1
+
+
+def _make_loop(config: SearchConfig) -> Any:
+    """The search loop of ``config.mode``."""
+    if config.mode == "benchmark":
+        from modnas.search.benchmark import BenchmarkSearch
+
+        return BenchmarkSearch(config)
+    raise ModnasError(f"search mode {config.mode!r} is not implemented")  # pragma: no cover - config admits it
 
 
 def summarise(rows: list[dict[str, Any]], queries: int, seconds: float, epoch: int) -> dict[str, Any]:
@@ -93,22 +104,105 @@ def summarise(rows: list[dict[str, Any]], queries: int, seconds: float, epoch: i
     }
 
 
-def search(config: SearchConfig, out_dir: str | Path, progress: Progress | None = None) -> dict[str, Any]:
-    """Run one search into a new run directory and return its summary (also written to ``summary.json``)."""
-    from modnas.search.benchmark import BenchmarkSearch
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A run checkpoint as a dict; a missing, truncated or foreign file is a one-line :class:`ModnasError`."""
+    if not path.is_file():
+        raise ModnasError(f"{str(path)!r} is missing: the run has no finished epoch to resume from")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors of a damaged file come in many types
+        raise ModnasError(f"checkpoint {str(path)!r} is damaged or not a modnas checkpoint ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or "epoch" not in state or "config" not in state:
+        raise ModnasError(f"checkpoint {str(path)!r} is not a modnas run checkpoint")
+    return state
 
-    if config.mode != "benchmark":  # pragma: no cover - the config only admits benchmark for now
-        raise ModnasError(f"search mode {config.mode!r} is not implemented")
-    run_dir = prepare_run_dir(out_dir)
-    atomic_write_text(run_dir / "config.yaml", config.to_yaml())
-    start = time.perf_counter()
-    loop = BenchmarkSearch(config)
+
+def _previous_rows(path: Path, fields: tuple[str, ...], last_epoch: int) -> list[dict[str, Any]]:
+    """Rows of a run's CSV up to ``last_epoch`` (later or cut-off rows belong to no checkpoint and are dropped)."""
+    if not path.is_file():
+        return []
+    rows = []
+    for raw in read_csv_rows(path, fields):
+        if any(raw.get(f) is None for f in fields):
+            continue  # a cut-off last line
+        try:
+            epoch = int(raw["epoch"])
+        except ValueError:
+            continue
+        if epoch <= last_epoch:
+            rows.append({k: raw[k] for k in fields})
+    return rows
+
+
+class _RunWriter:
+    """Writes one run directory: checkpoint first, then the CSVs, each atomically."""
+
+    def __init__(self, run_dir: Path, metrics: list[dict[str, Any]], fronts: list[dict[str, Any]], seconds: float):
+        self.run_dir, self.metrics, self.fronts, self.seconds = run_dir, metrics, fronts, seconds
+
+    def epoch_done(self, loop: Any, rows: list[dict[str, Any]], fronts: list[dict[str, Any]], seconds: float) -> None:
+        self.seconds = seconds
+        queries = loop.queries_used
+        self.metrics += [{"epoch": loop.epoch, **row, "queries": queries} for row in rows]
+        self.fronts += [{"epoch": loop.epoch, **row} for row in fronts]
+        state = {**loop.state_dict(), "run": {"version": CHECKPOINT_VERSION, "seconds": seconds}}
+        # the checkpoint first: the CSVs and the summary then never describe an epoch it does not hold
+        atomic_torch_save(_plain(state), self.run_dir / "checkpoints" / "last.pt")
+        atomic_write_text(self.run_dir / "metrics.csv", _csv_text(METRIC_FIELDS, self.metrics))
+        atomic_write_text(self.run_dir / "fronts.csv", _csv_text(FRONT_FIELDS, self.fronts))
+        budget = getattr(loop, "budget", None)
+        if budget is not None:
+            rows_q = [
+                {"order": k, "arch_str": index_to_string(i), "error": e}
+                for k, (i, e) in enumerate(zip(budget.queried, budget.errors), start=1)
+            ]
+            atomic_write_text(self.run_dir / "queries.csv", _csv_text(QUERY_FIELDS, rows_q))
+
+
+def search(
+    config: SearchConfig, out_dir: str | Path, progress: Progress | None = None, resume: bool = False
+) -> dict[str, Any]:
+    """Run one search into a new run directory and return its summary (also written to ``summary.json``).
+
+    With ``resume=True``, ``out_dir`` is an existing run directory: its checkpoint is loaded (it must come from the
+    same ``config``; see :func:`resume_search`) and the search continues from the epoch after it.
+    """
+    if resume:
+        run_dir = Path(out_dir)
+        state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+        _check_compatible(state, config, run_dir)
+        loop = _make_loop(config)
+        try:
+            loop.load_state_dict(state)
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModnasError(f"checkpoint of {str(run_dir)!r} does not fit this search ({first})") from None
+        epoch = loop.epoch
+        writer = _RunWriter(
+            run_dir,
+            _previous_rows(run_dir / "metrics.csv", METRIC_FIELDS, epoch),
+            _previous_rows(run_dir / "fronts.csv", FRONT_FIELDS, epoch),
+            float(state["run"].get("seconds", 0.0)),
+        )
+        complete = (
+            sum(int(r["epoch"]) == epoch for r in writer.metrics) == len(loop.eval_devices)
+            and sum(int(r["epoch"]) == epoch for r in writer.fronts) == len(loop.eval_devices) * config.eval_rays
+        )
+        if epoch > 0 and not complete:
+            # killed between the checkpoint and the CSVs: score the checkpoint's epoch again (deterministic)
+            rows, fronts = loop.evaluate()
+            writer.metrics = [r for r in writer.metrics if int(r["epoch"]) < epoch]
+            writer.fronts = [r for r in writer.fronts if int(r["epoch"]) < epoch]
+            writer.epoch_done(loop, rows, fronts, writer.seconds)
+    else:
+        run_dir = prepare_run_dir(out_dir)
+        atomic_write_text(run_dir / "config.yaml", config.to_yaml())
+        loop = _make_loop(config)
+        writer = _RunWriter(run_dir, [], [], 0.0)
+    start = time.perf_counter() - writer.seconds
     total = config.epochs * config.steps_per_epoch
-    done = 0
+    done = loop.epoch * config.steps_per_epoch
     last_hv: float | None = None
-    metrics: list[dict[str, Any]] = []
-    fronts: list[dict[str, Any]] = []
-    summary: dict[str, Any] = {}
 
     def tick() -> None:
         nonlocal done
@@ -116,25 +210,56 @@ def search(config: SearchConfig, out_dir: str | Path, progress: Progress | None 
         if progress is not None:
             progress(done, total, last_hv)
 
-    for _ in range(config.epochs):
+    if progress is not None:
+        progress(done, total, None)
+    rows: list[dict[str, Any]] | None = None
+    while loop.epoch < config.epochs:
         result = loop.run_epoch(tick)
-        metrics += [{"epoch": result.epoch, **row} for row in result.rows]
-        fronts += [{"epoch": result.epoch, **row} for row in result.fronts]
-        last_hv = result.mean_hv
-        queries = [
-            {"order": k, "arch_str": index_to_string(i), "error": e}
-            for k, (i, e) in enumerate(zip(loop.budget.queried, loop.budget.errors), start=1)
-        ]
-        # the checkpoint first: the CSVs and the summary then never describe an epoch it does not hold
-        _save_checkpoint(run_dir / "checkpoints" / "last.pt", loop.state_dict())
-        atomic_write_text(run_dir / "metrics.csv", _csv_text(METRIC_FIELDS, metrics))
-        atomic_write_text(run_dir / "fronts.csv", _csv_text(FRONT_FIELDS, fronts))
-        atomic_write_text(run_dir / "queries.csv", _csv_text(QUERY_FIELDS, queries))
+        rows, last_hv = result.rows, result.mean_hv
+        writer.epoch_done(loop, result.rows, result.fronts, time.perf_counter() - start)
         if progress is not None:
             progress(done, total, last_hv)
-    summary = summarise(result.rows, loop.budget.used, time.perf_counter() - start, result.epoch)
+    if rows is None:  # resumed a run whose last epoch was already trained: score it again
+        rows, _ = loop.evaluate()
+    summary = summarise(rows, loop.queries_used, time.perf_counter() - start, loop.epoch)
     atomic_write_json(run_dir / "summary.json", summary)
     return summary
+
+
+def _check_compatible(state: dict[str, Any], config: SearchConfig, run_dir: Path) -> None:
+    run = state.get("run")
+    version = run.get("version") if isinstance(run, dict) else None
+    if version != CHECKPOINT_VERSION:
+        raise ModnasError(
+            f"checkpoint of {str(run_dir)!r} has format version {version!r}, this modnas writes {CHECKPOINT_VERSION}"
+        )
+    saved = state["config"]
+    if saved != config.model_dump(mode="json"):
+        current = config.model_dump(mode="json")
+        diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        raise ModnasError(f"checkpoint of {str(run_dir)!r} was written with a different config ({', '.join(diff)})")
+    if int(state["epoch"]) > config.epochs:
+        raise ModnasError(f"checkpoint of {str(run_dir)!r} is at epoch {state['epoch']}, past epochs={config.epochs}")
+
+
+def resume_search(run_dir: str | Path, progress: Progress | None = None) -> dict[str, Any]:
+    """Continue an interrupted run from ``run_dir``'s ``config.yaml`` and last checkpoint.
+
+    A complete run (summary.json written at the last epoch) is refused rather than touched; a damaged or
+    incompatible checkpoint is refused before anything in the directory is rewritten.
+    """
+    from modnas.config import load_config
+
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise ModnasError(f"run directory {str(path)!r} does not exist")
+    if not (path / "config.yaml").is_file():
+        raise ModnasError(f"{str(path)!r} is not a run directory: config.yaml is missing")
+    config = load_config(path / "config.yaml")
+    state = load_checkpoint(path / "checkpoints" / "last.pt")
+    if int(state["epoch"]) >= config.epochs and (path / "summary.json").is_file():
+        raise ModnasError(f"run {str(path)!r} is already complete ({config.epochs} epochs); nothing to resume")
+    return search(config, path, progress=progress, resume=True)
 
 
 def _float_or_none(text: str, what: str) -> float | None:
@@ -171,10 +296,11 @@ def evaluate_run(run_dir: str | Path) -> list[dict[str, Any]]:
 def _last_complete_epoch(metrics: Path, run_dir: Path) -> list[dict[str, Any]]:
     from modnas.hardware.devices import PROTOCOL_DEVICES
 
-    reader = read_csv_rows(metrics, METRIC_FIELDS)
+    needed = ("epoch", *ROW_FIELDS)  # runs written before the ``queries`` column still read
+    reader = read_csv_rows(metrics, needed)
     by_epoch: dict[int, list[dict[str, Any]]] = {}
     for line_no, raw in enumerate(reader, start=2):
-        if any(raw.get(f) is None for f in METRIC_FIELDS):
+        if any(raw.get(f) is None for f in needed):
             continue  # a cut-off last line
         try:
             epoch = int(raw["epoch"])

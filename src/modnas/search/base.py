@@ -1,0 +1,277 @@
+"""What every MODNAS search loop shares, whatever supplies its accuracy signal.
+
+:class:`HypernetSearch` owns the hypernetwork, its optimiser and LR schedule, the sampler, the frozen hardware
+MetaPredictor with its per-device latency bounds, and the shared-scorer evaluation. Per step and training device t
+(spec sections 7 and 8):
+
+* ``r ~ Dirichlet`` (P preferences), ``alpha = hypernet(r, h_t)``, ``a = sampler(alpha)`` (one-hot with gradient);
+* ``err_n`` = the subclass's :meth:`~HypernetSearch.normalised_error` of the samples (benchmark mode: a fitted error
+  predictor; one-shot mode: the supernet's cross-entropy);
+* ``lat_n = (pred_lat - min_t) / (max_t - min_t)`` with the MetaPredictor's min/max over all 15,625 archs on
+  device t, computed once, so it is well defined from the first step (unlike the original, spec 12.3);
+* ``loss_t = mean_P r . (err_n, lat_n)``; the T per-device hypernetwork gradients are combined with
+  :func:`modnas.mgd.aggregate` and one AdamW step is taken.
+
+Every epoch ends with the shared scorer on all 19 protocol devices (:meth:`~HypernetSearch.evaluate`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from modnas.config import SearchConfig
+from modnas.evaluation import circle_rays, dirichlet, score_indices, to_simplex
+from modnas.hardware.devices import PROTOCOL_DEVICES, TRAIN_DEVICES, registry
+from modnas.hardware.predictor import MetaPredictor, load_predictor
+from modnas.hardware.training import all_onehots
+from modnas.hypernet import HyperNetwork, make_hypernet
+from modnas.mgd import aggregate, assign_flat_grad
+from modnas.samplers import Sampler, make_sampler
+from modnas.spaces.nb201.encoding import NUM_EDGES, NUM_OPS, from_onehot, index_to_string, to_index
+from modnas.tables.nb201 import NUM_ARCHS
+
+
+@dataclass
+class EpochResult:
+    """Scores of one epoch: one row per device and one row per (device, ray)."""
+
+    epoch: int
+    rows: list[dict[str, Any]]
+    fronts: list[dict[str, Any]]
+    seconds: float
+    queries: int
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def mean_hv(self) -> float:
+        return float(np.mean([r["hv"] for r in self.rows]))
+
+    def mean_hv_split(self, split: str) -> float:
+        values = [r["hv"] for r in self.rows if r["split"] == split]
+        return float(np.mean(values)) if values else float("nan")
+
+
+def device_embeddings(names: tuple[str, ...]) -> Tensor:
+    """The registry's 10-d embeddings of ``names`` as a ``(D, 10)`` float tensor."""
+    return torch.tensor(np.stack([registry.get(n).embedding for n in names]), dtype=torch.float32)
+
+
+class HypernetSearch:
+    """The hypernetwork side of a MODNAS search; subclasses supply :meth:`normalised_error`.
+
+    Use: build with a config, then call :meth:`run_epoch` ``config.epochs`` times (or :meth:`train_epoch` and
+    :meth:`evaluate` by hand). :meth:`state_dict` / :meth:`load_state_dict` hold everything needed to continue.
+    """
+
+    def __init__(self, config: SearchConfig) -> None:
+        self.config = config
+        self.train_devices: tuple[str, ...] = TRAIN_DEVICES
+        self.eval_devices: tuple[str, ...] = PROTOCOL_DEVICES
+        torch.manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.epoch = 0
+
+        self.train_emb = device_embeddings(self.train_devices)
+        self.onehots = all_onehots()
+
+        self.predictor: MetaPredictor = load_predictor()[0]
+        for p in self.predictor.parameters():
+            p.requires_grad_(False)
+        self.lat_low, self.lat_high = self._latency_bounds()
+
+        kwargs: dict[str, Any] = {"hidden": config.hypernet_hidden} if config.hypernet == "mlp" else {}
+        self.hypernet: HyperNetwork = make_hypernet(config.hypernet, num_objectives=2, **kwargs)
+        self.hypernet.pretrain_uniform(self.train_emb, steps=config.pretrain_steps, seed=config.seed)
+        self.params = [p for p in self.hypernet.parameters() if p.requires_grad]
+        self.optimiser = torch.optim.AdamW(
+            self.params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+        )
+        total = config.epochs * config.steps_per_epoch
+        factor = (lambda _: 1.0) if config.lr_schedule == "constant" else (
+            lambda i: 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(i, total) / total))
+        )
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimiser, factor)
+        sampler_kwargs: dict[str, Any] = (
+            {"tau": config.tau} if config.sampler == "reinmax" else {"tau_max": config.tau_max, "tau_min": config.tau}
+        )
+        self.sampler: Sampler = make_sampler(config.sampler, generator=self.generator, **sampler_kwargs)
+
+    # -- what a subclass supplies -------------------------------------------------------------------------------
+
+    def normalised_error(self, onehot: Tensor) -> Tensor:
+        """Normalised error ``(T, P)`` of sampled one-hots ``(T, P, 6, 5)``, differentiable in ``onehot``."""
+        raise NotImplementedError
+
+    def after_epoch(self) -> dict[str, float]:
+        """Work due at the end of an epoch (benchmark mode: an adaptive query round); returns extra metrics."""
+        return {}
+
+    @property
+    def queries_used(self) -> int:
+        """Distinct architectures whose true accuracy this search has read (0 when it reads none)."""
+        return 0
+
+    # -- normalisation ------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _latency_bounds(self, chunk: int = 2048) -> tuple[Tensor, Tensor]:
+        """MetaPredictor's min and max over all 15,625 architectures on every training device."""
+        preds = torch.cat(
+            [self.predictor(self.onehots[i : i + chunk], self.train_emb) for i in range(0, NUM_ARCHS, chunk)]
+        )
+        low, high = preds.min(dim=0).values, preds.max(dim=0).values
+        return low, torch.maximum(high, low + 1e-6)
+
+    # -- training -----------------------------------------------------------------------------------------------
+
+    def sample_preferences(self, count: int) -> Tensor:
+        """``count`` Dirichlet preferences for every training device, ``(T, count, 2)``."""
+        t = len(self.train_devices)
+        r = dirichlet(t * count, 2, self.rng, self.config.dirichlet_concentration)
+        return torch.tensor(r, dtype=torch.float32).reshape(t, count, 2)
+
+    def losses(self) -> tuple[Tensor, Tensor, Tensor, dict[str, float]]:
+        """Per-training-device scalarised losses ``(T,)`` for fresh preferences and samples.
+
+        Returns ``(loss, alpha, alpha_leaf, info)``: the losses are built on ``alpha_leaf``, a detached copy of the
+        hypernetwork output ``alpha`` (T, P, 6, 5), so one backward pass through the predictors gives every
+        device's gradient at its own logits (device t's loss only reads device t's rows), and nothing outside the
+        hypernetwork (a supernet, an error model) receives a gradient from this phase (spec 12.1).
+        """
+        t, p = len(self.train_devices), self.config.preferences_per_device
+        r = self.sample_preferences(p)
+        alpha = self.hypernet(r, self.train_emb[:, None, :])  # (T, P, 6, 5)
+        leaf = alpha.detach().requires_grad_(True)
+        onehot = self.sampler(leaf)
+        err_n = self.normalised_error(onehot)
+        lat = self.predictor.forward_pairs(
+            onehot.reshape(t * p, NUM_EDGES, NUM_OPS), self.train_emb.repeat_interleave(p, dim=0)
+        ).reshape(t, p)
+        lat_n = (lat - self.lat_low[:, None]) / (self.lat_high - self.lat_low)[:, None]
+        loss = (r[..., 0] * err_n + r[..., 1] * lat_n).mean(dim=1)
+        with torch.no_grad():
+            info = {"err_n": float(err_n.mean()), "lat_n": float(lat_n.mean()), "loss": float(loss.mean())}
+        return loss, alpha, leaf, info
+
+    def hypernet_step(self) -> dict[str, float]:
+        """One hypernetwork update from the T per-device gradients combined by MGDA (or mean/sum)."""
+        loss, alpha, leaf, info = self.losses()
+        t = loss.shape[0]
+        (grad_alpha,) = torch.autograd.grad(loss.sum(), leaf)  # (T, P, 6, 5); row block t = d loss_t / d alpha_t
+        # per-device gradient outputs: device t's block, zeros elsewhere; one batched pass through the hypernet
+        eye = torch.eye(t, dtype=grad_alpha.dtype)
+        outputs = eye[:, :, None, None, None] * grad_alpha[None]
+        grads = torch.autograd.grad(alpha, self.params, grad_outputs=outputs, is_grads_batched=True, allow_unused=True)
+        flat = torch.cat(
+            [
+                (g if g is not None else torch.zeros(t, *p.shape)).reshape(t, -1)
+                for g, p in zip(grads, self.params)
+            ],
+            dim=1,
+        )
+        direction, _ = aggregate(flat, self.config.aggregation, normalise=True)
+        self.optimiser.zero_grad(set_to_none=True)
+        assign_flat_grad(self.params, direction)
+        self.optimiser.step()
+        self.schedule.step()
+        return info
+
+    def step(self) -> dict[str, float]:
+        """One search step (here: the hypernetwork update; one-shot mode adds the supernet's weight update)."""
+        return self.hypernet_step()
+
+    def train_epoch(self, progress: Callable[[], None] | None = None) -> dict[str, float]:
+        """``steps_per_epoch`` steps, then :meth:`after_epoch`. Returns the mean step info and its extras."""
+        cfg = self.config
+        self.sampler.set_progress(min(1.0, self.epoch / max(1, cfg.epochs - 1)))
+        self.hypernet.train()
+        infos = []
+        for _ in range(cfg.steps_per_epoch):
+            infos.append(self.step())
+            if progress is not None:
+                progress()
+        self.epoch += 1
+        out = {k: float(np.mean([i[k] for i in infos])) for k in infos[0]}
+        out.update(self.after_epoch())
+        return out
+
+    # -- evaluation ---------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def proposals(self, device_names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """Argmax architecture (canonical index) per evaluation ray, for each named device."""
+        names = device_names or self.eval_devices
+        emb = device_embeddings(names)
+        rays = torch.tensor(to_simplex(circle_rays(self.config.eval_rays)), dtype=torch.float32)
+        was_training = self.hypernet.training
+        self.hypernet.eval()
+        alpha = self.hypernet(rays[None, :, :], emb[:, None, :])  # (D, R, 6, 5)
+        self.hypernet.train(was_training)
+        ops = from_onehot(alpha)  # (D, R, 6)
+        idx = to_index(ops.reshape(-1, NUM_EDGES)).reshape(len(names), -1)
+        return {n: idx[i] for i, n in enumerate(names)}
+
+    def evaluate(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Shared-scorer rows for all 19 devices and the (device, ray) -> architecture table."""
+        prefs = to_simplex(circle_rays(self.config.eval_rays))
+        rows, fronts = [], []
+        for name, idx in self.proposals(self.eval_devices).items():
+            s = score_indices(idx, name, self.config.objectives)
+            rows.append(
+                {"device": name, "split": s.split, "hv": s.hv, "igd_plus": s.igd_plus, "n_front": s.n_front}
+            )
+            for k, i in enumerate(idx):
+                fronts.append(
+                    {
+                        "device": name,
+                        "ray": k,
+                        "preference": ";".join(f"{v:.6f}" for v in prefs[k]),
+                        "arch_str": index_to_string(int(i)),
+                    }
+                )
+        return rows, fronts
+
+    def run_epoch(self, progress: Callable[[], None] | None = None) -> EpochResult:
+        """Train one epoch, then score it on every protocol device."""
+        start = time.perf_counter()
+        info = self.train_epoch(progress)
+        rows, fronts = self.evaluate()
+        return EpochResult(self.epoch, rows, fronts, time.perf_counter() - start, self.queries_used, extra=info)
+
+    # -- checkpoints --------------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Hypernetwork, optimiser, schedule, epoch and RNG states (subclasses add their own parts)."""
+        return {
+            "config": self.config.model_dump(mode="json"),
+            "epoch": self.epoch,
+            "hypernet": self.hypernet.state_dict(),
+            "optimiser": self.optimiser.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "latency_bounds": {
+                n: [float(lo), float(hi)] for n, lo, hi in zip(self.train_devices, self.lat_low, self.lat_high)
+            },
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "sampler": self.generator.get_state(),
+                "numpy": self.rng.bit_generator.state,
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` taken from a search with the same configuration."""
+        self.epoch = int(state["epoch"])
+        self.hypernet.load_state_dict(state["hypernet"])
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.schedule.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.generator.set_state(state["rng"]["sampler"])
+        self.rng.bit_generator.state = state["rng"]["numpy"]

@@ -1,0 +1,142 @@
+"""Resuming a run: an interrupted and resumed search ends exactly where an uninterrupted one does, and damaged or
+foreign run directories are refused without touching a file."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from modnas.cli import app
+from modnas.config import load_config
+from modnas.errors import ModnasError
+from modnas.search import resume_search, search
+
+TINY = {
+    "epochs": 3,
+    "steps_per_epoch": 4,
+    "query_budget": 30,
+    "initial_queries": 20,
+    "queries_per_round": 5,
+    "preferences_per_device": 4,
+    "pretrain_steps": 20,
+    "error_predictor.ensemble": 1,
+    "error_predictor.steps": 20,
+    "seed": 3,
+}
+
+
+class _Stop(Exception):
+    pass
+
+
+def _interrupt_after(steps: int):
+    """A progress callback that stops the run at its ``steps``-th step (as a Ctrl-C or a kill would)."""
+
+    def progress(done: int, total: int, hv: float | None) -> None:
+        if done >= steps:
+            raise _Stop
+
+    return progress
+
+
+def _snapshot(run_dir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The same tiny search twice: straight through, and interrupted in epoch 2 then resumed."""
+    root = tmp_path_factory.mktemp("resume")
+    config = load_config(None, TINY)
+    straight = root / "straight"
+    search(config, straight)
+    resumed = root / "resumed"
+    with pytest.raises(_Stop):
+        search(config, resumed, progress=_interrupt_after(TINY["steps_per_epoch"] + 2))
+    interrupted = root / "interrupted"
+    shutil.copytree(resumed, interrupted)
+    summary = resume_search(resumed)
+    return straight, resumed, interrupted, summary
+
+
+def test_interrupted_run_holds_its_last_finished_epoch(runs):
+    _, _, interrupted, _ = runs
+    state = torch.load(interrupted / "checkpoints" / "last.pt", weights_only=True)
+    assert state["epoch"] == 1
+    assert not (interrupted / "summary.json").exists()
+
+
+def test_resumed_run_equals_the_uninterrupted_one(runs):
+    straight, resumed, _, summary = runs
+    a = torch.load(straight / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(resumed / "checkpoints" / "last.pt", weights_only=True)
+    assert a["epoch"] == b["epoch"] == TINY["epochs"]
+    for name, tensor in a["hypernet"].items():
+        assert torch.equal(tensor, b["hypernet"][name]), name
+    assert a["budget"] == b["budget"]
+    for name in ("metrics.csv", "fronts.csv", "queries.csv"):
+        assert (straight / name).read_text() == (resumed / name).read_text(), name
+    assert summary["epoch"] == TINY["epochs"] and summary["queries"] == a["budget"]["limit"]
+
+
+def test_resume_after_a_kill_between_checkpoint_and_csvs(runs, tmp_path):
+    straight, _, interrupted, _ = runs
+    run = tmp_path / "run"
+    shutil.copytree(interrupted, run)
+    lines = (run / "metrics.csv").read_text().splitlines(keepends=True)
+    (run / "metrics.csv").write_text(lines[0] + "".join(lines[1:5]))  # the checkpoint's epoch lost, one row cut
+    resume_search(run)
+    assert (run / "metrics.csv").read_text() == (straight / "metrics.csv").read_text()
+    assert (run / "fronts.csv").read_text() == (straight / "fronts.csv").read_text()
+
+
+def test_complete_run_is_refused(runs):
+    _, resumed, _, _ = runs
+    before = _snapshot(resumed)
+    with pytest.raises(ModnasError, match="already complete"):
+        resume_search(resumed)
+    assert _snapshot(resumed) == before
+
+
+@pytest.mark.parametrize(
+    "damage, needle",
+    [
+        (lambda run: (run / "checkpoints" / "last.pt").write_bytes(
+            (run / "checkpoints" / "last.pt").read_bytes()[:1000]), "damaged"),
+        (lambda run: (run / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint"), "damaged"),
+        (lambda run: (run / "checkpoints" / "last.pt").unlink(), "no finished epoch"),
+        (lambda run: (run / "config.yaml").write_text(
+            (run / "config.yaml").read_text().replace("seed: 3", "seed: 4")), "different config"),
+        (lambda run: (run / "config.yaml").unlink(), "config.yaml is missing"),
+        (lambda run: torch.save({"epoch": 1, "config": {}}, run / "checkpoints" / "last.pt"), "format version"),
+    ],
+)
+def test_damaged_or_foreign_runs_are_refused_untouched(runs, tmp_path, damage, needle):
+    _, _, interrupted, _ = runs
+    run = tmp_path / "run"
+    shutil.copytree(interrupted, run)
+    damage(run)
+    before = _snapshot(run)
+    with pytest.raises(ModnasError, match=needle):
+        resume_search(run)
+    assert _snapshot(run) == before
+
+
+def test_missing_run_directory(tmp_path):
+    with pytest.raises(ModnasError, match="does not exist"):
+        resume_search(tmp_path / "nope")
+
+
+def test_cli_resume(runs, tmp_path):
+    straight, _, interrupted, _ = runs
+    run = tmp_path / "run"
+    shutil.copytree(interrupted, run)
+    result = CliRunner().invoke(app, ["search", "--resume", str(run), "--json"])
+    assert result.exit_code == 0, result.output
+    assert (run / "metrics.csv").read_text() == (straight / "metrics.csv").read_text()
+    refused = CliRunner().invoke(app, ["search", "--resume", str(run), "--seed", "1"])
+    assert refused.exit_code == 2 and "drop seed" in refused.output
