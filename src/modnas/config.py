@@ -50,7 +50,17 @@ class SearchConfig(BaseModel):
     seed: int = 0
     epochs: int = Field(30, ge=1)
     steps_per_epoch: int = Field(100, ge=1)
-    objectives: tuple[str, ...] = ("error", "latency")
+    objectives: tuple[str, ...] = Field(
+        ("error", "latency"), description="error,latency or error,latency,energy (energy: eyeriss and fpga only)"
+    )
+    train_devices: tuple[str, ...] | None = Field(
+        None,
+        description="devices the hypernetwork trains on (default: the 13 protocol training devices; with energy: "
+        "eyeriss and fpga)",
+    )
+    eval_devices: tuple[str, ...] | None = Field(
+        None, description="devices scored every epoch (default: the 19 protocol devices; with energy: eyeriss, fpga)"
+    )
 
     hypernet: Literal["meta", "mlp"] = "meta"
     hypernet_hidden: int = Field(128, ge=1, description="MLP hypernetwork width (mlp only)")
@@ -78,7 +88,9 @@ class SearchConfig(BaseModel):
     )
     error_predictor: ErrorPredictorConfig = Field(default_factory=ErrorPredictorConfig)
 
-    eval_rays: int = Field(24, ge=1, description="circle rays per device at evaluation")
+    eval_rays: int = Field(
+        24, ge=1, description="evaluation preferences per device (circle rays; a simplex grid of about as many for 3)"
+    )
 
     @field_validator("objectives", mode="before")
     @classmethod
@@ -89,10 +101,33 @@ class SearchConfig(BaseModel):
 
     @field_validator("objectives")
     @classmethod
-    def _two_objectives(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if tuple(value) != ("error", "latency"):
-            raise ValueError("benchmark mode supports objectives error,latency only")
+    def _known_objectives(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if tuple(value) not in (("error", "latency"), ("error", "latency", "energy")):
+            raise ValueError("objectives must be error,latency or error,latency,energy")
         return tuple(value)
+
+    @field_validator("train_devices", "eval_devices", mode="before")
+    @classmethod
+    def _device_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if value is not None and len(value) == 0:
+            raise ValueError("a device list must name at least one device")
+        return value
+
+    def training_devices(self) -> tuple[str, ...]:
+        """``train_devices``, or the default set for the objectives."""
+        from modnas.hardware.devices import ENERGY_DEVICES, TRAIN_DEVICES
+
+        default = ENERGY_DEVICES if "energy" in self.objectives else TRAIN_DEVICES
+        return tuple(self.train_devices or default)
+
+    def evaluation_devices(self) -> tuple[str, ...]:
+        """``eval_devices``, or the default set for the objectives."""
+        from modnas.hardware.devices import ENERGY_DEVICES, PROTOCOL_DEVICES
+
+        default = ENERGY_DEVICES if "energy" in self.objectives else PROTOCOL_DEVICES
+        return tuple(self.eval_devices or default)
 
     @field_validator("betas")
     @classmethod
@@ -103,6 +138,11 @@ class SearchConfig(BaseModel):
 
     @model_validator(mode="after")
     def _budget(self) -> SearchConfig:
+        if len(self.objectives) > 2 and self.hypernet == "meta":
+            raise ValueError(
+                "the meta hypernetwork bins the first preference entry only, so it cannot tell latency from energy; "
+                "use hypernet: mlp with three objectives"
+            )
         if self.initial_queries > self.query_budget:
             raise ValueError(
                 f"initial_queries ({self.initial_queries}) exceeds query_budget ({self.query_budget})"

@@ -9,7 +9,9 @@ MetaPredictor with its per-device latency bounds, and the shared-scorer evaluati
   predictor; one-shot mode: the supernet's cross-entropy);
 * ``lat_n = (pred_lat - min_t) / (max_t - min_t)`` with the MetaPredictor's min/max over all 15,625 archs on
   device t, computed once, so it is well defined from the first step (unlike the original, spec 12.3);
-* ``loss_t = mean_P r . (err_n, lat_n)``; the T per-device hypernetwork gradients are combined with
+* with three objectives also ``energy_n``, the exact energy model (:mod:`modnas.hardware.energy`) min-max
+  normalised over all archs;
+* ``loss_t = mean_P r . (err_n, lat_n[, energy_n])``; the T per-device hypernetwork gradients are combined with
   :func:`modnas.mgd.aggregate` and one AdamW step is taken.
 
 Every epoch ends with the shared scorer on all 19 protocol devices (:meth:`~HypernetSearch.evaluate`).
@@ -27,8 +29,10 @@ import torch
 from torch import Tensor
 
 from modnas.config import SearchConfig
-from modnas.evaluation import circle_rays, dirichlet, score_indices, to_simplex
-from modnas.hardware.devices import PROTOCOL_DEVICES, TRAIN_DEVICES, registry
+from modnas.errors import ModnasError
+from modnas.evaluation import dirichlet, evaluation_preferences, score_indices, to_simplex
+from modnas.hardware.devices import ENERGY_DEVICES, registry
+from modnas.hardware.energy import energy_model
 from modnas.hardware.predictor import MetaPredictor, load_predictor
 from modnas.hardware.training import all_onehots
 from modnas.hypernet import HyperNetwork, make_hypernet
@@ -63,6 +67,21 @@ def device_embeddings(names: tuple[str, ...]) -> Tensor:
     return torch.tensor(np.stack([registry.get(n).embedding for n in names]), dtype=torch.float32)
 
 
+def _check_devices(train: tuple[str, ...], evaluate: tuple[str, ...], objectives: tuple[str, ...]) -> None:
+    """Every device must be registered, and have energy data when energy is an objective."""
+    from modnas.hardware.profiles import ensure_stored_devices_loaded
+
+    ensure_stored_devices_loaded()  # the user's own measured devices may be named too
+    for name in (*train, *evaluate):
+        registry.get(name)  # unknown names raise UnknownDeviceError, listing the known ones
+    if "energy" in objectives:
+        missing = [n for n in (*train, *evaluate) if n not in ENERGY_DEVICES]
+        if missing:
+            raise ModnasError(
+                f"energy is an objective, but {', '.join(missing)} has no energy data (only {', '.join(ENERGY_DEVICES)})"
+            )
+
+
 class HypernetSearch:
     """The hypernetwork side of a MODNAS search; subclasses supply :meth:`normalised_error`.
 
@@ -72,8 +91,12 @@ class HypernetSearch:
 
     def __init__(self, config: SearchConfig) -> None:
         self.config = config
-        self.train_devices: tuple[str, ...] = TRAIN_DEVICES
-        self.eval_devices: tuple[str, ...] = PROTOCOL_DEVICES
+        self.train_devices: tuple[str, ...] = config.training_devices()
+        self.eval_devices: tuple[str, ...] = config.evaluation_devices()
+        self.num_objectives = len(config.objectives)
+        _check_devices(self.train_devices, self.eval_devices, config.objectives)
+        #: the evaluation preferences, on the simplex: circle rays for 2 objectives, a simplex grid for 3
+        self.eval_prefs = to_simplex(evaluation_preferences(self.num_objectives, config.eval_rays))
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -86,9 +109,11 @@ class HypernetSearch:
         for p in self.predictor.parameters():
             p.requires_grad_(False)
         self.lat_low, self.lat_high = self._latency_bounds()
+        self.energy = [energy_model(n) for n in self.train_devices] if "energy" in config.objectives else []
+        self.energy_bounds = self._energy_bounds()
 
         kwargs: dict[str, Any] = {"hidden": config.hypernet_hidden} if config.hypernet == "mlp" else {}
-        self.hypernet: HyperNetwork = make_hypernet(config.hypernet, num_objectives=2, **kwargs)
+        self.hypernet: HyperNetwork = make_hypernet(config.hypernet, num_objectives=self.num_objectives, **kwargs)
         self.hypernet.pretrain_uniform(self.train_emb, steps=config.pretrain_steps, seed=config.seed)
         self.params = [p for p in self.hypernet.parameters() if p.requires_grad]
         self.optimiser = torch.optim.AdamW(
@@ -130,13 +155,21 @@ class HypernetSearch:
         low, high = preds.min(dim=0).values, preds.max(dim=0).values
         return low, torch.maximum(high, low + 1e-6)
 
+    def _energy_bounds(self) -> tuple[Tensor, Tensor] | None:
+        """Exact energy models' min and max over all architectures on every training device."""
+        if not self.energy:
+            return None
+        values = torch.stack([model(self.onehots) for model in self.energy], dim=1)  # (N, T)
+        low, high = values.min(dim=0).values, values.max(dim=0).values
+        return low, torch.maximum(high, low + 1e-6)
+
     # -- training -----------------------------------------------------------------------------------------------
 
     def sample_preferences(self, count: int) -> Tensor:
-        """``count`` Dirichlet preferences for every training device, ``(T, count, 2)``."""
-        t = len(self.train_devices)
-        r = dirichlet(t * count, 2, self.rng, self.config.dirichlet_concentration)
-        return torch.tensor(r, dtype=torch.float32).reshape(t, count, 2)
+        """``count`` Dirichlet preferences for every training device, ``(T, count, M)``."""
+        t, m = len(self.train_devices), self.num_objectives
+        r = dirichlet(t * count, m, self.rng, self.config.dirichlet_concentration)
+        return torch.tensor(r, dtype=torch.float32).reshape(t, count, m)
 
     def losses(self) -> tuple[Tensor, Tensor, Tensor, dict[str, float]]:
         """Per-training-device scalarised losses ``(T,)`` for fresh preferences and samples.
@@ -156,9 +189,16 @@ class HypernetSearch:
             onehot.reshape(t * p, NUM_EDGES, NUM_OPS), self.train_emb.repeat_interleave(p, dim=0)
         ).reshape(t, p)
         lat_n = (lat - self.lat_low[:, None]) / (self.lat_high - self.lat_low)[:, None]
-        loss = (r[..., 0] * err_n + r[..., 1] * lat_n).mean(dim=1)
-        with torch.no_grad():
-            info = {"err_n": float(err_n.mean()), "lat_n": float(lat_n.mean()), "loss": float(loss.mean())}
+        loss = r[..., 0] * err_n + r[..., 1] * lat_n
+        info = {"err_n": float(err_n.detach().mean()), "lat_n": float(lat_n.detach().mean())}
+        if self.energy_bounds is not None:
+            low, high = self.energy_bounds
+            energy = torch.stack([model(onehot[i]) for i, model in enumerate(self.energy)])  # (T, P)
+            energy_n = (energy - low[:, None]) / (high - low)[:, None]
+            loss = loss + r[..., 2] * energy_n
+            info["energy_n"] = float(energy_n.detach().mean())
+        loss = loss.mean(dim=1)
+        info["loss"] = float(loss.detach().mean())
         return loss, alpha, leaf, info
 
     def hypernet_step(self) -> dict[str, float]:
@@ -210,7 +250,7 @@ class HypernetSearch:
         """Argmax architecture (canonical index) per evaluation ray, for each named device."""
         names = device_names or self.eval_devices
         emb = device_embeddings(names)
-        rays = torch.tensor(to_simplex(circle_rays(self.config.eval_rays)), dtype=torch.float32)
+        rays = torch.tensor(self.eval_prefs, dtype=torch.float32)
         was_training = self.hypernet.training
         self.hypernet.eval()
         alpha = self.hypernet(rays[None, :, :], emb[:, None, :])  # (D, R, 6, 5)
@@ -221,7 +261,7 @@ class HypernetSearch:
 
     def evaluate(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Shared-scorer rows for all 19 devices and the (device, ray) -> architecture table."""
-        prefs = to_simplex(circle_rays(self.config.eval_rays))
+        prefs = self.eval_prefs
         rows, fronts = [], []
         for name, idx in self.proposals(self.eval_devices).items():
             s = score_indices(idx, name, self.config.objectives)

@@ -186,7 +186,7 @@ def search(
         )
         complete = (
             sum(int(r["epoch"]) == epoch for r in writer.metrics) == len(loop.eval_devices)
-            and sum(int(r["epoch"]) == epoch for r in writer.fronts) == len(loop.eval_devices) * config.eval_rays
+            and sum(int(r["epoch"]) == epoch for r in writer.fronts) == len(loop.eval_devices) * len(loop.eval_prefs)
         )
         if epoch > 0 and not complete:
             # killed between the checkpoint and the CSVs: score the checkpoint's epoch again (deterministic)

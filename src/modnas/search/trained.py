@@ -16,7 +16,7 @@ import yaml
 
 from modnas.config import SearchConfig, make_config
 from modnas.errors import ModnasError
-from modnas.evaluation import circle_rays, nondominated_mask, to_simplex, validate_preference
+from modnas.evaluation import evaluation_preferences, nondominated_mask, to_simplex, validate_preference
 from modnas.hardware.devices import Device
 from modnas.hardware.predictor import MetaPredictor, load_predictor
 from modnas.hardware.training import to_device_unit
@@ -102,11 +102,13 @@ class TrainedSearch:
         """
         if n_prefs < 1:
             raise ModnasError(f"--n-prefs must be >= 1, got {n_prefs}")
-        prefs = to_simplex(circle_rays(n_prefs))
+        prefs = to_simplex(evaluation_preferences(len(self.config.objectives), n_prefs))
         chosen = self.architectures(device, prefs)
         indices, first_ray = np.unique(chosen, return_index=True)
         error, latency = self.predicted(device, indices)
-        on_front = nondominated_mask(np.stack([error, latency], axis=1))
+        energy = self._energy(device, indices)
+        columns = [error, latency] + ([energy] if energy is not None else [])
+        on_front = nondominated_mask(np.stack(columns, axis=1))
         rows = []
         for k, idx in enumerate(indices):
             row: dict[str, Any] = {
@@ -119,15 +121,27 @@ class TrainedSearch:
                 "true_error": float(100.0 - nb201_tables.accuracy(int(idx))),
                 "true_latency_ms": float(nb201_tables.latency(device.name, int(idx))) if device.has_table else None,
             }
+            if energy is not None:
+                row["energy_mJ"] = float(energy[k])  # the exact energy model: predicted equals true
             rows.append(row)
         return sorted(rows, key=lambda r: r["predicted_error"])
+
+    def _energy(self, device: Device, indices: np.ndarray) -> np.ndarray | None:
+        """Energy (mJ) of canonical indices when energy is an objective (eyeriss and fpga only)."""
+        if "energy" not in self.config.objectives:
+            return None
+        from modnas.hardware.energy import energy_model
+
+        return energy_model(device.name).predict(nb201_tables.ops_codes[indices])
 
     def choose(self, device: Device, preference: np.ndarray | list[float]) -> dict[str, Any]:
         """The architecture for one preference (validated: non-negative, summing to 1)."""
         pref = validate_preference(preference, n_objectives=len(self.config.objectives))
         idx = int(self.architectures(device, pref[None])[0])
         error, latency = self.predicted(device, np.array([idx]))
+        energy = self._energy(device, np.array([idx]))
         return {
+            **({"energy_mJ": float(energy[0])} if energy is not None else {}),
             "arch_index": idx,
             "arch_str": index_to_string(idx),
             "device": device.name,
