@@ -13,6 +13,7 @@ from rich.table import Table
 
 from modnas.commands import device as device_commands
 from modnas.commands import predictor as predictor_commands
+from modnas.commands.benchmark import benchmark_command
 from modnas.commands.common import console, print_json, user_errors
 from modnas.commands.plot import plot_command
 from modnas.commands.results import export_command, front_command
@@ -34,6 +35,7 @@ app.command("evaluate")(evaluate_command)
 app.command("front")(front_command)
 app.command("export")(export_command)
 app.command("plot")(plot_command)
+app.command("benchmark")(benchmark_command)
 
 
 def _registry():  # noqa: ANN202

@@ -1,0 +1,396 @@
+"""Run a benchmark protocol: MODNAS and the baselines on the same devices, scored by the one shared scorer.
+
+Budget accounting. Every method counts the distinct architectures whose true accuracy it read. MODNAS spends its
+K queries once for all 19 devices; a baseline spends its budget on one device. Two views follow:
+
+* **same total budget** -- each baseline gets ``round(K / 19)`` queries per device (11 for K = 200, 209 in all,
+  slightly more than MODNAS's 200), in a dedicated run whose budget-dependent settings follow that budget;
+* **K per device** -- each baseline gets K queries on every device (19 K in all).
+
+A baseline's HV at budget b is the shared scorer applied to the first b architectures it queried, so the K run
+also gives the whole HV-versus-budget curve. MODNAS is scored on the architectures its hypernetwork picks for the
+evaluation rays of its last epoch (re-scored here from ``fronts.csv``).
+
+Outputs (all written atomically into a new directory): ``protocol.yaml``, ``results.csv``, ``curves.csv``,
+``queries.csv``, ``summary.json``, ``report.md`` and the figures of :mod:`modnas.baselines.figures`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modnas.baselines.protocol import MODNAS, Protocol
+from modnas.errors import ModnasError
+from modnas.hardware.devices import PROTOCOL_DEVICES, registry
+from modnas.io import atomic_write_json, atomic_write_text, read_csv_rows
+
+RESULT_FIELDS = ("method", "device", "split", "seed", "budget", "scope", "hv", "igd_plus", "n_front", "seconds")
+CURVE_FIELDS = ("method", "device", "split", "seed", "budget", "epoch", "hv", "igd_plus", "n_front")
+QUERY_FIELDS = ("method", "device", "seed", "budget", "order", "arch_index")
+PER_DEVICE = "per device"
+ALL_DEVICES = "all devices"
+
+#: ``progress(jobs_done, jobs_total, label_of_the_job_just_finished)``
+Progress = Callable[[int, int, str], None]
+
+
+# -- jobs (module-level functions, so that worker processes can run them) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work: a baseline on one device and seed at one budget, or one MODNAS search."""
+
+    method: str
+    seed: int
+    budget: int
+    device: str = ""  # empty for MODNAS, which serves every device at once
+    curve: tuple[int, ...] = ()  # budgets at which to score the run's prefix (empty: the final budget only)
+    run_dir: str = ""  # MODNAS only
+    config: str | None = None  # MODNAS only
+    overrides: tuple[tuple[str, Any], ...] = ()  # MODNAS only
+
+    @property
+    def label(self) -> str:
+        if self.method == MODNAS:
+            return f"modnas seed {self.seed}"
+        return f"{self.method} {self.device} seed {self.seed} K={self.budget}"
+
+    @property
+    def cost(self) -> float:
+        """Rough CPU seconds, to start the longest jobs first (measured on a 2-core CPU)."""
+        if self.method == MODNAS:
+            return 1e6
+        per_query = {"gp": 0.1, "motpe": 0.01, "nsga2": 0.003}.get(self.method, 0.001)
+        return per_query * self.budget
+
+
+def _score_row(queried: Sequence[int], device: str) -> dict[str, Any]:
+    from modnas.evaluation.scorer import score_indices
+
+    s = score_indices(list(queried), device)
+    return {"hv": s.hv, "igd_plus": s.igd_plus, "n_front": s.n_front}
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Run one job and score it with the shared scorer; returns plain data (it crosses process boundaries)."""
+    if job.method == MODNAS:
+        return _modnas_job(job)
+    from modnas.baselines.methods import run_baseline
+
+    result = run_baseline(job.method, job.device, job.budget, job.seed)
+    split = registry.get(job.device).split
+    final = {"method": job.method, "device": job.device, "split": split, "seed": job.seed,
+             "budget": job.budget, "scope": PER_DEVICE, **_score_row(result.queried, job.device),
+             "seconds": result.seconds}
+    curve = [
+        {"method": job.method, "device": job.device, "split": split, "seed": job.seed, "budget": b, "epoch": None,
+         **_score_row(result.queried[:b], job.device)}
+        for b in job.curve
+    ]
+    return {"results": [final], "curves": curve, "queried": list(result.queried), "settings": result.settings}
+
+
+def _modnas_job(job: Job) -> dict[str, Any]:
+    from modnas.config import load_config
+    from modnas.search import search
+
+    config = load_config(job.config, dict(job.overrides))
+    search(config, job.run_dir)
+    return {"run_dir": job.run_dir}
+
+
+def _init_worker() -> None:
+    import torch
+
+    # one job per core: intra-op threads would only fight the other worker for the same cores
+    torch.set_num_threads(1)
+
+
+@contextlib.contextmanager
+def _single_threaded_env() -> Iterator[None]:
+    """Worker processes inherit one-thread settings for the BLAS/OpenMP pools they start."""
+    keys = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    before = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: "1" for k in keys})
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_jobs(jobs: Sequence[Job], workers: int, progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Run jobs (longest first) in ``workers`` processes, or in this process for one worker; keeps job order."""
+    order = sorted(range(len(jobs)), key=lambda i: -jobs[i].cost)
+    out: list[dict[str, Any] | None] = [None] * len(jobs)
+    done = 0
+    if workers <= 1 or len(jobs) <= 1:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for i in order:
+                out[i] = run_job(jobs[i])
+                done += 1
+                if progress is not None:
+                    progress(done, len(jobs), jobs[i].label)
+        finally:
+            torch.set_num_threads(threads)
+        return out  # type: ignore[return-value]
+    context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
+    with _single_threaded_env(), ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+        pending: dict[Future, int] = {pool.submit(run_job, jobs[i]): i for i in order}
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    i = pending.pop(future)
+                    out[i] = future.result()
+                    done += 1
+                    if progress is not None:
+                        progress(done, len(jobs), jobs[i].label)
+        except BrokenProcessPool:
+            raise ModnasError("a benchmark worker process died (out of memory?); rerun with workers: 1") from None
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+    return out  # type: ignore[return-value]
+
+
+# -- MODNAS runs ---------------------------------------------------------------------------------------------------
+
+
+def modnas_rows(run_dir: str | Path, budget: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Result rows (last complete epoch) and curve rows (every epoch) of a MODNAS run, re-scored here.
+
+    The run must have used query budget ``budget``; its per-device rows hold the shared scorer's HV of the
+    architectures chosen for the evaluation rays.
+    """
+    import json
+
+    from modnas.evaluation.scorer import score
+    from modnas.plots import load_run
+
+    path = Path(run_dir)
+    config = _run_config(path, budget)
+    run = load_run(path)
+    queries = _queries_per_epoch(path, config)
+    seconds = math.nan
+    summary = path / "summary.json"
+    if summary.is_file():
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            seconds = float(json.loads(summary.read_text(encoding="utf-8"))["seconds"])
+    last = run.complete_epochs[-1]
+    results, curves = [], []
+    for epoch in run.complete_epochs:
+        for device in PROTOCOL_DEVICES:
+            archs = [a for _, _, a in run.rays[epoch][device]]
+            s = score(archs, device)
+            row = {"method": MODNAS, "device": device, "split": s.split, "seed": config.seed,
+                   "hv": s.hv, "igd_plus": s.igd_plus, "n_front": s.n_front}
+            curves.append({**row, "budget": queries.get(epoch, config.query_budget), "epoch": epoch})
+            if epoch == last:
+                used = queries.get(epoch, config.query_budget)
+                results.append({**row, "budget": used, "scope": ALL_DEVICES, "seconds": seconds})
+    return results, curves
+
+
+def _queries_per_epoch(run_dir: Path, config: Any) -> dict[int, int]:
+    """Distinct accuracy queries by each epoch: metrics.csv's ``queries`` column, else derived from the config."""
+    rows = read_csv_rows(run_dir / "metrics.csv", ("epoch",))
+    out: dict[int, int] = {}
+    for row in rows:
+        with contextlib.suppress(ValueError, TypeError):
+            if row.get("queries") not in (None, ""):
+                out[int(row["epoch"])] = int(float(row["queries"]))
+    if out:
+        return out
+    # older runs: initial queries, then queries_per_round after every query round, capped at K and at queries.csv
+    total = len(read_csv_rows(run_dir / "queries.csv", ("order",)))
+    epochs = sorted({int(r["epoch"]) for r in rows if str(r.get("epoch", "")).isdigit()})
+    for e in epochs:
+        rounds = 0 if e < config.query_start_epoch else (e - config.query_start_epoch) // config.query_every + 1
+        out[e] = min(total, config.query_budget, config.initial_queries + rounds * config.queries_per_round)
+    return out
+
+
+# -- the whole protocol --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchmarkResult:
+    """Everything a benchmark run produced (also written to its directory)."""
+
+    protocol: Protocol
+    results: list[dict[str, Any]]
+    curves: list[dict[str, Any]]
+    queries: list[dict[str, Any]]
+    settings: dict[str, dict[str, Any]]
+    seconds: float
+    out_dir: Path
+    modnas_runs: list[str]
+
+
+def prepare_out_dir(out_dir: str | Path) -> Path:
+    """Create ``out_dir`` (or accept an empty one); refuse anything that already holds files."""
+    path = Path(out_dir)
+    if path.exists():
+        if not path.is_dir():
+            raise ModnasError(f"output path {str(path)!r} exists and is not a directory")
+        if any(path.iterdir()):
+            raise ModnasError(f"output directory {str(path)!r} is not empty; choose a new --out")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def plan_jobs(protocol: Protocol, out_dir: Path, modnas_runs: Sequence[str] = ()) -> list[Job]:
+    """Every job of a protocol: MODNAS searches (unless runs are reused), then baselines x devices x seeds x views."""
+    jobs: list[Job] = []
+    if MODNAS in protocol.methods and not modnas_runs:
+        settings = protocol.modnas
+        given = settings.overrides.get("query_budget")
+        if given is not None and given != protocol.budget:
+            raise ModnasError(
+                f"modnas.overrides.query_budget ({given}) differs from the protocol budget ({protocol.budget}); "
+                "set budget instead"
+            )
+        for seed in protocol.seeds:
+            overrides = {**settings.overrides, "seed": seed, "query_budget": protocol.budget}
+            jobs.append(Job(MODNAS, seed, protocol.budget, run_dir=str(out_dir / "modnas" / f"seed{seed}"),
+                            config=settings.config, overrides=tuple(sorted(overrides.items()))))
+    budgets = [protocol.budget]
+    if protocol.same_total_budget != protocol.budget:
+        budgets.append(protocol.same_total_budget)
+    curve = tuple(protocol.curve_budgets())
+    for method in protocol.baselines:
+        for device in protocol.devices:
+            for seed in protocol.seeds:
+                for b in budgets:
+                    jobs.append(Job(method, seed, b, device=device, curve=curve if b == protocol.budget else ()))
+    return jobs
+
+
+def _validate_modnas_config(protocol: Protocol) -> None:
+    """Fail before any job starts if the MODNAS settings do not make a valid search config."""
+    from modnas.config import load_config
+
+    overrides = {**protocol.modnas.overrides, "query_budget": protocol.budget}
+    config = load_config(protocol.modnas.config, overrides)
+    if config.mode != "benchmark":
+        raise ModnasError(f"MODNAS config mode is {config.mode!r}; the benchmark compares benchmark mode")
+
+
+def _run_config(run_dir: Path, budget: int) -> Any:
+    """The config of a reusable MODNAS run directory, checked against the protocol's budget."""
+    from modnas.config import load_config
+
+    if not (run_dir / "config.yaml").is_file():
+        raise ModnasError(f"{str(run_dir)!r} has no config.yaml: not a modnas run directory")
+    config = load_config(run_dir / "config.yaml")
+    if config.mode != "benchmark":
+        raise ModnasError(f"run {str(run_dir)!r} is a {config.mode!r} search; the benchmark compares benchmark mode")
+    if config.query_budget != budget:
+        raise ModnasError(f"run {str(run_dir)!r} used query budget {config.query_budget}, the protocol's is {budget}")
+    return config
+
+
+def check_inputs(protocol: Protocol, out_dir: str | Path, modnas_runs: Sequence[str | Path] = ()) -> list[str]:
+    """Everything that can be wrong before any work starts; returns the MODNAS run directories to reuse."""
+    path = Path(out_dir)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        prepare_out_dir(path)  # raises the one-line error
+    runs = [str(r) for r in (modnas_runs or protocol.modnas.runs)]
+    for r in runs:
+        if not Path(r).is_dir():
+            raise ModnasError(f"MODNAS run directory {r!r} does not exist")
+        _run_config(Path(r), protocol.budget)
+    if MODNAS in protocol.methods and not runs:
+        _validate_modnas_config(protocol)
+    if any(m in ("nsga2", "motpe", "gp") for m in protocol.baselines):
+        from modnas.baselines.methods import _import_optuna
+
+        _import_optuna()  # a missing optional dependency is reported before the work, not after
+    return runs
+
+
+def run_benchmark(
+    protocol: Protocol,
+    out_dir: str | Path,
+    modnas_runs: Sequence[str | Path] = (),
+    progress: Progress | None = None,
+    command: str | None = None,
+) -> BenchmarkResult:
+    """Run a protocol into a new directory, write every table, figure and the report, and return the results."""
+    from modnas.baselines import figures, report
+
+    runs = check_inputs(protocol, out_dir, modnas_runs)
+    out = prepare_out_dir(out_dir)
+    atomic_write_text(out / "protocol.yaml", protocol.to_yaml())
+    start = time.perf_counter()
+    jobs = plan_jobs(protocol, out, runs)
+    outputs = run_jobs(jobs, protocol.workers, progress)
+    results: list[dict[str, Any]] = []
+    curves: list[dict[str, Any]] = []
+    queries: list[dict[str, Any]] = []
+    settings: dict[str, dict[str, Any]] = {}
+    modnas_dirs = list(runs)
+    for job, output in zip(jobs, outputs):
+        if job.method == MODNAS:
+            modnas_dirs.append(output["run_dir"])
+            continue
+        results += output["results"]
+        curves += output["curves"]
+        settings.setdefault(f"{job.method} K={job.budget}", output["settings"])
+        queries += [{"method": job.method, "device": job.device, "seed": job.seed, "budget": job.budget,
+                     "order": k, "arch_index": i} for k, i in enumerate(output["queried"], start=1)]
+    if MODNAS in protocol.methods or runs:
+        for run_dir in modnas_dirs:
+            rows, curve_rows = modnas_rows(run_dir, protocol.budget)
+            results = [r for r in rows if r["device"] in protocol.devices] + results
+            curves = [r for r in curve_rows if r["device"] in protocol.devices] + curves
+    result = BenchmarkResult(protocol, results, curves, queries, settings, 0.0, out, modnas_dirs)
+    atomic_write_text(out / "results.csv", csv_text(RESULT_FIELDS, results))
+    atomic_write_text(out / "curves.csv", csv_text(CURVE_FIELDS, curves))
+    atomic_write_text(out / "queries.csv", csv_text(QUERY_FIELDS, queries))
+    figures.write_figures(result)
+    result.seconds = time.perf_counter() - start
+    summary = report.summarise(result)
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_text(out / "report.md", report.markdown(result, summary, command))
+    return result
+
+
+def csv_text(fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as CSV text; floats with 6 significant digits, None as empty."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(fields), lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(row.get(k)) for k in fields})
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value

@@ -1,0 +1,186 @@
+"""The benchmark protocol: which methods, devices, seeds and budget a ``modnas benchmark`` run compares.
+
+A protocol is a YAML mapping validated by :class:`Protocol`; unknown keys, methods and devices are one-line
+:class:`~modnas.errors.ModnasError` messages. Example (the full report, ``benchmarks/protocols/full.yaml``)::
+
+    methods: [modnas, random, local, morea, nsga2, motpe, gp]
+    devices: protocol        # protocol (19), train (13), test (6) or a list of device names
+    seeds: [0, 1, 2]
+    budget: 200              # K: MODNAS's total; each baseline's budget per device
+    workers: 2
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from modnas.errors import ModnasError
+from modnas.hardware.devices import PROTOCOL_DEVICES, TEST_DEVICES, TRAIN_DEVICES
+from modnas.io import read_user_text
+
+#: MODNAS itself, next to the baselines of :data:`modnas.baselines.METHODS`.
+MODNAS = "modnas"
+DEVICE_GROUPS = {"protocol": PROTOCOL_DEVICES, "train": TRAIN_DEVICES, "test": TEST_DEVICES}
+_STRICT = ConfigDict(extra="forbid")
+
+
+def all_methods() -> tuple[str, ...]:
+    from modnas.baselines.methods import METHODS
+
+    return (MODNAS, *METHODS)
+
+
+class ModnasSettings(BaseModel):
+    """How the MODNAS side of the comparison is obtained: fresh searches, or existing run directories."""
+
+    model_config = _STRICT
+
+    config: str | None = Field(None, description="search config YAML (default: modnas's defaults)")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="search config keys, e.g. epochs: 5")
+    runs: list[str] = Field(default_factory=list, description="existing run directories to reuse, one per seed")
+
+
+class Protocol(BaseModel):
+    """Methods x devices x seeds at one query budget K."""
+
+    model_config = _STRICT
+
+    methods: list[str] = Field(default_factory=lambda: list(all_methods()))
+    devices: list[str] = Field(default_factory=lambda: list(PROTOCOL_DEVICES))
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    budget: int = Field(200, ge=1, le=15625, description="K: MODNAS's total budget; a baseline's per device")
+    small_budget: int | None = Field(
+        None, ge=1, le=15625, description="the same-total-budget view per device (default: round(K / 19))"
+    )
+    curve_points: int = Field(40, ge=2, le=1000, description="budgets at which the HV-versus-budget curves are scored")
+    workers: int = Field(2, ge=1, le=64, description="processes running (method, device, seed) jobs")
+    modnas: ModnasSettings = Field(default_factory=ModnasSettings)
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, value: list[str]) -> list[str]:
+        known = all_methods()
+        for name in value:
+            if name not in known:
+                raise ValueError(f"unknown method {name!r}; choose from: {', '.join(known)}")
+        if not value:
+            raise ValueError("name at least one method")
+        return list(dict.fromkeys(value))
+
+    @field_validator("devices", mode="before")
+    @classmethod
+    def _device_group(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value not in DEVICE_GROUPS:
+                raise ValueError(f"unknown device group {value!r}; use protocol, train, test or a list of devices")
+            return list(DEVICE_GROUPS[value])
+        return value
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in PROTOCOL_DEVICES:
+                raise ValueError(f"unknown device {name!r}; the benchmark covers the 19 protocol devices")
+        if not value:
+            raise ValueError("name at least one device")
+        # protocol order, so that tables and figures always list devices the same way
+        return [d for d in PROTOCOL_DEVICES if d in value]
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("name at least one seed")
+        if any(s < 0 for s in value):
+            raise ValueError("seeds must be >= 0")
+        return list(dict.fromkeys(value))
+
+    @property
+    def baselines(self) -> list[str]:
+        return [m for m in self.methods if m != MODNAS]
+
+    @property
+    def same_total_budget(self) -> int:
+        """Per-device budget of the same-total view: K spread over the 19 devices MODNAS serves at once."""
+        return self.small_budget or max(1, round(self.budget / len(PROTOCOL_DEVICES)))
+
+    def curve_budgets(self) -> list[int]:
+        """Budgets 1..K at which the curves are scored: every budget up to 20, then evenly spaced (log-like)."""
+        import numpy as np
+
+        grid = set(range(1, min(self.budget, 20) + 1))
+        grid |= {int(round(b)) for b in np.geomspace(1, self.budget, self.curve_points)}
+        grid |= {self.same_total_budget, self.budget}
+        return sorted(b for b in grid if 1 <= b <= self.budget)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _one_line(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "protocol"
+    if first.get("type") == "extra_forbidden":
+        return f"unknown protocol key {where!r}"
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"protocol {where}: {message}"
+
+
+def make_protocol(data: dict[str, Any] | None = None) -> Protocol:
+    """Validate a mapping into a :class:`Protocol` (one-line :class:`ModnasError` on failure)."""
+    try:
+        return Protocol.model_validate(dict(data or {}))
+    except ValidationError as err:
+        raise ModnasError(_one_line(err)) from None
+
+
+def load_protocol(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Protocol:
+    """Defaults, then the YAML file at ``path``, then ``overrides`` (``None`` values skipped)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        text = read_user_text(path, "protocol file")
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark is not None else ""
+            raise ModnasError(f"protocol file {str(path)!r} is not valid YAML{where}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ModnasError(f"protocol file {str(path)!r} must hold a mapping of keys to values")
+        data = loaded
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return make_protocol(data)
+
+
+def quick_protocol() -> Protocol:
+    """A protocol that runs in seconds: 2 devices, MODNAS shrunk to 2 steps, cheap baselines, K = 20."""
+    return make_protocol(
+        {
+            "methods": [MODNAS, "random", "local", "morea", "nsga2"],
+            "devices": ["fpga", "pixel2"],
+            "seeds": [0],
+            "budget": 20,
+            "curve_points": 10,
+            "workers": 1,
+            "modnas": {"overrides": QUICK_MODNAS},
+        }
+    )
+
+
+#: A MODNAS search small enough for a smoke test (seconds); its HV means nothing.
+QUICK_MODNAS: dict[str, Any] = {
+    "epochs": 1,
+    "steps_per_epoch": 2,
+    "pretrain_steps": 5,
+    "initial_queries": 10,
+    "preferences_per_device": 2,
+    "eval_rays": 6,
+    "error_predictor": {"steps": 20, "ensemble": 1},
+}

@@ -1,0 +1,151 @@
+"""``modnas benchmark``: a reduced protocol end to end, reusing MODNAS runs, and one-line errors (exit status 2)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from modnas.baselines.benchmark import _queries_per_epoch, modnas_rows
+from modnas.commands.benchmark import benchmark_command
+from modnas.config import load_config
+
+runner = CliRunner()
+app = typer.Typer()
+app.command()(benchmark_command)
+
+FILES = ("protocol.yaml", "results.csv", "curves.csv", "queries.csv", "summary.json", "report.md",
+         "hv_vs_budget.png", "radar.png", "fronts.png", "fronts/fpga.png", "fronts/pixel2.png")
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> Path:
+    """One ``--quick`` benchmark (2 devices, K = 20, a 2-step MODNAS search), shared by the tests below."""
+    out = tmp_path_factory.mktemp("bench") / "quick"
+    result = runner.invoke(app, ["--quick", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_quick_run_writes_every_file(quick_run):
+    for name in FILES:
+        assert (quick_run / name).is_file(), name
+    assert (quick_run / "modnas" / "seed0" / "summary.json").is_file()
+    results = rows(quick_run / "results.csv")
+    assert list(results[0]) == ["method", "device", "split", "seed", "budget", "scope", "hv", "igd_plus",
+                                "n_front", "seconds"]
+    baselines = [r for r in results if r["method"] != "modnas"]
+    # 4 baselines x 2 devices x 1 seed x 2 budget views (K = 20 and round(20 / 19) = 1)
+    assert len(baselines) == 16 and {r["budget"] for r in baselines} == {"20", "1"}
+    ours = [r for r in results if r["method"] == "modnas"]
+    assert {r["device"] for r in ours} == {"fpga", "pixel2"} and {r["scope"] for r in ours} == {"all devices"}
+    assert all(0.0 <= float(r["hv"]) <= 1.0 for r in results)
+
+
+def test_every_baseline_run_spent_its_budget_exactly(quick_run):
+    queries = rows(quick_run / "queries.csv")
+    runs: dict[tuple, list[int]] = {}
+    for q in queries:
+        runs.setdefault((q["method"], q["device"], q["seed"], q["budget"]), []).append(int(q["arch_index"]))
+    assert len(runs) == 16
+    for (_, _, _, budget), archs in runs.items():
+        assert len(archs) == len(set(archs)) == int(budget)
+        assert all(0 <= a < 15625 for a in archs)
+
+
+def test_hv_of_a_run_matches_its_curve_at_the_same_budget(quick_run):
+    results = {(r["method"], r["device"]): float(r["hv"]) for r in rows(quick_run / "results.csv")
+               if r["budget"] == "20" and r["method"] != "modnas"}
+    curves = {(r["method"], r["device"]): float(r["hv"]) for r in rows(quick_run / "curves.csv")
+              if r["budget"] == "20" and r["method"] != "modnas"}
+    assert results == pytest.approx(curves)
+
+
+def test_report_and_summary(quick_run):
+    report = (quick_run / "report.md").read_text(encoding="utf-8")
+    assert "## Same total budget" in report and "| fpga* |" in report and "modnas benchmark --quick" in report
+    summary = json.loads((quick_run / "summary.json").read_text(encoding="utf-8"))
+    assert summary["same_total_budget"] == 1 and summary["budget"] == 20
+    assert set(summary["views"]["per_device"]["wins"]) == {"random", "local", "morea", "nsga2"}
+
+
+def test_reusing_modnas_runs(quick_run, tmp_path):
+    protocol = tmp_path / "p.yaml"
+    protocol.write_text("methods: [modnas, random]\ndevices: [pixel2]\nbudget: 20\nworkers: 1\n")
+    out = tmp_path / "reuse"
+    result = runner.invoke(app, [str(protocol), "--out", str(out), "--json",
+                                 "--modnas-runs", str(quick_run / "modnas" / "seed0")])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["modnas_runs"] == [str(quick_run / "modnas" / "seed0")]
+    assert not (out / "modnas").exists()  # nothing searched again
+    before = {r["device"]: r["hv"] for r in rows(quick_run / "results.csv") if r["method"] == "modnas"}
+    after = {r["device"]: r["hv"] for r in rows(out / "results.csv") if r["method"] == "modnas"}
+    assert after == {"pixel2": before["pixel2"]}
+
+
+def test_a_run_with_another_budget_is_refused(quick_run, tmp_path):
+    protocol = tmp_path / "p.yaml"
+    protocol.write_text("methods: [modnas, random]\ndevices: [pixel2]\nbudget: 30\nworkers: 1\n")
+    result = runner.invoke(app, [str(protocol), "--out", str(tmp_path / "o"),
+                                 "--modnas-runs", str(quick_run / "modnas" / "seed0")])
+    assert result.exit_code == 2
+    assert "query budget 20" in result.output and result.output.count("\n") == 1
+
+
+def test_queries_per_epoch_without_the_metrics_column(quick_run, tmp_path):
+    run = quick_run / "modnas" / "seed0"
+    config = load_config(run / "config.yaml")
+    with_column = _queries_per_epoch(run, config)
+    assert with_column == {1: 20}
+    copy = tmp_path / "old"
+    copy.mkdir()
+    for name in ("config.yaml", "fronts.csv", "queries.csv"):
+        (copy / name).write_text((run / name).read_text())
+    lines = (run / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    keep = [i for i, h in enumerate(header) if h != "queries"]
+    (copy / "metrics.csv").write_text("\n".join(",".join(ln.split(",")[i] for i in keep) for ln in lines) + "\n")
+    assert _queries_per_epoch(copy, config) == {1: 20}
+    results, curves = modnas_rows(copy, 20)
+    assert len(results) == 19 and {r["budget"] for r in curves} == {20}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--quick", "PROTO"], "either a PROTOCOL"),
+        (["PROTO"], "unknown method 'cmaes'"),
+        (["--quick", "--workers", "0"], "--workers must be >= 1"),
+        (["--quick", "--modnas-runs", "/no/such/run"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_with_status_2(tmp_path, args, message):
+    proto = tmp_path / "p.yaml"
+    proto.write_text("methods: [random, cmaes]\n")
+    args = [str(proto) if a == "PROTO" else a for a in args]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and result.output.count("\n") == 1
+
+
+def test_a_non_empty_out_directory_is_refused(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("x")
+    result = runner.invoke(app, ["--quick", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "not empty" in result.output
+
+
+def test_registered_in_the_main_cli():
+    from modnas.cli import app as main_app
+
+    assert "benchmark" in {c.name for c in main_app.registered_commands}
