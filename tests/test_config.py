@@ -33,7 +33,7 @@ def test_yaml_then_overrides(tmp_path):
         ("", {"epochs": 0}, "config epochs"),
         ("", {"hypernet": "resnet"}, "config hypernet"),
         ("", {"aggregation": "max"}, "config aggregation"),
-        ("", {"mode": "oneshot"}, "config mode"),
+        ("", {"mode": "darts"}, "config mode"),
         ("", {"query_budget": 10, "initial_queries": 20}, "exceeds query_budget"),
         ("", {"objectives": "error,energy"}, "objectives"),
         ("[1, 2]\n", {}, "mapping"),

@@ -41,12 +41,73 @@ class ErrorPredictorConfig(BaseModel):
     )
 
 
+#: Dataset presets of one-shot mode: what a ``None`` field of :class:`OneShotConfig` resolves to. CIFAR follows
+#: the paper (spec section 8: batch 256, SGD lr 0.025 x 13, wd 0.0027, C=16, N=5); digits is sized so that the
+#: default search finishes in minutes on 2 CPU cores; Fashion-MNIST keeps the paper's network at batch 128.
+ONESHOT_PRESETS: dict[str, dict[str, Any]] = {
+    "digits": {"batch_size": 64, "lr": 0.1, "weight_decay": 3e-4, "C": 8, "N": 2, "warmup_epochs": 5},
+    "fashion-mnist": {"batch_size": 128, "lr": 0.325, "weight_decay": 0.0027, "C": 16, "N": 5, "warmup_epochs": 0},
+    "cifar10": {"batch_size": 256, "lr": 0.325, "weight_decay": 0.0027, "C": 16, "N": 5, "warmup_epochs": 0},
+    "cifar100": {"batch_size": 256, "lr": 0.325, "weight_decay": 0.0027, "C": 16, "N": 5, "warmup_epochs": 0},
+}
+
+
+class OneShotConfig(BaseModel):
+    """One-shot mode: the NB201 supernet trained on real images jointly with the hypernetwork.
+
+    Fields left at ``None`` take the dataset's preset (:data:`ONESHOT_PRESETS`); see :meth:`resolved`.
+    """
+
+    model_config = _STRICT
+
+    dataset: Literal["digits", "fashion-mnist", "cifar10", "cifar100"] = Field(
+        "digits", description="digits: bundled with scikit-learn; fashion-mnist: Debian package or data_dir"
+    )
+    data_dir: str | None = Field(None, description="folder holding the dataset files (Fashion-MNIST IDX, CIFAR)")
+    download: bool = Field(False, description="CIFAR only: let torchvision download into data_dir")
+    train_limit: int | None = Field(None, ge=4, description="use only the first n training images (None: all)")
+    train_portion: float = Field(0.5, gt=0, lt=1, description="share of the training images for the weights")
+    batch_size: int | None = Field(None, ge=2, description="images per batch, both phases")
+    lr: float | None = Field(None, gt=0, description="supernet SGD learning rate (paper: 0.025 x 13)")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float | None = Field(None, ge=0, description="supernet SGD weight decay (paper: 0.0027)")
+    eta_min: float = Field(0.001, ge=0, description="end of the cosine learning-rate schedule")
+    grad_clip: float = Field(5.0, gt=0, description="global gradient-norm clip of the weight update")
+    C: int | None = Field(None, ge=1, description="channels of the first stage (paper: 16)")
+    N: int | None = Field(None, ge=1, description="search cells per stage (paper: 5)")
+    entangle: bool = Field(True, description="nor_conv_1x1 uses the centre tap of nor_conv_3x3's kernel")
+    augment: bool | None = Field(None, description="random crop + flip of weight batches (None: per dataset)")
+    warmup_epochs: int | None = Field(
+        None, ge=0, description="first epochs train only the supernet, on paths of the untrained (uniform) hypernetwork"
+    )
+    ce_window: int = Field(
+        20, ge=1, description="steps whose cross-entropies set the running min-max range of the error term"
+    )
+    ce_quantile: float = Field(
+        0.75, gt=0, le=1, description="upper end of the error normalisation: this quantile of the window (1: max)"
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available")
+    amp: bool = Field(True, description="bf16 autocast on CUDA (ignored on the CPU)")
+    channels_last: bool = Field(True, description="channels-last memory format on CUDA (ignored on the CPU)")
+
+    def resolved(self) -> dict[str, Any]:
+        """Every setting with the dataset's preset filled in for the ``None`` fields."""
+        data = self.model_dump()
+        for key, value in ONESHOT_PRESETS[self.dataset].items():
+            if data[key] is None:
+                data[key] = value
+        return data
+
+
 class SearchConfig(BaseModel):
     """Everything one MODNAS search needs; the resolved copy is stored in the run directory."""
 
     model_config = _STRICT
 
-    mode: Literal["benchmark"] = Field("benchmark", description="benchmark: error predictor fitted on table queries")
+    mode: Literal["benchmark", "oneshot"] = Field(
+        "benchmark",
+        description="benchmark: error predictor fitted on table queries; oneshot: supernet trained on real images",
+    )
     seed: int = 0
     epochs: int = Field(30, ge=1)
     steps_per_epoch: int = Field(100, ge=1)
@@ -91,6 +152,7 @@ class SearchConfig(BaseModel):
     eval_rays: int = Field(
         24, ge=1, description="evaluation preferences per device (circle rays; a simplex grid of about as many for 3)"
     )
+    oneshot: OneShotConfig = Field(default_factory=OneShotConfig)
 
     @field_validator("objectives", mode="before")
     @classmethod

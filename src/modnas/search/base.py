@@ -62,6 +62,10 @@ class EpochResult:
         return float(np.mean(values)) if values else float("nan")
 
 
+#: MetaPredictor latency bounds by training-device embeddings (see :meth:`HypernetSearch._latency_bounds`)
+_LATENCY_BOUNDS: dict[bytes, tuple[Tensor, Tensor]] = {}
+
+
 def device_embeddings(names: tuple[str, ...]) -> Tensor:
     """The registry's 10-d embeddings of ``names`` as a ``(D, 10)`` float tensor."""
     return torch.tensor(np.stack([registry.get(n).embedding for n in names]), dtype=torch.float32)
@@ -119,7 +123,7 @@ class HypernetSearch:
         self.optimiser = torch.optim.AdamW(
             self.params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
         )
-        total = config.epochs * config.steps_per_epoch
+        total = config.epochs * self.epoch_length()
         factor = (lambda _: 1.0) if config.lr_schedule == "constant" else (
             lambda i: 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(i, total) / total))
         )
@@ -135,6 +139,14 @@ class HypernetSearch:
         """Normalised error ``(T, P)`` of sampled one-hots ``(T, P, 6, 5)``, differentiable in ``onehot``."""
         raise NotImplementedError
 
+    def epoch_length(self) -> int:
+        """Steps per epoch (one-shot mode: one pass over its weight-training images)."""
+        return self.config.steps_per_epoch
+
+    def preferences_per_step(self) -> int:
+        """Preferences per training device and step (one-shot mode: 1, as each costs a supernet pass)."""
+        return self.config.preferences_per_device
+
     def after_epoch(self) -> dict[str, float]:
         """Work due at the end of an epoch (benchmark mode: an adaptive query round); returns extra metrics."""
         return {}
@@ -148,12 +160,20 @@ class HypernetSearch:
 
     @torch.no_grad()
     def _latency_bounds(self, chunk: int = 2048) -> tuple[Tensor, Tensor]:
-        """MetaPredictor's min and max over all 15,625 architectures on every training device."""
-        preds = torch.cat(
-            [self.predictor(self.onehots[i : i + chunk], self.train_emb) for i in range(0, NUM_ARCHS, chunk)]
-        )
-        low, high = preds.min(dim=0).values, preds.max(dim=0).values
-        return low, torch.maximum(high, low + 1e-6)
+        """MetaPredictor's min and max over all 15,625 architectures on every training device.
+
+        Cached per process by the embeddings' bytes: the frozen predictor gives the same bounds every time, and
+        computing them takes seconds (most of a small search's start-up).
+        """
+        key = self.train_emb.numpy().tobytes()
+        if key not in _LATENCY_BOUNDS:
+            preds = torch.cat(
+                [self.predictor(self.onehots[i : i + chunk], self.train_emb) for i in range(0, NUM_ARCHS, chunk)]
+            )
+            low, high = preds.min(dim=0).values, preds.max(dim=0).values
+            _LATENCY_BOUNDS[key] = (low, torch.maximum(high, low + 1e-6))
+        low, high = _LATENCY_BOUNDS[key]
+        return low.clone(), high.clone()
 
     def _energy_bounds(self) -> tuple[Tensor, Tensor] | None:
         """Exact energy models' min and max over all architectures on every training device."""
@@ -179,7 +199,7 @@ class HypernetSearch:
         device's gradient at its own logits (device t's loss only reads device t's rows), and nothing outside the
         hypernetwork (a supernet, an error model) receives a gradient from this phase (spec 12.1).
         """
-        t, p = len(self.train_devices), self.config.preferences_per_device
+        t, p = len(self.train_devices), self.preferences_per_step()
         r = self.sample_preferences(p)
         alpha = self.hypernet(r, self.train_emb[:, None, :])  # (T, P, 6, 5)
         leaf = alpha.detach().requires_grad_(True)
@@ -234,7 +254,7 @@ class HypernetSearch:
         self.sampler.set_progress(min(1.0, self.epoch / max(1, cfg.epochs - 1)))
         self.hypernet.train()
         infos = []
-        for _ in range(cfg.steps_per_epoch):
+        for _ in range(self.epoch_length()):
             infos.append(self.step())
             if progress is not None:
                 progress()

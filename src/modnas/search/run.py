@@ -88,6 +88,10 @@ def _make_loop(config: SearchConfig) -> Any:
         from modnas.search.benchmark import BenchmarkSearch
 
         return BenchmarkSearch(config)
+    if config.mode == "oneshot":
+        from modnas.search.oneshot import OneShotSearch
+
+        return OneShotSearch(config)
     raise ModnasError(f"search mode {config.mode!r} is not implemented")  # pragma: no cover - config admits it
 
 
@@ -200,8 +204,8 @@ def search(
         loop = _make_loop(config)
         writer = _RunWriter(run_dir, [], [], 0.0)
     start = time.perf_counter() - writer.seconds
-    total = config.epochs * config.steps_per_epoch
-    done = loop.epoch * config.steps_per_epoch
+    total = config.epochs * loop.epoch_length()
+    done = loop.epoch * loop.epoch_length()
     last_hv: float | None = None
 
     def tick() -> None:

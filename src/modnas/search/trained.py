@@ -58,8 +58,15 @@ class TrainedSearch:
                 **({"hidden": config.hypernet_hidden} if config.hypernet == "mlp" else {}),
             )
             hypernet.load_state_dict(state["hypernet"])
-            error_model = ErrorPredictor(config.error_predictor)
-            error_model.load_state_dict(state["error_model"])
+            if config.mode == "oneshot":  # no fitted error model: the trained supernet estimates errors
+                from modnas.search.oneshot import SupernetError
+
+                error_model = SupernetError(config, state["oneshot"]["supernet"])
+            else:
+                error_model = ErrorPredictor(config.error_predictor)
+                error_model.load_state_dict(state["error_model"])
+        except ModnasError:
+            raise  # already one line (e.g. a one-shot run's dataset is missing)
         except (KeyError, RuntimeError, EOFError, OSError, ValueError, TypeError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModnasError(f"checkpoint {str(checkpoint)!r} is damaged or from another version ({first})") from None

@@ -1,0 +1,300 @@
+"""One-shot MODNAS: the NB201 supernet trained on real images jointly with the hypernetwork (spec sections 2, 7, 8).
+
+Per step (the hypernetwork first, then the weights, as in the original):
+
+1. **Hypernetwork update** (:meth:`HypernetSearch.hypernet_step` with :meth:`OneShotSearch.normalised_error` as the
+   error term): for each of the 13 training devices a fresh preference ``r`` and a fresh ReinMax sample; the
+   supernet's cross-entropy of that sample on one hypernetwork-training batch (shared by the devices), min-max
+   normalised with the range of the last ``ce_window`` steps' values *including the current ones* (so it is defined
+   from the first step, spec 12.3); MGD over the devices; one AdamW step.
+   Only the derivative with respect to the one-hot is taken (``torch.autograd.grad``), so no supernet weight receives
+   a gradient from this phase and nothing leaks into the weight update (spec 12.1).
+2. **Weight update**: for each device a fresh preference and sample (without gradient to the hypernetwork); the mean
+   over devices of the cross-entropy on one weight-training batch; global-norm clip; SGD with momentum, cosine
+   schedule over the epochs.
+
+Batches are a pure function of ``(seed, epoch, step)`` (per-epoch permutations of the two halves, per-step
+augmentation), so a checkpoint needs only the epoch and step counters besides the networks, optimisers and RNG states;
+on the CPU a resumed run reproduces an uninterrupted one bit for bit.
+
+The error term is the supernet's, but every epoch is scored with the shared scorer (NB201 CIFAR-10 table accuracy
+and device latency), exactly like benchmark mode. On digits or Fashion-MNIST that accuracy is a proxy for the
+dataset searched on.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from contextlib import AbstractContextManager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from modnas.config import SearchConfig
+from modnas.datasets import ImageData, augment, augmentation_for, load_dataset, search_split
+from modnas.errors import ModnasError
+from modnas.search.base import HypernetSearch
+from modnas.spaces.nb201.encoding import NUM_EDGES, NUM_OPS
+from modnas.spaces.nb201.supernet import NB201Supernet
+from modnas.train import autocast_for, resolve_device
+
+__all__ = ["OneShotSearch", "SupernetError"]
+
+#: smallest min-max range of the cross-entropy window: keeps the normalised error finite when all values coincide
+MIN_CE_RANGE = 1e-3
+
+
+def _seeded(*parts: int) -> torch.Generator:
+    """A CPU generator seeded by a tuple of integers (a fixed mixing, independent of Python's hash seed)."""
+    seed = 0
+    for part in parts:
+        seed = (seed * 1_000_003 + int(part)) % (2**63 - 1)
+    return torch.Generator().manual_seed(seed)
+
+
+class OneShotSearch(HypernetSearch):
+    """One-shot search: build with a config whose ``mode`` is ``oneshot``, then :meth:`run_epoch` per epoch."""
+
+    def __init__(self, config: SearchConfig, data: ImageData | None = None) -> None:
+        self.settings = config.oneshot.resolved()
+        s = self.settings
+        # the data first: the number of steps per epoch (one pass over the weight half) sizes the LR schedules
+        if data is None:
+            data = load_dataset(s["dataset"], s["data_dir"], download=s["download"])
+        self.data = data.limit_train(s["train_limit"])
+        weight_idx, hyper_idx = search_split(len(self.data.train_y), s["train_portion"])
+        self.batch_size = int(s["batch_size"])
+        if len(weight_idx) < self.batch_size or len(hyper_idx) < 2:
+            raise ModnasError(
+                f"{len(weight_idx)} weight-training images are fewer than one batch of {self.batch_size}; "
+                f"lower oneshot.batch_size or raise oneshot.train_limit"
+            )
+        self._steps = len(weight_idx) // self.batch_size
+        super().__init__(config)
+
+        self.device = resolve_device(s["device"])
+        cuda = self.device.type == "cuda"
+        self.amp = bool(s["amp"]) and cuda
+        self.memory_format = torch.channels_last if (cuda and s["channels_last"]) else torch.contiguous_format
+        if cuda:
+            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
+        self.x_weights = self._to_device(self.data.train_x[weight_idx])
+        self.y_weights = self.data.train_y[weight_idx].to(self.device)
+        self.x_hyper = self._to_device(self.data.train_x[hyper_idx])
+        self.y_hyper = self.data.train_y[hyper_idx].to(self.device)
+        augment_on = s["augment"] if s["augment"] is not None else augmentation_for(s["dataset"]) != (0, False)
+        self.crop_pad, self.flip = augmentation_for(s["dataset"]) if augment_on else (0, False)
+
+        self.supernet = NB201Supernet(
+            C=s["C"], N=s["N"], num_classes=self.data.num_classes, in_channels=self.data.in_channels,
+            entangle=s["entangle"],
+        ).to(self.device, memory_format=self.memory_format)
+        self.supernet.train()  # always batch statistics, as in the original search
+        self.weights = [p for p in self.supernet.parameters() if p.requires_grad]
+        self.w_optimiser = torch.optim.SGD(
+            self.weights, lr=s["lr"], momentum=s["momentum"], weight_decay=s["weight_decay"]
+        )
+        self.w_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.w_optimiser, T_max=config.epochs, eta_min=s["eta_min"]
+        )
+        self.step_in_epoch = 0
+        self.ce_window: deque[list[float]] = deque(maxlen=int(s["ce_window"]))
+        self._perm_cache: tuple[int, Tensor, Tensor] | None = None
+
+    # -- what the base loop asks for ----------------------------------------------------------------------------
+
+    def epoch_length(self) -> int:
+        """Steps per epoch: one pass over the weight-training half (last partial batch dropped)."""
+        return self._steps
+
+    def preferences_per_step(self) -> int:
+        """One preference per device and step, as in the paper: each costs a supernet pass."""
+        return 1
+
+    def normalised_error(self, onehot: Tensor) -> Tensor:
+        """Supernet cross-entropy of each sample ``(T, P, 6, 5)`` on this step's hypernetwork batch, normalised.
+
+        Each sample runs once; the value and its derivative with respect to the one-hot are combined into a
+        surrogate ``ce + <g, onehot - onehot.detach()>``, so the hypernetwork backward pass needs no supernet graph.
+        """
+        x, y = self._hyper_batch()
+        flat = onehot.reshape(-1, NUM_EDGES, NUM_OPS)
+        ops = flat.detach().argmax(dim=-1).tolist()
+        values, grads = [], []
+        for i, arch_ops in enumerate(ops):
+            leaf = flat[i].detach().to(self.device).requires_grad_(True)
+            with self._autocast():
+                logits = self.supernet(x, leaf, arch_ops)
+            ce = F.cross_entropy(logits.float(), y)
+            # gradient with respect to the sample only: the supernet weights get none from this phase (spec 12.1)
+            (grad,) = torch.autograd.grad(ce, leaf)
+            values.append(ce.detach())
+            grads.append(grad)
+        ce_raw = torch.stack(values).float().cpu()
+        grad_oh = torch.stack(grads).float().cpu()
+        self.ce_window.append(ce_raw.tolist())
+        low, high = self.ce_range()
+        surrogate = ce_raw + ((flat - flat.detach()) * grad_oh).sum(dim=(-2, -1))
+        self._last_ce = float(ce_raw.mean())
+        return ((surrogate - low) / (high - low)).reshape(onehot.shape[:-2])
+
+    def ce_range(self) -> tuple[float, float]:
+        """Normalisation range of the cross-entropy: the window's minimum and its ``ce_quantile`` quantile.
+
+        The window holds the current step's values, so the range is defined from the first step. The upper end is a
+        quantile rather than the maximum because cells that disconnect input from output sit at chance-level
+        cross-entropy: a maximum would let them stretch the range and squash the differences between useful cells
+        (which the preference must trade against latency) into a sliver of [0, 1]. Worse samples get values above 1.
+        """
+        values = torch.tensor([v for step in self.ce_window for v in step], dtype=torch.float64)
+        low = float(values.min())
+        high = float(torch.quantile(values, self.settings["ce_quantile"]))
+        return low, max(high, low + MIN_CE_RANGE)
+
+    def step(self) -> dict[str, float]:
+        """Hypernetwork update (MGD over the devices), then the supernet weight update.
+
+        During the warm-up epochs only the weights train, on paths sampled from the untrained hypernetwork (near
+        uniform), so that parametric ops are trained before the hypernetwork compares them with parameter-free ones.
+        """
+        info: dict[str, float] = {}
+        if self.epoch >= self.settings["warmup_epochs"]:
+            info = self.hypernet_step()
+            info["ce_hyper"] = self._last_ce
+        info.update(self.weight_step())
+        self.step_in_epoch += 1
+        return info
+
+    def weight_step(self) -> dict[str, float]:
+        """SGD on the mean over devices of the cross-entropy of a fresh sample each, on one weight batch."""
+        t = len(self.train_devices)
+        x, y = self._weight_batch()
+        with torch.no_grad():  # the hypernetwork only chooses the paths here; it learns nothing from this phase
+            r = self.sample_preferences(1)
+            onehot = self.sampler(self.hypernet(r, self.train_emb[:, None, :])).reshape(t, NUM_EDGES, NUM_OPS)
+        ops = onehot.argmax(dim=-1).tolist()
+        onehot = onehot.to(self.device)
+        self.w_optimiser.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device)
+        for k in range(t):
+            with self._autocast():
+                logits = self.supernet(x, onehot[k], ops[k])
+            loss = F.cross_entropy(logits.float(), y) / t
+            loss.backward()
+            total += loss.detach()
+            correct += (logits.detach().argmax(dim=1) == y).float().mean() / t
+        torch.nn.utils.clip_grad_norm_(self.weights, self.settings["grad_clip"])
+        self.w_optimiser.step()
+        return {"ce_weights": float(total), "acc_weights": float(correct)}
+
+    def after_epoch(self) -> dict[str, float]:
+        lr = self.w_optimiser.param_groups[0]["lr"]
+        self.w_schedule.step()
+        self.step_in_epoch = 0
+        return {"weight_lr": float(lr)}
+
+    # -- data ---------------------------------------------------------------------------------------------------
+
+    def _to_device(self, x: Tensor) -> Tensor:
+        return x.to(self.device).contiguous(memory_format=self.memory_format)
+
+    def _autocast(self) -> AbstractContextManager[Any]:
+        return autocast_for(self.device, self.amp)
+
+    def _permutations(self) -> tuple[Tensor, Tensor]:
+        """This epoch's orders of the weight and hypernetwork halves (a function of seed and epoch)."""
+        if self._perm_cache is None or self._perm_cache[0] != self.epoch:
+            seed = self.config.seed
+            perm_w = torch.randperm(len(self.y_weights), generator=_seeded(seed, self.epoch, 0))
+            perm_h = torch.randperm(len(self.y_hyper), generator=_seeded(seed, self.epoch, 1))
+            self._perm_cache = (self.epoch, perm_w.to(self.device), perm_h.to(self.device))
+        return self._perm_cache[1], self._perm_cache[2]
+
+    def _weight_batch(self) -> tuple[Tensor, Tensor]:
+        perm_w, _ = self._permutations()
+        idx = perm_w[self.step_in_epoch * self.batch_size : (self.step_in_epoch + 1) * self.batch_size]
+        x = self.x_weights[idx]
+        if self.crop_pad or self.flip:
+            gen = _seeded(self.config.seed, self.epoch, self.step_in_epoch, 2)
+            x = augment(x, gen, self.crop_pad, self.flip).contiguous(memory_format=self.memory_format)
+        return x, self.y_weights[idx]
+
+    def _hyper_batch(self) -> tuple[Tensor, Tensor]:
+        """The hypernetwork batch of this step (no augmentation: it measures, it does not train weights)."""
+        _, perm_h = self._permutations()
+        n = len(perm_h)
+        pos = (self.step_in_epoch * self.batch_size + torch.arange(min(self.batch_size, n), device=perm_h.device)) % n
+        idx = perm_h[pos]
+        return self.x_hyper[idx], self.y_hyper[idx]
+
+    # -- checkpoints --------------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """The base state plus supernet, its optimiser and schedule, the CE window and the step counter."""
+        state = super().state_dict()
+        state["oneshot"] = {
+            "supernet": self.supernet.state_dict(),
+            "optimiser": self.w_optimiser.state_dict(),
+            "schedule": self.w_schedule.state_dict(),
+            "ce_window": [list(v) for v in self.ce_window],
+            "step_in_epoch": self.step_in_epoch,
+            "data": {"dataset": self.data.name, "weights": len(self.y_weights), "hyper": len(self.y_hyper)},
+        }
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` of a one-shot search with the same configuration and data."""
+        if "oneshot" not in state:
+            raise ModnasError("the checkpoint holds no supernet: it is not from a one-shot search")
+        own = state["oneshot"]
+        data = {"dataset": self.data.name, "weights": len(self.y_weights), "hyper": len(self.y_hyper)}
+        if dict(own["data"]) != data:
+            raise ModnasError(f"the checkpoint was trained on {dict(own['data'])}, this search has {data}")
+        super().load_state_dict(state)
+        self.supernet.load_state_dict(own["supernet"])
+        self.w_optimiser.load_state_dict(own["optimiser"])
+        self.w_schedule.load_state_dict(own["schedule"])
+        self.ce_window.clear()
+        self.ce_window.extend([float(v) for v in step] for step in own["ce_window"])
+        self.step_in_epoch = int(own["step_in_epoch"])
+        self._perm_cache = None
+
+
+class SupernetError:
+    """Error (%) of architectures as a trained one-shot supernet sees them, on (part of) the hypernetwork half.
+
+    Stands in for benchmark mode's error predictor when ``modnas front`` / ``modnas export`` read a one-shot run:
+    the same ``error(onehot)`` call, answered by running each architecture through the supernet (batch statistics,
+    as in the search). It needs the run's dataset.
+    """
+
+    def __init__(self, config: SearchConfig, supernet_state: dict[str, Tensor], max_images: int = 2000) -> None:
+        s = config.oneshot.resolved()
+        data = load_dataset(s["dataset"], s["data_dir"], download=False).limit_train(s["train_limit"])
+        _, hyper_idx = search_split(len(data.train_y), s["train_portion"])
+        idx = hyper_idx[:max_images]
+        self.x, self.y = data.train_x[idx], data.train_y[idx]
+        self.batch_size = int(s["batch_size"])
+        self.net = NB201Supernet(
+            C=s["C"], N=s["N"], num_classes=data.num_classes, in_channels=data.in_channels, entangle=s["entangle"]
+        )
+        self.net.load_state_dict(supernet_state)
+
+    def eval(self) -> SupernetError:
+        return self
+
+    @torch.no_grad()
+    def error(self, onehot: Tensor, kappa: float = 0.0) -> Tensor:
+        """Error (%) of every one-hot ``(..., 6, 5)``; ``kappa`` (an ensemble's pessimism) has no meaning here."""
+        flat = onehot.reshape(-1, NUM_EDGES, NUM_OPS)
+        errors = []
+        for arch in flat:
+            correct = 0
+            for i in range(0, len(self.y), self.batch_size):
+                logits = self.net(self.x[i : i + self.batch_size], arch)
+                correct += int((logits.argmax(dim=1) == self.y[i : i + self.batch_size]).sum())
+            errors.append(100.0 * (1.0 - correct / len(self.y)))
+        return torch.tensor(errors, dtype=torch.float32).reshape(onehot.shape[:-2])

@@ -1,0 +1,251 @@
+"""Training a found architecture from scratch: the standalone NB201 network of one cell on a real dataset.
+
+``train_architecture(arch, settings, out_dir)`` builds :func:`~modnas.spaces.nb201.build_network` with the
+dataset's input channels and classes, trains it with SGD (momentum, Nesterov) and a per-step cosine schedule, the
+dataset's standard augmentation, tests it after every epoch and writes, atomically, into a new ``out_dir``:
+
+* ``checkpoint.pt`` -- model, optimiser, schedule, epoch and RNG states, after every epoch;
+* ``result.json`` -- architecture, final test accuracy, per-epoch history, seconds, parameters and settings.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from modnas.datasets import ImageData, augment, augmentation_for, load_dataset, normalise_name
+from modnas.errors import ModnasError
+from modnas.io import atomic_torch_save, atomic_write_json, read_user_text
+
+#: ``progress(steps_done, steps_total, info)``; ``info`` holds the running loss/accuracy or the epoch's test accuracy
+TrainProgress = Callable[[int, int, dict[str, float]], None]
+
+#: Per-dataset defaults for the fields of :class:`TrainSettings` left at ``None``.
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "digits": {"epochs": 30, "batch_size": 64, "lr": 0.05},
+    "fashion-mnist": {"epochs": 3, "batch_size": 128, "lr": 0.1},
+    "cifar10": {"epochs": 200, "batch_size": 256, "lr": 0.1},
+    "cifar100": {"epochs": 200, "batch_size": 256, "lr": 0.1},
+}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; asking for CUDA without one is a one-line error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ModnasError("device 'cuda' was requested but no CUDA GPU is available; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise ModnasError(f"unknown device {name!r}; choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+def autocast_for(device: torch.device, amp: bool) -> AbstractContextManager[Any]:
+    """bf16 autocast on CUDA when ``amp``; a no-op on the CPU (bf16 convolutions are slow there)."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else nullcontext()
+
+
+@dataclass
+class TrainSettings:
+    """How to train one architecture; ``None`` fields take the dataset's preset (:data:`TRAIN_PRESETS`)."""
+
+    dataset: str = "digits"
+    data_dir: str | None = None
+    download: bool = False
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    C: int = 16
+    N: int = 5
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    augment: bool = True
+    train_limit: int | None = None
+    eval_batch_size: int = 500
+
+    def resolved(self) -> TrainSettings:
+        """A copy with the dataset name canonical, presets filled in and every value checked."""
+        data = asdict(self)
+        data["dataset"] = normalise_name(self.dataset)
+        for key, value in TRAIN_PRESETS[data["dataset"]].items():
+            if data[key] is None:
+                data[key] = value
+        out = TrainSettings(**data)
+        for name in ("epochs", "batch_size", "C", "N", "eval_batch_size"):
+            if int(getattr(out, name)) < 1:
+                raise ModnasError(f"{name} must be a positive integer, got {getattr(out, name)}")
+        if out.lr is None or out.lr <= 0 or out.weight_decay < 0 or not 0 <= out.momentum < 1:
+            raise ModnasError("lr must be > 0, weight decay >= 0 and momentum in [0, 1)")
+        return out
+
+
+def load_architecture(spec: str | Path) -> tuple[str, dict[str, Any]]:
+    """An architecture from an ``ARCH.json`` of ``modnas export`` (key ``arch_str``), an NB201 string or an index.
+
+    Returns ``(arch_str, metadata)``; the metadata is the JSON's content (empty for a string or an index).
+    """
+    from modnas.spaces.nb201.encoding import index_to_string, parse, to_string
+
+    text = str(spec).strip()
+    if text.endswith(".json") or Path(text).is_file():
+        raw = read_user_text(text, "architecture file")
+        try:
+            meta = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ModnasError(f"{text!r} is not valid JSON (line {exc.lineno})") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("arch_str"), str):
+            raise ModnasError(f"{text!r} holds no 'arch_str' (expected the JSON written by 'modnas export')")
+        return to_string(parse(meta["arch_str"])), meta
+    if text.isdigit():
+        return index_to_string(int(text)), {}
+    return to_string(parse(text)), {}
+
+
+def prepare_out_dir(out_dir: str | Path) -> Path:
+    """Create ``out_dir`` (or accept an empty one); refuse a directory that holds anything."""
+    path = Path(out_dir)
+    if path.exists():
+        if not path.is_dir():
+            raise ModnasError(f"output path {str(path)!r} exists and is not a directory")
+        if any(path.iterdir()):
+            raise ModnasError(f"output directory {str(path)!r} is not empty; choose a new --out")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int, amp: bool = False) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (%) of ``model`` in eval mode over ``(x, y)``."""
+    was_training = model.training
+    model.eval()
+    loss, correct = 0.0, 0
+    for i in range(0, len(y), batch_size):
+        with autocast_for(x.device, amp):
+            logits = model(x[i : i + batch_size]).float()
+        loss += float(F.cross_entropy(logits, y[i : i + batch_size], reduction="sum"))
+        correct += int((logits.argmax(dim=1) == y[i : i + batch_size]).sum())
+    model.train(was_training)
+    return loss / len(y), 100.0 * correct / len(y)
+
+
+def train_architecture(
+    arch: str,
+    settings: TrainSettings,
+    out_dir: str | Path,
+    progress: TrainProgress | None = None,
+    data: ImageData | None = None,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train ``arch`` from scratch with ``settings``, writing ``checkpoint.pt`` and ``result.json`` to ``out_dir``."""
+    from modnas.spaces.nb201 import build_network, count_parameters
+
+    s = settings.resolved()
+    if data is None:  # before the output directory: a missing dataset leaves nothing behind
+        data = load_dataset(s.dataset, s.data_dir, download=s.download)
+    out = prepare_out_dir(out_dir)
+    data = data.limit_train(s.train_limit)
+    device = resolve_device(s.device)
+    cuda = device.type == "cuda"
+    memory = torch.channels_last if cuda else torch.contiguous_format
+    torch.manual_seed(s.seed)
+    model = build_network(arch, C=s.C, N=s.N, num_classes=data.num_classes, in_channels=data.in_channels)
+    model = model.to(device, memory_format=memory)
+    train_x = data.train_x.to(device).contiguous(memory_format=memory)
+    train_y = data.train_y.to(device)
+    test_x = data.test_x.to(device).contiguous(memory_format=memory)
+    test_y = data.test_y.to(device)
+    steps_per_epoch = max(1, len(train_y) // s.batch_size)
+    total = s.epochs * steps_per_epoch
+    optimiser = torch.optim.SGD(
+        model.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, nesterov=s.momentum > 0
+    )
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=total)
+    pad, flip = augmentation_for(s.dataset) if s.augment else (0, False)
+    generator = torch.Generator().manual_seed(s.seed)
+    history: list[dict[str, float]] = []
+    start = time.perf_counter()
+    done = 0
+    model.train()
+    for epoch in range(1, s.epochs + 1):
+        order = torch.randperm(len(train_y), generator=generator).to(device)
+        run_loss = run_correct = seen = 0.0
+        for k in range(steps_per_epoch):
+            idx = order[k * s.batch_size : (k + 1) * s.batch_size]
+            x, y = train_x[idx], train_y[idx]
+            if pad or flip:
+                x = augment(x, generator, pad, flip).contiguous(memory_format=memory)
+            with autocast_for(device, s.amp):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            done += 1
+            run_loss += float(loss.detach()) * len(y)
+            run_correct += float((logits.detach().argmax(dim=1) == y).sum())
+            seen += len(y)
+            if progress is not None:
+                progress(done, total, {"loss": run_loss / seen, "train_acc": 100.0 * run_correct / seen})
+        test_loss, test_acc = evaluate(model, test_x, test_y, s.eval_batch_size, s.amp)
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": run_loss / seen,
+                "train_acc": 100.0 * run_correct / seen,
+                "test_loss": test_loss,
+                "test_acc": test_acc,
+                "seconds": round(time.perf_counter() - start, 2),
+            }
+        )
+        atomic_torch_save(
+            {
+                "arch_str": arch,
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "schedule": schedule.state_dict(),
+                "rng": {"torch": torch.get_rng_state(), "data": generator.get_state()},
+                "settings": asdict(s),
+            },
+            out / "checkpoint.pt",
+        )
+        if progress is not None:
+            progress(done, total, {"test_acc": test_acc})
+    result = {
+        "arch_str": arch,
+        "dataset": s.dataset,
+        "test_accuracy": history[-1]["test_acc"],
+        "epochs": s.epochs,
+        "seconds": round(time.perf_counter() - start, 2),
+        "params": count_parameters(model),
+        "device": str(device),
+        "settings": asdict(s),
+        "history": history,
+        "source": meta or {},
+    }
+    atomic_write_json(out / "result.json", result)
+    return result
+
+
+__all__ = [
+    "TRAIN_PRESETS",
+    "TrainSettings",
+    "autocast_for",
+    "evaluate",
+    "load_architecture",
+    "resolve_device",
+    "train_architecture",
+]
