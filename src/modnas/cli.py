@@ -18,6 +18,7 @@ from modnas.commands.common import console, print_json, user_errors
 from modnas.commands.plot import plot_command
 from modnas.commands.results import export_command, front_command
 from modnas.commands.search import evaluate_command, search_command
+from modnas.commands.train import train_command
 from modnas.errors import ModnasError
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ app.command("front")(front_command)
 app.command("export")(export_command)
 app.command("plot")(plot_command)
 app.command("benchmark")(benchmark_command)
+app.command("train")(train_command)
 
 
 def _registry():  # noqa: ANN202

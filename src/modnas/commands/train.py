@@ -1,0 +1,74 @@
+"""``modnas train``: train a found architecture from scratch on a real dataset and test it.
+
+Register it in :mod:`modnas.cli` with ``app.command("train")(train_command)``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from modnas.commands.common import console, err_console, print_json, user_errors
+
+
+@user_errors
+def train_command(
+    arch: Annotated[
+        str, typer.Argument(metavar="ARCH", help="ARCH.json from `modnas export`, an NB201 arch string or an index.")
+    ],
+    data: Annotated[str, typer.Option(help="Dataset: digits, fashion-mnist, cifar10 or cifar100.")] = "digits",
+    epochs: Annotated[int | None, typer.Option(help="Epochs (default per dataset: digits 30, fashion-mnist 3).")] = None,
+    out: Annotated[Path | None, typer.Option(help="New output directory (default: trained/<timestamp>).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Folder with the dataset files (Fashion-MNIST, CIFAR).")] = None,
+    download: Annotated[bool, typer.Option("--download", help="CIFAR: let torchvision download into --data-dir.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size (default per dataset).")] = None,
+    lr: Annotated[float | None, typer.Option(help="SGD learning rate, cosine-decayed to 0 (default per dataset).")] = None,
+    weight_decay: Annotated[float, typer.Option(help="SGD weight decay.")] = 5e-4,
+    channels: Annotated[int, typer.Option("--C", help="Channels of the first stage (NB201: 16).")] = 16,
+    cells: Annotated[int, typer.Option("--N", help="Cells per stage (NB201: 5).")] = 5,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    no_augment: Annotated[bool, typer.Option("--no-augment", help="Train without crop/flip augmentation.")] = False,
+    train_limit: Annotated[int | None, typer.Option(help="Use only the first N training images.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print result.json instead of a summary line.")] = False,
+) -> None:
+    """Train the standalone network of an architecture, test it, and write checkpoint.pt and result.json."""
+    from modnas.train import TrainSettings, load_architecture, train_architecture
+
+    arch_str, meta = load_architecture(arch)
+    settings = TrainSettings(
+        dataset=data, data_dir=None if data_dir is None else str(data_dir), download=download, epochs=epochs,
+        batch_size=batch_size, lr=lr, weight_decay=weight_decay, C=channels, N=cells, seed=seed, device=device,
+        augment=not no_augment, train_limit=train_limit,
+    ).resolved()
+    out_dir = out or Path("trained") / time.strftime("%Y%m%d-%H%M%S")
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=err_console, transient=True,
+    )
+    test_acc = ""
+    with bar:
+        task = bar.add_task(f"training on {settings.dataset}", total=None, info="")
+
+        def progress(done: int, total: int, info: dict[str, float]) -> None:
+            nonlocal test_acc
+            if "test_acc" in info:
+                test_acc = f" test {info['test_acc']:.2f} %"
+            shown = f"loss {info['loss']:.3f} train {info['train_acc']:.1f} %" if "loss" in info else ""
+            bar.update(task, completed=done, total=total, info=shown + test_acc)
+
+        result = train_architecture(arch_str, settings, out_dir, progress=progress, meta=meta)
+    if as_json:
+        print_json({**result, "out": str(out_dir)})
+        return
+    console.print(
+        f"{arch_str}\n{result['dataset']}: test accuracy [bold]{result['test_accuracy']:.2f} %[/] after "
+        f"{result['epochs']} epochs ({result['seconds']:.0f} s, {result['params']:,} parameters, {result['device']}); "
+        f"wrote {out_dir}/result.json",
+        highlight=False, soft_wrap=True,
+    )
