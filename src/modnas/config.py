@@ -45,10 +45,22 @@ class ErrorPredictorConfig(BaseModel):
 #: the paper (spec section 8: batch 256, SGD lr 0.025 x 13, wd 0.0027, C=16, N=5); digits is sized so that the
 #: default search finishes in minutes on 2 CPU cores; Fashion-MNIST keeps the paper's network at batch 128.
 ONESHOT_PRESETS: dict[str, dict[str, Any]] = {
-    "digits": {"batch_size": 64, "lr": 0.1, "weight_decay": 3e-4, "C": 8, "N": 2, "warmup_epochs": 5},
-    "fashion-mnist": {"batch_size": 128, "lr": 0.325, "weight_decay": 0.0027, "C": 16, "N": 5, "warmup_epochs": 0},
-    "cifar10": {"batch_size": 256, "lr": 0.325, "weight_decay": 0.0027, "C": 16, "N": 5, "warmup_epochs": 0},
-    "cifar100": {"batch_size": 256, "lr": 0.325, "weight_decay": 0.0027, "C": 16, "N": 5, "warmup_epochs": 0},
+    "digits": {
+        "batch_size": 64, "lr": 0.1, "weight_decay": 3e-4, "C": 8, "N": 2, "warmup_epochs": 5,
+        "preferences_per_device": 1,
+    },
+    "fashion-mnist": {
+        "batch_size": 128, "lr": 0.325, "weight_decay": 0.0027, "C": 16, "N": 5, "warmup_epochs": 0,
+        "preferences_per_device": 4,
+    },
+    "cifar10": {
+        "batch_size": 256, "lr": 0.325, "weight_decay": 0.0027, "C": 16, "N": 5, "warmup_epochs": 0,
+        "preferences_per_device": 1,
+    },
+    "cifar100": {
+        "batch_size": 256, "lr": 0.325, "weight_decay": 0.0027, "C": 16, "N": 5, "warmup_epochs": 0,
+        "preferences_per_device": 1,
+    },
 }
 
 
@@ -77,6 +89,9 @@ class OneShotConfig(BaseModel):
     N: int | None = Field(None, ge=1, description="search cells per stage (paper: 5)")
     entangle: bool = Field(True, description="nor_conv_1x1 uses the centre tap of nor_conv_3x3's kernel")
     augment: bool | None = Field(None, description="random crop + flip of weight batches (None: per dataset)")
+    preferences_per_device: int | None = Field(
+        None, ge=1, description="preferences per device and step, sharing the hypernetwork batch (paper: 1)"
+    )
     warmup_epochs: int | None = Field(
         None, ge=0, description="first epochs train only the supernet, on paths of the untrained (uniform) hypernetwork"
     )
@@ -140,10 +155,10 @@ class SearchConfig(BaseModel):
     )
 
     query_budget: int = Field(200, ge=1, description="K: distinct architectures whose true accuracy may be read")
-    initial_queries: int = Field(100, ge=1, description="random architectures queried before the search starts")
+    initial_queries: int = Field(50, ge=1, description="random architectures queried before the search starts")
     query_start_epoch: int = Field(1, ge=1, description="first epoch after which proposals are queried")
     query_every: int = Field(1, ge=1, description="epochs between adaptive query rounds")
-    queries_per_round: int = Field(20, ge=1, description="most architectures queried in one adaptive round")
+    queries_per_round: int = Field(25, ge=1, description="most architectures queried in one adaptive round")
     fill_with_neighbours: bool = Field(
         True, description="top a round up with one-edge mutations of proposals when too few proposals are new"
     )

@@ -214,6 +214,7 @@ def train_architecture(
             {
                 "arch_str": arch,
                 "epoch": epoch,
+                "history": history,
                 "model": model.state_dict(),
                 "optimiser": optimiser.state_dict(),
                 "schedule": schedule.state_dict(),

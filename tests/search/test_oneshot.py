@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import shutil
 
 import pytest
 import torch
@@ -65,6 +66,18 @@ def test_normalised_error_is_differentiable_in_the_one_hot():
     assert float(values.min()) == 0.0 and torch.isclose(values.quantile(loop.settings["ce_quantile"]), torch.tensor(1.0))
     (grad,) = torch.autograd.grad(err.sum(), onehot)
     assert grad.abs().sum() > 0
+
+
+def test_several_preferences_share_the_hypernetwork_batch():
+    loop = OneShotSearch(tiny_config(**{"oneshot.preferences_per_device": 4}))
+    calls = []
+    forward = loop.supernet.forward
+    loop.supernet.forward = lambda x, onehot, ops=None: calls.append(len(x)) or forward(x, onehot, ops)
+    info = loop.hypernet_step()
+    assert calls == [8] * (13 * 4)  # 13 devices x 4 preferences, each on a quarter of the batch of 32
+    assert math.isfinite(info["err_n"])
+    with pytest.raises(ModnasError, match="fewer than 2 images"):
+        OneShotSearch(tiny_config(**{"oneshot.preferences_per_device": 20}))
 
 
 def test_a_step_trains_both_levels():
@@ -148,6 +161,37 @@ def test_search_run_directory_and_resume(tmp_path):
     assert 0.0 <= choice["predicted_error"] <= 100.0 and choice["arch_str"].startswith("|")
     json_path, _ = export_architecture(choice, tmp_path / "arch")
     assert json_path.is_file()
+
+
+def test_interrupted_run_resumes_to_the_same_hypernetwork(tmp_path):
+    from modnas.search import resume_search, search
+
+    class Stop(Exception):
+        pass
+
+    def stop_in_epoch_two(done: int, total: int, hv: float | None) -> None:
+        if done >= 3:  # 2 steps per epoch: the run dies in its second epoch, after one checkpoint
+            raise Stop
+
+    config = tiny_config()
+    search(config, tmp_path / "straight")
+    with pytest.raises(Stop):
+        search(config, tmp_path / "resumed", progress=stop_in_epoch_two)
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tmp_path / "resumed", damaged)
+    checkpoint = damaged / "checkpoints" / "last.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    before = {p: p.read_bytes() for p in damaged.rglob("*") if p.is_file()}
+    with pytest.raises(ModnasError, match="damaged"):
+        resume_search(damaged)
+    assert {p: p.read_bytes() for p in damaged.rglob("*") if p.is_file()} == before  # nothing rewritten
+    resume_search(tmp_path / "resumed")
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=True)
+    for name, tensor in a["hypernet"].items():
+        assert torch.equal(tensor, b["hypernet"][name]), name
+    for name, tensor in a["oneshot"]["supernet"].items():
+        assert torch.equal(tensor, b["oneshot"]["supernet"][name]), name
 
 
 @pytest.mark.skipif(

@@ -71,6 +71,11 @@ class OneShotSearch(HypernetSearch):
                 f"{len(weight_idx)} weight-training images are fewer than one batch of {self.batch_size}; "
                 f"lower oneshot.batch_size or raise oneshot.train_limit"
             )
+        if self.batch_size // int(s["preferences_per_device"]) < 2:
+            raise ModnasError(
+                f"oneshot.batch_size {self.batch_size} leaves fewer than 2 images for each of the "
+                f"{s['preferences_per_device']} preferences per device; raise it or lower preferences_per_device"
+            )
         self._steps = len(weight_idx) // self.batch_size
         super().__init__(config)
 
@@ -100,6 +105,7 @@ class OneShotSearch(HypernetSearch):
             self.w_optimiser, T_max=config.epochs, eta_min=s["eta_min"]
         )
         self.step_in_epoch = 0
+        self._last_ce = float("nan")
         self.ce_window: deque[list[float]] = deque(maxlen=int(s["ce_window"]))
         self._perm_cache: tuple[int, Tensor, Tensor] | None = None
 
@@ -110,8 +116,12 @@ class OneShotSearch(HypernetSearch):
         return self._steps
 
     def preferences_per_step(self) -> int:
-        """One preference per device and step, as in the paper: each costs a supernet pass."""
-        return 1
+        """Preferences per device and step (``oneshot.preferences_per_device``; the paper: 1).
+
+        With P > 1 the hypernetwork batch is split into P parts and each preference's sample is scored on its own
+        part, so a device still costs one batch of supernet compute while P preference bins learn per step.
+        """
+        return int(self.settings["preferences_per_device"])
 
     def normalised_error(self, onehot: Tensor) -> Tensor:
         """Supernet cross-entropy of each sample ``(T, P, 6, 5)`` on this step's hypernetwork batch, normalised.
@@ -120,14 +130,17 @@ class OneShotSearch(HypernetSearch):
         surrogate ``ce + <g, onehot - onehot.detach()>``, so the hypernetwork backward pass needs no supernet graph.
         """
         x, y = self._hyper_batch()
+        prefs = onehot.shape[-3]
+        parts = list(zip(x.tensor_split(prefs), y.tensor_split(prefs)))  # preference p scores on part p
         flat = onehot.reshape(-1, NUM_EDGES, NUM_OPS)
         ops = flat.detach().argmax(dim=-1).tolist()
         values, grads = [], []
         for i, arch_ops in enumerate(ops):
+            xp, yp = parts[i % prefs]
             leaf = flat[i].detach().to(self.device).requires_grad_(True)
             with self._autocast():
-                logits = self.supernet(x, leaf, arch_ops)
-            ce = F.cross_entropy(logits.float(), y)
+                logits = self.supernet(xp, leaf, arch_ops)
+            ce = F.cross_entropy(logits.float(), yp)
             # gradient with respect to the sample only: the supernet weights get none from this phase (spec 12.1)
             (grad,) = torch.autograd.grad(ce, leaf)
             values.append(ce.detach())
