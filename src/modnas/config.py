@@ -155,10 +155,10 @@ class SearchConfig(BaseModel):
     )
 
     query_budget: int = Field(200, ge=1, description="K: distinct architectures whose true accuracy may be read")
-    initial_queries: int = Field(50, ge=1, description="random architectures queried before the search starts")
+    initial_queries: int = Field(100, ge=1, description="random architectures queried before the search starts")
     query_start_epoch: int = Field(1, ge=1, description="first epoch after which proposals are queried")
     query_every: int = Field(1, ge=1, description="epochs between adaptive query rounds")
-    queries_per_round: int = Field(25, ge=1, description="most architectures queried in one adaptive round")
+    queries_per_round: int = Field(20, ge=1, description="most architectures queried in one adaptive round")
     fill_with_neighbours: bool = Field(
         True, description="top a round up with one-edge mutations of proposals when too few proposals are new"
     )
