@@ -149,6 +149,7 @@ def test_search_run_directory_and_resume(tmp_path):
     out = tmp_path / "run"
     summary = search(config, out)
     assert summary["epoch"] == 2 and len(summary["devices"]) == 19 and summary["queries"] == 0
+    assert "proxy" in summary["note"]  # the shared scorer's CIFAR-10 accuracy is not the searched dataset's
     assert len(evaluate_run(out)) == 19
     with pytest.raises(ModnasError, match="already complete"):
         resume_search(out)

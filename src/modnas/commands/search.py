@@ -88,6 +88,8 @@ def search_command(
         return
     console.print(_table(summary["devices"], f"epoch {summary['epoch']}: {summary['queries']} queries, "
                          f"{summary['seconds']:.0f} s"))
+    if summary.get("note"):
+        console.print(f"note: {summary['note']}", highlight=False, soft_wrap=True)
     console.print(f"run directory: {run_dir}", highlight=False)
 
 

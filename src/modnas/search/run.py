@@ -226,6 +226,11 @@ def search(
     if rows is None:  # resumed a run whose last epoch was already trained: score it again
         rows, _ = loop.evaluate()
     summary = summarise(rows, loop.queries_used, time.perf_counter() - start, loop.epoch)
+    if config.mode == "oneshot":
+        summary["note"] = (
+            f"HV rates the architectures by their NB201 CIFAR-10 table accuracy and device latency (the shared "
+            f"scorer); the search trained on {config.oneshot.dataset}, so on it the HV is a proxy"
+        )
     atomic_write_json(run_dir / "summary.json", summary)
     return summary
 
