@@ -149,3 +149,30 @@ def test_registered_in_the_main_cli():
     from modnas.cli import app as main_app
 
     assert "benchmark" in {c.name for c in main_app.registered_commands}
+
+
+def test_a_finished_benchmark_reads_back(quick_run, tmp_path):
+    from modnas.baselines import figures
+    from modnas.baselines.benchmark import load_benchmark
+
+    result = load_benchmark(quick_run)
+    assert len(result.results) == len(rows(quick_run / "results.csv"))
+    assert result.modnas_runs and result.protocol.budget == 20
+    assert all(isinstance(r["budget"], int) and isinstance(r["hv"], float) for r in result.results)
+    result.out_dir = tmp_path
+    assert figures.plot_hv_vs_budget(result, tmp_path / "hv.png").is_file()
+
+
+def test_a_modnas_config_that_is_not_comparable_is_refused(tmp_path):
+    from modnas.baselines.benchmark import check_inputs
+    from modnas.baselines.protocol import make_protocol
+    from modnas.errors import ModnasError
+
+    proto = make_protocol({"methods": ["modnas"], "devices": ["fpga"], "budget": 20,
+                           "modnas": {"overrides": {"objectives": "error,latency,energy", "hypernet": "mlp",
+                                                    "initial_queries": 10}}})
+    with pytest.raises(ModnasError):
+        check_inputs(proto, tmp_path / "out")
+    proto = make_protocol({"methods": ["modnas"], "budget": 20, "modnas": {"overrides": {"query_budget": 30}}})
+    with pytest.raises(ModnasError, match="query_budget"):
+        check_inputs(proto, tmp_path / "out")

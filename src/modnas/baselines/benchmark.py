@@ -247,6 +247,7 @@ class BenchmarkResult:
     seconds: float
     out_dir: Path
     modnas_runs: list[str]
+    cpu_seconds: float = math.nan  # this process and its finished workers: the machine-load-free cost
 
 
 def prepare_out_dir(out_dir: str | Path) -> Path:
@@ -266,12 +267,6 @@ def plan_jobs(protocol: Protocol, out_dir: Path, modnas_runs: Sequence[str] = ()
     jobs: list[Job] = []
     if MODNAS in protocol.methods and not modnas_runs:
         settings = protocol.modnas
-        given = settings.overrides.get("query_budget")
-        if given is not None and given != protocol.budget:
-            raise ModnasError(
-                f"modnas.overrides.query_budget ({given}) differs from the protocol budget ({protocol.budget}); "
-                "set budget instead"
-            )
         for seed in protocol.seeds:
             overrides = {**settings.overrides, "seed": seed, "query_budget": protocol.budget}
             jobs.append(Job(MODNAS, seed, protocol.budget, run_dir=str(out_dir / "modnas" / f"seed{seed}"),
@@ -292,10 +287,17 @@ def _validate_modnas_config(protocol: Protocol) -> None:
     """Fail before any job starts if the MODNAS settings do not make a valid search config."""
     from modnas.config import load_config
 
+    given = protocol.modnas.overrides.get("query_budget")
+    if given is not None and given != protocol.budget:
+        raise ModnasError(
+            f"modnas.overrides.query_budget ({given}) differs from the protocol budget ({protocol.budget}); "
+            "set budget instead"
+        )
     overrides = {**protocol.modnas.overrides, "query_budget": protocol.budget}
     config = load_config(protocol.modnas.config, overrides)
     if config.mode != "benchmark":
         raise ModnasError(f"MODNAS config mode is {config.mode!r}; the benchmark compares benchmark mode")
+    _check_comparable(config, "the MODNAS config")
 
 
 def _run_config(run_dir: Path, budget: int) -> Any:
@@ -309,7 +311,18 @@ def _run_config(run_dir: Path, budget: int) -> Any:
         raise ModnasError(f"run {str(run_dir)!r} is a {config.mode!r} search; the benchmark compares benchmark mode")
     if config.query_budget != budget:
         raise ModnasError(f"run {str(run_dir)!r} used query budget {config.query_budget}, the protocol's is {budget}")
+    _check_comparable(config, f"run {str(run_dir)!r}")
     return config
+
+
+def _check_comparable(config: Any, what: str) -> None:
+    """The comparison needs MODNAS on (error, latency), scored on every protocol device."""
+    if tuple(config.objectives) != ("error", "latency"):
+        raise ModnasError(f"{what} optimises {','.join(config.objectives)}; the benchmark compares error,latency")
+    evaluated = config.evaluation_devices() if hasattr(config, "evaluation_devices") else PROTOCOL_DEVICES
+    missing = [d for d in PROTOCOL_DEVICES if d not in evaluated]
+    if missing:
+        raise ModnasError(f"{what} does not score every protocol device (missing {', '.join(missing)})")
 
 
 def check_inputs(protocol: Protocol, out_dir: str | Path, modnas_runs: Sequence[str | Path] = ()) -> list[str]:
@@ -344,7 +357,7 @@ def run_benchmark(
     runs = check_inputs(protocol, out_dir, modnas_runs)
     out = prepare_out_dir(out_dir)
     atomic_write_text(out / "protocol.yaml", protocol.to_yaml())
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
     jobs = plan_jobs(protocol, out, runs)
     outputs = run_jobs(jobs, protocol.workers, progress)
     results: list[dict[str, Any]] = []
@@ -372,10 +385,54 @@ def run_benchmark(
     atomic_write_text(out / "queries.csv", csv_text(QUERY_FIELDS, queries))
     figures.write_figures(result)
     result.seconds = time.perf_counter() - start
+    result.cpu_seconds = _cpu_seconds() - cpu_start
     summary = report.summarise(result)
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "report.md", report.markdown(result, summary, command))
     return result
+
+
+_INT_FIELDS = {"seed", "budget", "n_front", "epoch", "order", "arch_index"}
+_FLOAT_FIELDS = {"hv", "igd_plus", "seconds"}
+
+
+def _typed(row: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, text in row.items():
+        if key in _INT_FIELDS:
+            out[key] = int(text) if text not in ("", None) else None
+        elif key in _FLOAT_FIELDS:
+            out[key] = float(text) if text not in ("", None) else (math.nan if key == "seconds" else None)
+        else:
+            out[key] = text
+    return out
+
+
+def load_benchmark(out_dir: str | Path) -> BenchmarkResult:
+    """Read a finished benchmark directory back (to redraw figures or rewrite the report without rerunning)."""
+    import json
+
+    from modnas.baselines.protocol import load_protocol
+
+    path = Path(out_dir)
+    protocol = load_protocol(path / "protocol.yaml")
+    tables = {name: [_typed(r) for r in read_csv_rows(path / f"{name}.csv", fields)]
+              for name, fields in (("results", RESULT_FIELDS), ("curves", CURVE_FIELDS), ("queries", QUERY_FIELDS))}
+    summary_path = path / "summary.json"
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    return BenchmarkResult(
+        protocol, tables["results"], tables["curves"], tables["queries"], summary.get("settings", {}),
+        float(summary.get("wall_seconds", math.nan)), path, list(summary.get("modnas_runs", [])),
+        float(summary.get("cpu_seconds") or math.nan),
+    )
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its waited-for children (the worker processes)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def csv_text(fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:

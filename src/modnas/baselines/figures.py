@@ -85,8 +85,9 @@ def plot_hv_vs_budget(result: BenchmarkResult, path: Path) -> Path:
     top.set_xlabel("accuracy queries in total over 19 devices")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(f"HV versus query budget ({len({r['seed'] for r in result.results})} seed(s); band: min-max)",
-                 fontsize=10)
+    n_seeds = len({r["seed"] for r in result.results})
+    fig.suptitle(f"HV versus query budget ({n_seeds} seed{'s' if n_seeds > 1 else ''}"
+                 + ("; band: min-max over seeds)" if n_seeds > 1 else ")"), fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -128,6 +129,7 @@ def plot_radar(result: BenchmarkResult, path: Path) -> Path:
         ax.set_xticks(angles)
         ax.set_xticklabels([f"{d}*" if registry.get(d).split == "test" else d for d in devices], fontsize=7)
         ax.set_rlabel_position(180.0 / max(n, 1))
+        ax.tick_params(axis="y", labelsize=7)
         ax.set_title(title, fontsize=10, pad=18)
     low = max(0.0, math.floor((min(values_all) - 0.01) * 50) / 50)
     for ax in panels:

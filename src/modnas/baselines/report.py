@@ -123,6 +123,7 @@ def summarise(result: BenchmarkResult) -> dict[str, Any]:
         "budget": p.budget,
         "same_total_budget": p.same_total_budget,
         "wall_seconds": round(result.seconds, 1),
+        "cpu_seconds": round(result.cpu_seconds, 1) if math.isfinite(result.cpu_seconds) else None,
         "workers": p.workers,
         "modnas_runs": result.modnas_runs,
         "true_hv": {d: true_front(d).hv for d in p.devices},
@@ -227,6 +228,13 @@ def _honest_summary(summary: dict[str, Any], devices: Sequence[str]) -> list[str
     return out
 
 
+def _cpu_text(summary: dict[str, Any]) -> str:
+    cpu = summary.get("cpu_seconds")
+    if not cpu:
+        return ""
+    return f"; CPU time {cpu / 60:.1f} min (the benchmark process and its workers)"
+
+
 def markdown(result: BenchmarkResult, summary: dict[str, Any], command: str | None = None) -> str:
     """``report.md``: protocol, both tables, win counts, summary, method settings and caveats."""
     from modnas.hardware.devices import registry
@@ -240,7 +248,7 @@ def markdown(result: BenchmarkResult, summary: dict[str, Any], command: str | No
         "",
         f"Protocol: methods {', '.join(f'`{m}`' for m in p.methods)}; {len(devices)} devices; seeds "
         f"{', '.join(str(s) for s in p.seeds)}; K = {big}. Wall time {summary['wall_seconds'] / 60:.1f} min with "
-        f"{p.workers} worker process(es).",
+        f"{p.workers} worker process(es)" + _cpu_text(summary) + ".",
     ]
     if command:
         lines += ["", f"Command: `{command}`"]
