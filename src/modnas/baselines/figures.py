@@ -24,11 +24,11 @@ FRONTS = "fronts.png"
 FRONTS_DIR = "fronts"
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float, dpi: int = 100):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=100)
+    fig = Figure(figsize=(width, height), dpi=dpi)
     FigureCanvasAgg(fig)
     return fig
 
@@ -105,7 +105,7 @@ def plot_radar(result: BenchmarkResult, path: Path) -> Path:
     p = result.protocol
     devices = p.devices
     colours = method_colours(p.methods)
-    fig = _figure(14.0, 7.0)
+    fig = _figure(12.0, 6.0, dpi=85)  # many antialiased polygons: keep the PNG small
     n = len(devices)
     angles = np.linspace(0.0, 2.0 * math.pi, n, endpoint=False)
     closed = np.append(angles, angles[:1])

@@ -212,8 +212,10 @@ def _honest_summary(summary: dict[str, Any], devices: Sequence[str]) -> list[str
                    + ", ".join(parts) + " devices.")
         for m, w in per.items():
             if w["lost"] and w["wins"] < n // 2 + 1:
-                lost = "all devices" if len(w["lost"]) == n else ", ".join(w["lost"])
-                out.append(f"  - against `{m}` MODNAS loses on {lost}.")
+                won = [d for d in devices if d not in w["lost"]]
+                ahead = ", ".join(won) if won else "no device"
+                out.append(f"  - against `{m}` MODNAS is ahead only on {ahead}; it loses on the other "
+                           f"{len(w['lost'])}.")
         table = views[PER_DEVICE_K]["hv"]
         ours = table[MODNAS]["mean"]["mean"]
         best = max((m for m in table if m != MODNAS), key=lambda m: table[m]["mean"]["mean"])
