@@ -32,7 +32,7 @@ def benchmark_command(
 ) -> None:
     """Run MODNAS and the baselines (random, local, MO-REA, NSGA-II, MO-TPE, GP) per device; write tables and plots.
 
-    Without PROTOCOL: every method on the 19 devices, one seed, K = 200 (about 8 minutes on 2 idle cores).
+    Without PROTOCOL: every method on the 19 devices, one seed, K = 200 (about 11 minutes on 2 idle cores).
     The full report is `modnas benchmark benchmarks/protocols/full.yaml`.
     """
     from modnas.baselines.benchmark import check_inputs, run_benchmark
