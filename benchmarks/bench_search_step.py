@@ -82,7 +82,6 @@ def main() -> None:
     parser.add_argument("--N", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--no-amp", action="store_true", help="CUDA: full precision instead of bf16 autocast")
-    parser.add_argument("--prefs", type=int, default=1, help="preferences per device (1: the paper's 26 passes)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -94,7 +93,7 @@ def main() -> None:
         "oneshot.dataset": "digits" if args.dataset == "synthetic-cifar" else args.dataset,
         "oneshot.batch_size": batch, "oneshot.C": args.C, "oneshot.N": args.N, "oneshot.device": args.device,
         "oneshot.amp": not args.no_amp, "oneshot.train_limit": n_images, "oneshot.warmup_epochs": 0,
-        "oneshot.preferences_per_device": args.prefs,
+        "oneshot.preferences_per_device": 1,
     }
     config = load_config(None, overrides)
     data = synthetic_cifar(n_images) if args.dataset == "synthetic-cifar" else load_dataset(args.dataset)
@@ -121,8 +120,8 @@ def main() -> None:
         sync(loop.device)
         step_times.append(time.perf_counter() - start)
         archs = list(recorder.calls)
-        if len(archs) != 13 * args.prefs + 13:
-            raise SystemExit(f"a step ran {len(archs)} supernet passes, expected {13 * args.prefs + 13}")
+        if len(archs) != 26:
+            raise SystemExit(f"a step ran {len(archs)} supernet passes, expected 26")
         bare_times.append(bare_passes(loop, archs))
     ratios = [s / b for s, b in zip(step_times, bare_times)]
     print(f"search step:        {1000 * statistics.median(step_times):9.1f} ms (median of {args.steps})")

@@ -51,7 +51,7 @@ ONESHOT_PRESETS: dict[str, dict[str, Any]] = {
     },
     "fashion-mnist": {
         "batch_size": 128, "lr": 0.325, "weight_decay": 0.0027, "C": 16, "N": 5, "warmup_epochs": 0,
-        "preferences_per_device": 4,
+        "preferences_per_device": 1,
     },
     "cifar10": {
         "batch_size": 256, "lr": 0.325, "weight_decay": 0.0027, "C": 16, "N": 5, "warmup_epochs": 0,
