@@ -3,10 +3,11 @@
 Per step (the hypernetwork first, then the weights, as in the original):
 
 1. **Hypernetwork update** (:meth:`HypernetSearch.hypernet_step` with :meth:`OneShotSearch.normalised_error` as the
-   error term): for each of the 13 training devices a fresh preference ``r`` and a fresh ReinMax sample; the
-   supernet's cross-entropy of that sample on one hypernetwork-training batch (shared by the devices), min-max
-   normalised with the range of the last ``ce_window`` steps' values *including the current ones* (so it is defined
-   from the first step, spec 12.3); MGD over the devices; one AdamW step.
+   error term): for each of the 13 training devices a fresh preference ``r`` and a fresh ReinMax sample (or P of
+   them, each scored on 1/P of the batch); the supernet's cross-entropy of that sample on one hypernetwork-training
+   batch (shared by the devices), normalised with the minimum and a quantile of the last ``ce_window`` steps' values
+   *including the current ones* (so it is defined from the first step, spec 12.3); MGD over the devices; one AdamW
+   step. Optional warm-up epochs skip this phase.
    Only the derivative with respect to the one-hot is taken (``torch.autograd.grad``), so no supernet weight receives
    a gradient from this phase and nothing leaks into the weight update (spec 12.1).
 2. **Weight update**: for each device a fresh preference and sample (without gradient to the hypernetwork); the mean
