@@ -96,3 +96,15 @@ def read_arch_file(path: str | Path) -> list[str]:
             raise ModnasError(f"CSV file {str(file)!r} needs an 'arch_str' column")
         return [row["arch_str"].strip() for row in rows]
     return lines
+
+
+def prepare_out_dir(out_dir: str | Path) -> Path:
+    """Create ``out_dir`` (or accept an empty one); refuse anything that already holds files."""
+    path = Path(out_dir)
+    if path.exists():
+        if not path.is_dir():
+            raise ModnasError(f"output path {str(path)!r} exists and is not a directory")
+        if any(path.iterdir()):
+            raise ModnasError(f"output directory {str(path)!r} is not empty; choose a new --out")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from modnas.datasets import ImageData, augment, augmentation_for, load_dataset, normalise_name
 from modnas.errors import ModnasError
-from modnas.io import atomic_torch_save, atomic_write_json, read_user_text
+from modnas.io import atomic_torch_save, atomic_write_json, prepare_out_dir, read_user_text
 
 #: ``progress(steps_done, steps_total, info)``; ``info`` holds the running loss/accuracy or the epoch's test accuracy
 TrainProgress = Callable[[int, int, dict[str, float]], None]
@@ -111,18 +111,6 @@ def load_architecture(spec: str | Path) -> tuple[str, dict[str, Any]]:
     if text.isdigit():
         return index_to_string(int(text)), {}
     return to_string(parse(text)), {}
-
-
-def prepare_out_dir(out_dir: str | Path) -> Path:
-    """Create ``out_dir`` (or accept an empty one); refuse a directory that holds anything."""
-    path = Path(out_dir)
-    if path.exists():
-        if not path.is_dir():
-            raise ModnasError(f"output path {str(path)!r} exists and is not a directory")
-        if any(path.iterdir()):
-            raise ModnasError(f"output directory {str(path)!r} is not empty; choose a new --out")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @torch.no_grad()

@@ -34,7 +34,7 @@ from typing import Any
 from modnas.baselines.protocol import MODNAS, Protocol
 from modnas.errors import ModnasError
 from modnas.hardware.devices import PROTOCOL_DEVICES, registry
-from modnas.io import atomic_write_json, atomic_write_text, read_csv_rows
+from modnas.io import atomic_write_json, atomic_write_text, prepare_out_dir, read_csv_rows
 
 RESULT_FIELDS = ("method", "device", "split", "seed", "budget", "scope", "hv", "igd_plus", "n_front", "seconds")
 CURVE_FIELDS = ("method", "device", "split", "seed", "budget", "epoch", "hv", "igd_plus", "n_front")
@@ -248,18 +248,6 @@ class BenchmarkResult:
     out_dir: Path
     modnas_runs: list[str]
     cpu_seconds: float = math.nan  # this process and its finished workers: the machine-load-free cost
-
-
-def prepare_out_dir(out_dir: str | Path) -> Path:
-    """Create ``out_dir`` (or accept an empty one); refuse anything that already holds files."""
-    path = Path(out_dir)
-    if path.exists():
-        if not path.is_dir():
-            raise ModnasError(f"output path {str(path)!r} exists and is not a directory")
-        if any(path.iterdir()):
-            raise ModnasError(f"output directory {str(path)!r} is not empty; choose a new --out")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def plan_jobs(protocol: Protocol, out_dir: Path, modnas_runs: Sequence[str] = ()) -> list[Job]:

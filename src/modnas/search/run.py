@@ -29,7 +29,7 @@ import torch
 
 from modnas.config import SearchConfig
 from modnas.errors import ModnasError
-from modnas.io import atomic_torch_save, atomic_write_json, atomic_write_text, read_csv_rows
+from modnas.io import atomic_torch_save, atomic_write_json, atomic_write_text, prepare_out_dir, read_csv_rows
 from modnas.spaces.nb201.encoding import index_to_string
 
 METRIC_FIELDS = ("epoch", "device", "split", "hv", "igd_plus", "n_front", "queries")
@@ -51,14 +51,8 @@ def _csv_text(fields: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
 
 
 def prepare_run_dir(out_dir: str | Path) -> Path:
-    """Create ``out_dir`` (or accept an empty one); refuse anything that already holds files."""
-    path = Path(out_dir)
-    if path.exists():
-        if not path.is_dir():
-            raise ModnasError(f"output path {str(path)!r} exists and is not a directory")
-        if any(path.iterdir()):
-            raise ModnasError(f"output directory {str(path)!r} is not empty; choose a new --out")
-    path.mkdir(parents=True, exist_ok=True)
+    """Create ``out_dir`` (or accept an empty one) with its ``checkpoints`` folder; refuse one that holds files."""
+    path = prepare_out_dir(out_dir)
     (path / "checkpoints").mkdir(exist_ok=True)
     return path
 
