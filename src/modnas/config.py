@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modnas.errors import ModnasError
+from modnas.io import read_yaml_mapping
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -267,22 +268,7 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     """Defaults, then the YAML file at ``path`` (if given), then ``overrides`` (``None`` values are skipped)."""
     data: dict[str, Any] = {}
     if path is not None:
-        file = Path(path)
-        if not file.is_file():
-            raise ModnasError(f"config file {str(file)!r} does not exist")
-        try:
-            loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ModnasError(f"cannot read config file {str(file)!r}: {exc}") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" (line {mark.line + 1})" if mark is not None else ""
-            raise ModnasError(f"config file {str(file)!r} is not valid YAML{where}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ModnasError(f"config file {str(file)!r} must hold a mapping of keys to values")
-        data = loaded
+        data = read_yaml_mapping(path, "config file")
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(data, str(key), value)

@@ -108,3 +108,21 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
             raise ModnasError(f"output directory {str(path)!r} is not empty; choose a new --out")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """A user's YAML file holding a mapping (empty file: ``{}``); anything else is a one-line error naming ``what``."""
+    import yaml
+
+    text = read_user_text(path, what)
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ModnasError(f"{what} {str(path)!r} is not valid YAML{where}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ModnasError(f"{what} {str(path)!r} must hold a mapping of keys to values")
+    return loaded

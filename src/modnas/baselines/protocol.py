@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from modnas.errors import ModnasError
 from modnas.hardware.devices import PROTOCOL_DEVICES, TEST_DEVICES, TRAIN_DEVICES
-from modnas.io import read_user_text
+from modnas.io import read_yaml_mapping
 
 #: MODNAS itself, next to the baselines of :data:`modnas.baselines.METHODS`.
 MODNAS = "modnas"
@@ -143,18 +143,7 @@ def load_protocol(path: str | Path | None = None, overrides: dict[str, Any] | No
     """Defaults, then the YAML file at ``path``, then ``overrides`` (``None`` values skipped)."""
     data: dict[str, Any] = {}
     if path is not None:
-        text = read_user_text(path, "protocol file")
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" (line {mark.line + 1})" if mark is not None else ""
-            raise ModnasError(f"protocol file {str(path)!r} is not valid YAML{where}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ModnasError(f"protocol file {str(path)!r} must hold a mapping of keys to values")
-        data = loaded
+        data = read_yaml_mapping(path, "protocol file")
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return make_protocol(data)
 
