@@ -6,6 +6,8 @@ Skeleton (CIFAR, ``C=16, N=5``): stem conv3x3 + BN; ``N`` cells at ``C``; a resi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -77,6 +79,26 @@ class ResidualReduction(nn.Module):
         return self.shortcut(x) + self.conv_b(self.conv_a(x))
 
 
+def macro_skeleton(
+    in_channels: int, C: int, N: int, num_classes: int, make_cell: Callable[[int], nn.Module]
+) -> tuple[nn.Module, list[nn.Module], nn.Module, nn.Module]:
+    """NB201's macro layout, shared by standalone networks and the supernet: ``(stem, layers, head, classifier)``.
+
+    Stem conv+BN; 3 stages of ``N`` cells (``make_cell(width)``) at widths C, 2C, 4C joined by residual
+    reductions; BN-ReLU-pool head and a linear classifier.
+    """
+    stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
+    layers: list[nn.Module] = []
+    width = C
+    for stage in range(3):
+        if stage > 0:
+            layers.append(ResidualReduction(width, width * 2))
+            width *= 2
+        layers.extend(make_cell(width) for _ in range(N))
+    head = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return stem, layers, head, nn.Linear(width, num_classes)
+
+
 class NB201Network(nn.Module):
     """A trainable network of one NB201 cell architecture (``arch_str`` is kept for export and logging)."""
 
@@ -90,17 +112,9 @@ class NB201Network(nn.Module):
             raise ModnasError("build_network takes one architecture, not a batch")
         self.arch_str = to_string(indices)
         ops = [OPS[i] for i in indices]
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
-        layers: list[nn.Module] = []
-        width = C
-        for stage in range(3):
-            if stage > 0:
-                layers.append(ResidualReduction(width, width * 2))
-                width *= 2
-            layers.extend(Cell(ops, width) for _ in range(N))
-        self.cells = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.classifier = nn.Linear(width, num_classes)
+        stem, layers, head, classifier = macro_skeleton(in_channels, C, N, num_classes, lambda width: Cell(ops, width))
+        # registered in the original order, so parameters() (and optimiser states) keep their order
+        self.stem, self.cells, self.head, self.classifier = stem, nn.Sequential(*layers), head, classifier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.head(self.cells(self.stem(x))))

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from modnas.errors import ModnasError
 from modnas.spaces.nb201.encoding import EDGES, NUM_EDGES, NUM_OPS, OPS
-from modnas.spaces.nb201.network import ResidualReduction
+from modnas.spaces.nb201.network import macro_skeleton
 
 NONE, SKIP, CONV1, CONV3, POOL = range(NUM_OPS)
 assert OPS[CONV1] == "nor_conv_1x1" and OPS[CONV3] == "nor_conv_3x3" and OPS[POOL] == "avg_pool_3x3"
@@ -114,17 +114,9 @@ class NB201Supernet(nn.Module):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ModnasError(f"supernet {name} must be a positive integer, got {value!r}")
         self.C, self.N, self.num_classes, self.in_channels, self.entangle = C, N, num_classes, in_channels, entangle
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
-        layers: list[nn.Module] = []
-        width = C
-        for stage in range(3):
-            if stage > 0:
-                layers.append(ResidualReduction(width, width * 2))
-                width *= 2
-            layers.extend(SearchCell(width, entangle) for _ in range(N))
-        self.cells = nn.ModuleList(layers)
-        self.head = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.classifier = nn.Linear(width, num_classes)
+        stem, layers, head, classifier = macro_skeleton(in_channels, C, N, num_classes, lambda width: SearchCell(width, entangle))
+        # registered in the original order, so parameters() (and optimiser states) keep their order
+        self.stem, self.cells, self.head, self.classifier = stem, nn.ModuleList(layers), head, classifier
 
     def forward(self, x: Tensor, onehot: Tensor, ops: list[int] | None = None) -> Tensor:
         """Class logits ``(B, num_classes)`` of the architecture ``onehot`` (6, 5) on images ``x`` (B, c, H, W).
