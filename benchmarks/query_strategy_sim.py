@@ -89,6 +89,8 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=200, help="K, total queries")
     parser.add_argument("--ensemble", type=int, default=3, help="error-predictor ensemble members")
     parser.add_argument("--fit-steps", type=int, default=300, help="Adam steps per fit")
+    parser.add_argument("--path-hidden", type=int, default=None, help="path-encoding MLP width (0: none)")
+    parser.add_argument("--weight-decay", type=float, default=None, help="error-predictor AdamW weight decay")
     parser.add_argument("--pessimism", type=float, default=0.0, help="ensemble stds added at the final choice")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=1)
@@ -96,7 +98,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     onehots = all_onehots()
     lat_n = normalised_latencies(onehots)
-    model_config = ErrorPredictorConfig(ensemble=args.ensemble, steps=args.fit_steps)
+    overrides = {"path_hidden": args.path_hidden, "weight_decay": args.weight_decay}
+    model_config = ErrorPredictorConfig(
+        ensemble=args.ensemble, steps=args.fit_steps, **{k: v for k, v in overrides.items() if v is not None}
+    )
     start = time.perf_counter()
     results = [
         simulate(s, args.initial, args.per_round, args.budget, model_config, lat_n, onehots, args.pessimism)
@@ -105,7 +110,8 @@ def main() -> None:
     per_seed = " / ".join(f"{r[0]:.4f}" for r in results)
     print(
         f"initial {args.initial}, {args.per_round} per round, K {args.budget}, ensemble {args.ensemble} x "
-        f"{args.fit_steps} steps, pessimism {args.pessimism}: mean HV {per_seed} -> "
+        f"{args.fit_steps} steps, path_hidden {model_config.path_hidden}, weight decay {model_config.weight_decay}, "
+        f"pessimism {args.pessimism}: mean HV {per_seed} -> "
         f"{np.mean([r[0] for r in results]):.4f} (test devices {np.mean([r[1] for r in results]):.4f}), "
         f"{time.perf_counter() - start:.0f} s"
     )

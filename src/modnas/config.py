@@ -28,6 +28,9 @@ class ErrorPredictorConfig(BaseModel):
     gcn_hidden: int = Field(32, ge=1, description="width of the graph convolutions")
     gcn_layers: int = Field(3, ge=1, description="number of graph convolutions")
     flat_hidden: int = Field(64, ge=0, description="width of the MLP on the flat one-hot (0 disables it)")
+    path_hidden: int = Field(
+        0, ge=0, description="width of the two-layer MLP on the path encoding and the flat one-hot (0 disables it)"
+    )
     head_hidden: int = Field(64, ge=1, description="width of the output MLP")
     ensemble: int = Field(3, ge=1, description="independently initialised members whose mean is the prediction")
     steps: int = Field(300, ge=1, description="full-batch Adam steps per (re)fit")

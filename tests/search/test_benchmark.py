@@ -12,7 +12,7 @@ import torch
 from modnas.config import load_config
 from modnas.errors import ModnasError
 from modnas.hardware.devices import PROTOCOL_DEVICES, TRAIN_DEVICES
-from modnas.search import evaluate_run, search
+from modnas.search import evaluate_run, run_note, search
 from modnas.search.benchmark import BenchmarkSearch
 from modnas.search.run import METRIC_FIELDS
 
@@ -82,6 +82,7 @@ def test_run_directory_files(finished_run):
 def test_evaluate_run_reads_the_summary(finished_run):
     out, _, summary = finished_run
     assert evaluate_run(out) == summary["devices"]
+    assert "note" not in summary and run_note(out) is None  # benchmark mode's HV needs no proxy caveat
 
 
 def test_refuses_a_non_empty_output_directory(tmp_path):

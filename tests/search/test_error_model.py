@@ -55,9 +55,10 @@ def _data(n: int = 40, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
     return onehot, 100 - nb201_tables.accuracy(idx)
 
 
-def test_predictor_fits_and_is_differentiable_in_the_onehot():
+@pytest.mark.parametrize("config", [SMALL, SMALL.model_copy(update={"path_hidden": 8})], ids=["gcn", "gcn+path"])
+def test_predictor_fits_and_is_differentiable_in_the_onehot(config):
     onehot, errors = _data()
-    model = ErrorPredictor(SMALL)
+    model = ErrorPredictor(config)
     loss = model.fit(onehot, errors, seed=1)
     assert np.isfinite(loss)
     x = onehot[:5].clone().requires_grad_(True)

@@ -143,7 +143,7 @@ def test_data_problems_are_one_line_errors(tmp_path):
 
 
 def test_search_run_directory_and_resume(tmp_path):
-    from modnas.search import evaluate_run, resume_search, search
+    from modnas.search import evaluate_run, resume_search, run_note, search
 
     config = tiny_config()
     out = tmp_path / "run"
@@ -151,6 +151,7 @@ def test_search_run_directory_and_resume(tmp_path):
     assert summary["epoch"] == 2 and len(summary["devices"]) == 19 and summary["queries"] == 0
     assert "proxy" in summary["note"]  # the shared scorer's CIFAR-10 accuracy is not the searched dataset's
     assert len(evaluate_run(out)) == 19
+    assert run_note(out) == summary["note"]  # `modnas evaluate` repeats the caveat under its table
     with pytest.raises(ModnasError, match="already complete"):
         resume_search(out)
     # front/export read a one-shot run too: the supernet stands in for the error predictor

@@ -460,3 +460,35 @@ def test_unknown_space():
 def test_sample_negative():
     with pytest.raises(ModnasError, match="-1"):
         nb201.sample(-1, np.random.default_rng(0))
+
+
+def _path_feature(ops: tuple[int, ...]) -> int:
+    """Column of an op sequence in the path encoding: 1-edge paths first, then 2-edge, then 3-edge (base 5)."""
+    offset = {1: 0, 2: 5, 3: 30}[len(ops)]
+    return offset + int(np.ravel_multi_index(ops, (5,) * len(ops)))
+
+
+def test_path_encoding_by_hand():
+    # 1<-0 conv3x3, 2<-0 skip, 2<-1 conv1x1, 3<-0 none, 3<-1 pool, 3<-2 skip
+    arch = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|none~0|avg_pool_3x3~1|skip_connect~2|"
+    feats = nb201.path_encoding(nb201.to_onehot(arch))
+    assert feats.shape == (155,) and feats.sum() == 4  # one feature per input-to-output path
+    expected = {_path_feature((0,)), _path_feature((3, 4)), _path_feature((1, 1)), _path_feature((3, 2, 1))}
+    assert set(torch.nonzero(feats).flatten().tolist()) == expected
+
+
+def test_path_encoding_shares_the_two_short_paths():
+    # 1<-0 pool, 3<-1 conv1x1 and 2<-0 pool, 3<-2 conv1x1 are the same op sequence: the feature counts 2
+    arch = "|avg_pool_3x3~0|+|avg_pool_3x3~0|none~1|+|none~0|nor_conv_1x1~1|nor_conv_1x1~2|"
+    feats = nb201.path_encoding(nb201.to_onehot(arch))
+    assert feats[_path_feature((4, 2))] == 2 and feats.sum() == 4
+
+
+def test_path_encoding_is_differentiable_and_batched(codes):
+    onehot = nb201.to_onehot(codes[:7]).requires_grad_(True)
+    feats = nb201.path_encoding(onehot.reshape(7, 6, 5))
+    assert feats.shape == (7, 155)
+    feats[:, _path_feature((3,))].sum().backward()  # the direct path 3<-0 being conv3x3 reads edge 3 only
+    assert torch.all(onehot.grad[:, 3, 3] == 1) and onehot.grad.abs().sum() == 7
+    with pytest.raises(ModnasError, match="one-hot"):
+        nb201.path_encoding(torch.zeros(2, 5, 5))

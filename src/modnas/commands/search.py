@@ -36,7 +36,7 @@ def _table(rows: list[dict[str, Any]], title: str) -> Table:
 @user_errors
 def search_command(
     config: Annotated[Path | None, typer.Argument(help="YAML config (optional; options below override it).")] = None,
-    mode: Annotated[str | None, typer.Option(help="Search mode: benchmark.")] = None,
+    mode: Annotated[str | None, typer.Option(help="Search mode: benchmark (error predictor on table queries) or oneshot (supernet on images).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (runs are reproducible per seed).")] = None,
     out: Annotated[Path | None, typer.Option(help="New run directory (default: runs/<timestamp>-seed<seed>).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,
@@ -99,10 +99,13 @@ def evaluate_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON (summary.json's 'devices').")] = False,
 ) -> None:
     """Per-device HV, IGD+ and front size of a run (the last complete epoch of an interrupted run)."""
-    from modnas.search import evaluate_run
+    from modnas.search import evaluate_run, run_note
 
     rows = evaluate_run(run_dir)
     if as_json:
         print_json(rows)
         return
     console.print(_table(rows, f"run {run_dir}"))
+    note = run_note(run_dir)
+    if note:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)

@@ -27,7 +27,14 @@ from torch import Tensor, nn
 from modnas.config import ErrorPredictorConfig
 from modnas.errors import ModnasError
 from modnas.hardware.predictor import GraphConv
-from modnas.spaces.nb201.encoding import NUM_EDGES, NUM_NODE_FEATURES, NUM_OPS, graph_encoding
+from modnas.spaces.nb201.encoding import (
+    NUM_EDGES,
+    NUM_NODE_FEATURES,
+    NUM_OPS,
+    NUM_PATH_FEATURES,
+    graph_encoding,
+    path_encoding,
+)
 from modnas.tables.nb201 import NUM_ARCHS, nb201_tables
 
 #: The accuracy column benchmark mode queries: CIFAR-10 test accuracy after 200 epochs, as the scorer uses.
@@ -102,6 +109,13 @@ class _Member(nn.Module):
         self.head = nn.Sequential(
             nn.Linear(width, config.head_hidden), nn.ReLU(), nn.Linear(config.head_hidden, 1)
         )
+        self.path: nn.Module | None = None
+        if config.path_hidden:
+            h = config.path_hidden
+            self.path = nn.Sequential(
+                nn.Linear(NUM_PATH_FEATURES + NUM_EDGES * NUM_OPS, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(),
+                nn.Linear(h, 1),
+            )
 
     def forward(self, onehot: Tensor) -> Tensor:
         x, adj = graph_encoding(onehot)
@@ -110,7 +124,10 @@ class _Member(nn.Module):
         features = x[..., -1, :]
         if self.flat is not None:
             features = torch.cat([features, self.flat(onehot.flatten(-2))], dim=-1)
-        return self.head(features).squeeze(-1)
+        out = self.head(features).squeeze(-1)
+        if self.path is not None:  # a residual model on path features, summed with the graph model's output
+            out = out + self.path(torch.cat([path_encoding(onehot), onehot.flatten(-2)], dim=-1)).squeeze(-1)
+        return out
 
 
 class ErrorPredictor(nn.Module):

@@ -27,9 +27,16 @@ from typing import Any
 
 import torch
 
-from modnas.config import SearchConfig
+from modnas.config import SearchConfig, make_config
 from modnas.errors import ModnasError
-from modnas.io import atomic_torch_save, atomic_write_json, atomic_write_text, prepare_out_dir, read_csv_rows
+from modnas.io import (
+    atomic_torch_save,
+    atomic_write_json,
+    atomic_write_text,
+    prepare_out_dir,
+    read_csv_rows,
+    read_yaml_mapping,
+)
 from modnas.spaces.nb201.encoding import index_to_string
 
 METRIC_FIELDS = ("epoch", "device", "split", "hv", "igd_plus", "n_front", "queries")
@@ -220,11 +227,9 @@ def search(
     if rows is None:  # resumed a run whose last epoch was already trained: score it again
         rows, _ = loop.evaluate()
     summary = summarise(rows, loop.queries_used, time.perf_counter() - start, loop.epoch)
-    if config.mode == "oneshot":
-        summary["note"] = (
-            f"HV rates the architectures by their NB201 CIFAR-10 table accuracy and device latency (the shared "
-            f"scorer); the search trained on {config.oneshot.dataset}, so on it the HV is a proxy"
-        )
+    note = proxy_note(config)
+    if note:
+        summary["note"] = note
     atomic_write_json(run_dir / "summary.json", summary)
     return summary
 
@@ -273,6 +278,24 @@ def _float_or_none(text: str, what: str) -> float | None:
     except ValueError:
         raise ModnasError(f"{what}: {text!r} is not a number") from None
     return None if math.isnan(value) else value
+
+
+def proxy_note(config: SearchConfig) -> str | None:
+    """The caveat that goes with a one-shot run's HV (``None`` in benchmark mode, whose HV needs none)."""
+    if config.mode != "oneshot":
+        return None
+    return (
+        f"HV rates the architectures by their NB201 CIFAR-10 table accuracy and device latency (the shared "
+        f"scorer); the search trained on {config.oneshot.dataset}, so on it the HV is a proxy"
+    )
+
+
+def run_note(run_dir: str | Path) -> str | None:
+    """:func:`proxy_note` of the run in ``run_dir`` (``None`` if its config cannot be read)."""
+    try:
+        return proxy_note(make_config(read_yaml_mapping(Path(run_dir) / "config.yaml", "config file")))
+    except ModnasError:
+        return None
 
 
 def evaluate_run(run_dir: str | Path) -> list[dict[str, Any]]:
