@@ -163,6 +163,11 @@ class SearchConfig(BaseModel):
     query_start_epoch: int = Field(1, ge=1, description="first epoch after which proposals are queried")
     query_every: int = Field(1, ge=1, description="epochs between adaptive query rounds")
     queries_per_round: int = Field(20, ge=1, description="most architectures queried in one adaptive round")
+    query_proposals: Literal["hypernet", "hypernet+argmin"] = Field(
+        "hypernet",
+        description="what a round queries: the hypernetwork's argmax architectures, or those plus the argmin of the "
+        "scalarised predicted objectives over all architectures (per training device and evaluation ray)",
+    )
     fill_with_neighbours: bool = Field(
         True, description="top a round up with one-edge mutations of proposals when too few proposals are new"
     )

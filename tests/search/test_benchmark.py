@@ -167,3 +167,19 @@ def test_commands(finished_run, tmp_path):
     assert result.exit_code == 2 and "not empty" in result.output
     result = runner.invoke(_cli(), ["search", "--out", str(tmp_path / "new"), "--hypernet", "resnet"])
     assert result.exit_code == 2 and "config hypernet" in result.output
+
+
+def test_predicted_argmins_minimise_the_scalarised_predictions():
+    loop = BenchmarkSearch(load_config(None, {**TINY, "query_proposals": "hypernet+argmin"}))
+    best = loop.predicted_argmins()
+    assert best.shape == (len(loop.train_devices), len(loop.eval_prefs))
+    with torch.no_grad():  # brute force for one device and ray
+        err = loop.error_model.error(loop.onehots)
+        lat = loop.predictor(loop.onehots, loop.train_emb[2:3])[:, 0]
+    r = loop.eval_prefs[5]
+    objective = r[0] * (err - loop.err_low) / (loop.err_high - loop.err_low) + r[1] * (lat - loop.lat_low[2]) / (
+        loop.lat_high[2] - loop.lat_low[2]
+    )
+    assert float(objective[best[2, 5]]) <= float(objective.min()) + 1e-5
+    used = loop.budget.used
+    assert loop.query_round() == TINY["queries_per_round"] and loop.budget.used == used + TINY["queries_per_round"]

@@ -17,6 +17,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from modnas.config import SearchConfig
@@ -89,6 +90,8 @@ class BenchmarkSearch(HypernetSearch):
         limit = min(cfg.queries_per_round, self.budget.remaining)
         proposed = self.proposals(self.train_devices)
         counts = Counter(int(i) for idx in proposed.values() for i in idx)
+        if cfg.query_proposals == "hypernet+argmin":
+            counts.update(int(i) for i in self.predicted_argmins().reshape(-1))
         ranked = sorted(counts, key=lambda i: (-counts[i], i))
         chosen = [i for i in ranked if i not in self.budget][:limit]
         if cfg.fill_with_neighbours and len(chosen) < limit:
@@ -101,6 +104,20 @@ class BenchmarkSearch(HypernetSearch):
         self.budget.query(chosen)
         self._refit()
         return len(chosen)
+
+    @torch.no_grad()
+    def predicted_argmins(self, chunk: int = 4096) -> np.ndarray:
+        """Per training device and evaluation ray, the architecture minimising the scalarised predicted objectives
+        over all 15,625 (two objectives): what an ideal hypernetwork would propose ``(T, R)``."""
+        err = torch.cat([self.error_model.error(self.onehots[i : i + chunk]) for i in range(0, NUM_ARCHS, chunk)])
+        err_n = (err - self.err_low) / (self.err_high - self.err_low)
+        lat = torch.cat(
+            [self.predictor(self.onehots[i : i + chunk], self.train_emb) for i in range(0, NUM_ARCHS, chunk)]
+        )
+        lat_n = (lat - self.lat_low) / (self.lat_high - self.lat_low)  # (N, T)
+        rays = torch.tensor(self.eval_prefs, dtype=torch.float32)
+        scalarised = rays[None, :, 0, None] * err_n[None, None, :] + rays[None, :, 1, None] * lat_n.T[:, None, :]
+        return scalarised.argmin(dim=-1).numpy()  # (T, R, N) -> (T, R)
 
     # -- checkpoints --------------------------------------------------------------------------------------------
 
