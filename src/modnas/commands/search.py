@@ -36,7 +36,9 @@ def _table(rows: list[dict[str, Any]], title: str) -> Table:
 @user_errors
 def search_command(
     config: Annotated[Path | None, typer.Argument(help="YAML config (optional; options below override it).")] = None,
-    mode: Annotated[str | None, typer.Option(help="Search mode: benchmark (error predictor on table queries) or oneshot (supernet on images).")] = None,
+    mode: Annotated[
+        str | None, typer.Option(help="benchmark (error predictor on table queries) or oneshot (supernet on images).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (runs are reproducible per seed).")] = None,
     out: Annotated[Path | None, typer.Option(help="New run directory (default: runs/<timestamp>-seed<seed>).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,

@@ -5,8 +5,8 @@
   it paid for.
 * :class:`ErrorPredictor` maps a one-hot ``(B, 6, 5)`` to a standardised (log-)error ``(B,)``: a small GCN over
   the HELP graph of :func:`modnas.spaces.nb201.graph_encoding` plus an MLP on the flat one-hot (optionally plus an
-  MLP on the :func:`~modnas.spaces.nb201.path_encoding`), averaged over a few independently initialised members. Everything is differentiable in the one-hot, so the hypernetwork gets
-  gradients through it.
+  MLP on the :func:`~modnas.spaces.nb201.path_encoding`), averaged over a few independently initialised members.
+  Everything is differentiable in the one-hot, so the hypernetwork gets gradients through it.
 
 Errors span 5.6 % to 54 % on valid cells and ~90 % on degenerate ones (output cut off from the input). The fit
 works on ``log(error)`` standardised with the non-degenerate queries' statistics, so the differences that matter
