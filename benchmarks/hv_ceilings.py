@@ -18,32 +18,16 @@ Runs in about 10 s on 2 CPU cores.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from modnas.evaluation import evaluation_preferences, score_indices, to_simplex
+from modnas.evaluation import evaluation_preferences, scalarised_argmin, score_indices, to_simplex
 from modnas.evaluation.scorer import protocol
 from modnas.hardware.devices import PROTOCOL_DEVICES, registry
-from modnas.hardware.predictor import load_predictor
-from modnas.hardware.training import all_onehots
-from modnas.search.base import device_embeddings
+from modnas.hardware.training import normalised_predicted_latencies
 from modnas.tables.nb201 import NUM_ARCHS, nb201_tables
-
-CHUNK = 4096
-
-
-def argmin_per_ray(err_n: np.ndarray, lat_n: np.ndarray, rays: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Index of an ``allowed`` architecture minimising ``r0 err_n + r1 lat_n``, for each ray ``(R,)``."""
-    scalarised = rays[:, :1] * err_n[None] + rays[:, 1:] * lat_n[None]
-    return np.where(allowed[None], scalarised, np.inf).argmin(axis=1)
-
 
 def main() -> None:
     rays = to_simplex(evaluation_preferences(2, 24))
-    onehots = all_onehots()
-    with torch.no_grad():
-        predictor, emb = load_predictor()[0], device_embeddings(PROTOCOL_DEVICES)
-        lat = torch.cat([predictor(onehots[i : i + CHUNK], emb) for i in range(0, NUM_ARCHS, CHUNK)]).numpy()
-    lat_n = (lat - lat.min(0)) / (lat.max(0) - lat.min(0))
+    lat_n = normalised_predicted_latencies(PROTOCOL_DEVICES)
     err = 100.0 - nb201_tables.accuracy(np.arange(NUM_ARCHS))
     valid = err < 90.0  # degenerate cells (output cut off from the input) are not scored
     err_n = (err - err[valid].min()) / (err[valid].max() - err[valid].min())
@@ -53,9 +37,10 @@ def main() -> None:
         norm = protocol(name, ("error", "latency"))
         points = norm.normalise(norm.raw)
         finite = np.isfinite(points).all(axis=1)
-        exact = score_indices(argmin_per_ray(points[:, 0], points[:, 1], rays, finite), name).hv
+        points = np.where(finite[:, None], points, 0.0)  # masked out below; avoids 0 * inf
+        exact = score_indices(scalarised_argmin(rays, points, allowed=finite), name).hv
         # the search does not know which cells are degenerate; their ~90 % error keeps all but r0 = 0 off them
-        predicted = score_indices(argmin_per_ray(err_n, lat_n[:, column], rays, np.ones_like(valid)), name).hv
+        predicted = score_indices(scalarised_argmin(rays, np.stack([err_n, lat_n[:, column]], axis=1)), name).hv
         rows.append((norm.true_hv, exact, predicted))
         print(f"{name:>16} {registry.get(name).split:>5} {norm.true_hv:10.4f} {exact:7.4f} {predicted:19.4f}")
     mean = np.mean(rows, axis=0)

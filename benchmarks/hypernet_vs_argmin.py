@@ -18,15 +18,11 @@ import torch
 
 from modnas.evaluation import evaluation_preferences, score_indices, to_simplex
 from modnas.hardware.devices import PROTOCOL_DEVICES
-from modnas.hardware.training import all_onehots
+from modnas.hardware.training import normalised_predicted_latencies, over_all_archs
 from modnas.search.base import device_embeddings
 from modnas.search.run import load_checkpoint
 from modnas.search.trained import TrainedSearch
 from modnas.spaces.nb201.encoding import NUM_EDGES, from_onehot, to_index
-from modnas.tables.nb201 import NUM_ARCHS
-
-CHUNK = 4096
-
 
 @torch.no_grad()
 def compare(run_dir: str) -> str:
@@ -35,11 +31,9 @@ def compare(run_dir: str) -> str:
     if trained.config.mode != "benchmark" or len(trained.config.objectives) != 2:
         return f"{run_dir}: skipped (needs a two-objective benchmark-mode run)"
     err_low, err_high = load_checkpoint(trained.run_dir / "checkpoints" / "last.pt")["error_bounds"]
-    onehots, emb = all_onehots(), device_embeddings(PROTOCOL_DEVICES)
-    err = torch.cat([trained.error_model.error(onehots[i : i + CHUNK]) for i in range(0, NUM_ARCHS, CHUNK)]).numpy()
-    lat = torch.cat([trained.predictor(onehots[i : i + CHUNK], emb) for i in range(0, NUM_ARCHS, CHUNK)]).numpy()
-    err_n = (err - err_low) / (err_high - err_low)
-    lat_n = (lat - lat.min(0)) / (lat.max(0) - lat.min(0))  # the search's bounds: min/max over all architectures
+    emb = device_embeddings(PROTOCOL_DEVICES)
+    err_n = (over_all_archs(trained.error_model.error).numpy() - err_low) / (err_high - err_low)
+    lat_n = normalised_predicted_latencies(PROTOCOL_DEVICES, trained.predictor)
     rays = to_simplex(evaluation_preferences(2, trained.config.eval_rays))
     alpha = trained.hypernet(torch.tensor(rays, dtype=torch.float32)[None], emb[:, None])
     chosen = to_index(from_onehot(alpha).reshape(-1, NUM_EDGES)).reshape(len(PROTOCOL_DEVICES), -1)

@@ -24,28 +24,17 @@ import numpy as np
 import torch
 
 from modnas.config import ErrorPredictorConfig
-from modnas.evaluation import circle_rays, score_indices, to_simplex
-from modnas.hardware.devices import PROTOCOL_DEVICES, TRAIN_DEVICES, registry
-from modnas.hardware.predictor import load_predictor
-from modnas.hardware.training import all_onehots
+from modnas.evaluation import circle_rays, scalarised_argmin, score_indices, to_simplex
+from modnas.hardware.devices import PROTOCOL_DEVICES, TRAIN_DEVICES
+from modnas.hardware.training import all_onehots, normalised_predicted_latencies, over_all_archs
 from modnas.search.error_model import ErrorPredictor, QueryBudget
 from modnas.tables.nb201 import NUM_ARCHS
 
-CHUNK = 4096
-
-
-def normalised_latencies(onehots: torch.Tensor) -> np.ndarray:
-    """Predicted latency of every architecture on the 19 devices, min-max normalised per device ``(N, 19)``."""
-    predictor = load_predictor()[0]
-    emb = torch.tensor(np.stack([registry.get(n).embedding for n in PROTOCOL_DEVICES]), dtype=torch.float32)
-    with torch.no_grad():
-        lat = torch.cat([predictor(onehots[i : i + CHUNK], emb) for i in range(0, NUM_ARCHS, CHUNK)]).numpy()
-    return (lat - lat.min(0)) / (lat.max(0) - lat.min(0))
-
-
 def argmin_architectures(err_n: np.ndarray, lat_n: np.ndarray, rays: np.ndarray, columns) -> np.ndarray:
     """For each device column and ray, the index minimising ``r0 err_n + r1 lat_n`` ``(len(columns), R)``."""
-    return np.stack([(rays[:, :1] * err_n[None] + rays[:, 1:] * lat_n[:, c][None]).argmin(1) for c in columns])
+    columns = list(columns)
+    objectives = np.stack([np.broadcast_to(err_n, (len(columns), err_n.size)), lat_n[:, columns].T], axis=-1)
+    return scalarised_argmin(rays, objectives)
 
 
 def simulate(
@@ -64,9 +53,8 @@ def simulate(
         errors = np.asarray(queries.errors)
         model.fit(onehots[np.asarray(queries.queried)], errors, seed=seed * 1000 + fit)
         valid = errors[errors < model_config.degenerate_error]
-        with torch.no_grad():
-            pred = torch.cat([model.error(onehots[i : i + CHUNK], kappa) for i in range(0, NUM_ARCHS, CHUNK)])
-        return (pred.numpy() - valid.min()) / (valid.max() - valid.min())
+        pred = over_all_archs(lambda x: model.error(x, kappa), onehots).numpy()
+        return (pred - valid.min()) / (valid.max() - valid.min())
 
     fit = 0
     while queries.remaining > 0:
@@ -97,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     onehots = all_onehots()
-    lat_n = normalised_latencies(onehots)
+    lat_n = normalised_predicted_latencies(PROTOCOL_DEVICES)
     overrides = {"path_hidden": args.path_hidden, "weight_decay": args.weight_decay}
     model_config = ErrorPredictorConfig(
         ensemble=args.ensemble, steps=args.fit_steps, **{k: v for k, v in overrides.items() if v is not None}

@@ -15,6 +15,7 @@ from modnas.evaluation.preferences import (
     dirichlet,
     evaluation_preferences,
     parse_preference,
+    scalarised_argmin,
     simplex_grid,
     to_simplex,
     validate_preference,
@@ -248,3 +249,27 @@ def test_to_simplex_of_circle_rays_keeps_direction():
 def test_to_simplex_rejects(bad):
     with pytest.raises(ModnasError):
         to_simplex(np.array(bad))
+
+
+# -- scalarised argmin ---------------------------------------------------------------------------------------
+
+
+def test_scalarised_argmin_by_hand():
+    objectives = np.array([[0.0, 1.0], [0.4, 0.4], [1.0, 0.0], [0.45, 0.45]])
+    prefs = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    np.testing.assert_array_equal(scalarised_argmin(prefs, objectives), [0, 1, 2])
+    # the lowest index wins a tie; a masked candidate is never chosen
+    np.testing.assert_array_equal(scalarised_argmin(prefs[:1], objectives[[0, 0]]), [0])
+    allowed = np.array([True, False, True, True])
+    np.testing.assert_array_equal(scalarised_argmin(prefs, objectives, allowed=allowed), [0, 3, 2])
+
+
+def test_scalarised_argmin_keeps_leading_dimensions():
+    rng = np.random.default_rng(0)
+    objectives, prefs = rng.random((3, 50, 2)), to_simplex(circle_rays(7))
+    best = scalarised_argmin(prefs, objectives)
+    assert best.shape == (3, 7)
+    for d in range(3):
+        np.testing.assert_array_equal(best[d], (prefs @ objectives[d].T).argmin(axis=1))
+    with pytest.raises(ModnasError, match="agree on M"):
+        scalarised_argmin(prefs, rng.random((50, 3)))

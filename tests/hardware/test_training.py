@@ -14,7 +14,9 @@ from modnas.hardware.training import (
     adapt,
     all_onehots,
     evaluate_predictor,
+    normalised_predicted_latencies,
     normalised_table,
+    over_all_archs,
     predict_normalised,
     prediction_range,
     summarise,
@@ -104,3 +106,21 @@ def test_prediction_range_bounds_every_architecture(quick_model):
     predicted = predict_normalised(quick_model, all_onehots()[::50], device)
     assert low < high
     assert low <= predicted.min() and predicted.max() <= high
+
+
+def test_over_all_archs_matches_one_pass():
+    onehots = all_onehots()[:1000]
+    weights = torch.arange(30, dtype=torch.float32)
+    out = over_all_archs(lambda x: x.flatten(1) @ weights, onehots, chunk=300)  # 4 uneven chunks
+    torch.testing.assert_close(out, onehots.flatten(1) @ weights)
+    assert not out.requires_grad
+
+
+def test_normalised_predicted_latencies_span_zero_to_one():
+    from modnas.hardware.predictor import MetaPredictor
+
+    torch.manual_seed(0)
+    lat = normalised_predicted_latencies(["pixel3", "fpga"], MetaPredictor(SMALL))
+    assert lat.shape == (15625, 2)
+    np.testing.assert_allclose(lat.min(axis=0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(lat.max(axis=0), 1.0, atol=1e-6)

@@ -51,6 +51,27 @@ def dirichlet(n: int, n_objectives: int, rng: np.random.Generator, concentration
     return rng.dirichlet(np.full(n_objectives, concentration), size=n)
 
 
+def scalarised_argmin(
+    preferences: np.ndarray, objectives: np.ndarray, allowed: np.ndarray | None = None
+) -> np.ndarray:
+    """Per preference, the row of ``objectives`` minimising the linear scalarisation ``r . f``.
+
+    ``preferences`` ``(R, M)``; ``objectives`` ``(..., N, M)`` for N candidates (leading dimensions, e.g. devices,
+    are kept); ``allowed`` an optional boolean ``(..., N)`` mask of candidates that may be chosen. Returns indices
+    ``(..., R)``; ties go to the lowest index.
+    """
+    prefs = np.asarray(preferences)
+    values = np.asarray(objectives)
+    if prefs.ndim != 2 or values.ndim < 2 or prefs.shape[1] != values.shape[-1]:
+        raise ModnasError(
+            f"preferences (R, M) and objectives (..., N, M) must agree on M, got {prefs.shape} and {values.shape}"
+        )
+    scalarised = np.einsum("rm,...nm->...rn", prefs.astype(values.dtype), values)
+    if allowed is not None:
+        scalarised = np.where(np.asarray(allowed)[..., None, :], scalarised, np.inf)
+    return scalarised.argmin(axis=-1)
+
+
 def to_simplex(preferences: np.ndarray) -> np.ndarray:
     """Rescale non-negative preference vectors to sum to one."""
     pref = validate_preference(preferences, require_simplex=False)

@@ -58,6 +58,33 @@ def all_onehots() -> torch.Tensor:
     return to_onehot(nb201_tables.ops_codes)
 
 
+@torch.no_grad()
+def over_all_archs(
+    model: Callable[[torch.Tensor], torch.Tensor], onehots: torch.Tensor | None = None, chunk: int = 4096
+) -> torch.Tensor:
+    """``model`` applied to every architecture's one-hot (default :func:`all_onehots`) in chunks, without grad.
+
+    Returns the outputs concatenated along the first dimension, e.g. ``(15625,)`` errors or ``(15625, D)``
+    latencies on D devices.
+    """
+    x = all_onehots() if onehots is None else onehots
+    return torch.cat([model(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+
+
+def normalised_predicted_latencies(names: Sequence[str], model: MetaPredictor | None = None) -> np.ndarray:
+    """Predicted latency of every architecture on each named device, min-max normalised per device ``(N, D)``.
+
+    This is how a search sees latency (``model`` defaults to the shipped MetaPredictor): the bounds are the
+    predictions' own min and max over all 15,625 architectures.
+    """
+    from modnas.hardware.predictor import load_predictor
+
+    predictor = model if model is not None else load_predictor()[0]
+    emb = torch.tensor(np.stack([registry.get(n).embedding for n in names]), dtype=torch.float32)
+    lat = over_all_archs(lambda x: predictor(x, emb)).numpy()
+    return (lat - lat.min(axis=0)) / (lat.max(axis=0) - lat.min(axis=0))
+
+
 def train_predictor(
     config: TrainConfig = TrainConfig(),
     model_config: PredictorConfig = PredictorConfig(),

@@ -34,12 +34,11 @@ from modnas.evaluation import dirichlet, evaluation_preferences, score_indices, 
 from modnas.hardware.devices import ENERGY_DEVICES, registry
 from modnas.hardware.energy import energy_model
 from modnas.hardware.predictor import MetaPredictor, load_predictor
-from modnas.hardware.training import all_onehots
+from modnas.hardware.training import all_onehots, over_all_archs
 from modnas.hypernet import HyperNetwork, make_hypernet
 from modnas.mgd import aggregate, assign_flat_grad
 from modnas.samplers import Sampler, make_sampler
 from modnas.spaces.nb201.encoding import NUM_EDGES, NUM_OPS, from_onehot, index_to_string, to_index
-from modnas.tables.nb201 import NUM_ARCHS
 
 
 @dataclass
@@ -167,9 +166,7 @@ class HypernetSearch:
         """
         key = self.train_emb.numpy().tobytes()
         if key not in _LATENCY_BOUNDS:
-            preds = torch.cat(
-                [self.predictor(self.onehots[i : i + chunk], self.train_emb) for i in range(0, NUM_ARCHS, chunk)]
-            )
+            preds = over_all_archs(lambda x: self.predictor(x, self.train_emb), self.onehots, chunk)
             low, high = preds.min(dim=0).values, preds.max(dim=0).values
             _LATENCY_BOUNDS[key] = (low, torch.maximum(high, low + 1e-6))
         low, high = _LATENCY_BOUNDS[key]

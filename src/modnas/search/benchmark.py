@@ -21,6 +21,8 @@ import torch
 from torch import Tensor
 
 from modnas.config import SearchConfig
+from modnas.evaluation import scalarised_argmin
+from modnas.hardware.training import over_all_archs
 from modnas.search.base import EpochResult, HypernetSearch
 from modnas.search.error_model import ErrorPredictor, QueryBudget
 from modnas.spaces.nb201.encoding import NUM_EDGES, NUM_OPS, index_to_string, to_index, to_onehot
@@ -105,19 +107,14 @@ class BenchmarkSearch(HypernetSearch):
         self._refit()
         return len(chosen)
 
-    @torch.no_grad()
-    def predicted_argmins(self, chunk: int = 4096) -> np.ndarray:
+    def predicted_argmins(self) -> np.ndarray:
         """Per training device and evaluation ray, the architecture minimising the scalarised predicted objectives
         over all 15,625 (two objectives): what an ideal hypernetwork would propose ``(T, R)``."""
-        err = torch.cat([self.error_model.error(self.onehots[i : i + chunk]) for i in range(0, NUM_ARCHS, chunk)])
-        err_n = (err - self.err_low) / (self.err_high - self.err_low)
-        lat = torch.cat(
-            [self.predictor(self.onehots[i : i + chunk], self.train_emb) for i in range(0, NUM_ARCHS, chunk)]
-        )
-        lat_n = (lat - self.lat_low) / (self.lat_high - self.lat_low)  # (N, T)
-        rays = torch.tensor(self.eval_prefs, dtype=torch.float32)
-        scalarised = rays[None, :, 0, None] * err_n[None, None, :] + rays[None, :, 1, None] * lat_n.T[:, None, :]
-        return scalarised.argmin(dim=-1).numpy()  # (T, R, N) -> (T, R)
+        err_n = (over_all_archs(self.error_model.error, self.onehots) - self.err_low) / (self.err_high - self.err_low)
+        lat = over_all_archs(lambda x: self.predictor(x, self.train_emb), self.onehots)  # (N, T)
+        lat_n = (lat - self.lat_low) / (self.lat_high - self.lat_low)
+        objectives = torch.stack([err_n[None].expand(lat_n.shape[1], -1), lat_n.T], dim=-1)  # (T, N, 2)
+        return scalarised_argmin(self.eval_prefs.astype(np.float32), objectives.numpy())
 
     # -- checkpoints --------------------------------------------------------------------------------------------
 
