@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from modnas.config import SearchConfig, load_config
+from modnas.config import ONESHOT_PRESETS, SearchConfig, load_config
 from modnas.errors import ModnasError
 
 
@@ -57,3 +59,19 @@ def test_assignment_is_validated():
     cfg = SearchConfig()
     with pytest.raises(ValueError):
         cfg.epochs = -1
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_configs_are_valid(path):
+    config = load_config(path)
+    assert config.mode in ("benchmark", "oneshot")
+    if config.mode == "oneshot":
+        resolved = config.oneshot.resolved()  # the dataset's preset fills every field the file leaves out
+        assert all(value is not None for key, value in resolved.items() if key in ONESHOT_PRESETS[resolved["dataset"]])
+
+
+def test_examples_exist():
+    assert {p.name for p in EXAMPLES} >= {"oneshot_fashion_cpu.yaml", "oneshot_fashion_gpu.yaml"}
