@@ -172,6 +172,11 @@ class SearchConfig(BaseModel):
         True, description="top a round up with one-edge mutations of proposals when too few proposals are new"
     )
     error_predictor: ErrorPredictorConfig = Field(default_factory=ErrorPredictorConfig)
+    front: Literal["hypernet", "hypernet+measured"] = Field(
+        "hypernet+measured",
+        description="what a front reports per preference: the hypernetwork's argmax architecture, or (benchmark "
+        "mode) a queried architecture where one dominates it (true error, predicted latency/energy)",
+    )
 
     eval_rays: int = Field(
         24, ge=1, description="evaluation preferences per device (circle rays; a simplex grid of about as many for 3)"

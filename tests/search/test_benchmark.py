@@ -28,6 +28,8 @@ TINY = {
     "error_predictor.steps": 60,
     "seed": 1,
     "hypernet": "mlp",  # the meta hypernetwork (the default) runs end to end in test_trained.py
+    # the hypernetwork's own picks: whether it learns is the question here (the default front is tested below)
+    "front": "hypernet",
 }
 
 
@@ -183,3 +185,64 @@ def test_predicted_argmins_minimise_the_scalarised_predictions():
     assert float(objective[best[2, 5]]) <= float(objective.min()) + 1e-5
     used = loop.budget.used
     assert loop.query_round() == TINY["queries_per_round"] and loop.budget.used == used + TINY["queries_per_round"]
+
+
+def test_prefer_measured_by_hand():
+    from modnas.search.benchmark import prefer_measured
+
+    prefs = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    proposed = np.array([10, 11, 12])
+    values = np.array([[10.0, 4.0], [10.0, 4.0], [6.0, 1.0]])  # (error %, latency ms) of the proposals
+    measured = np.array([20, 21, 22])
+    known = np.array([[9.0, 4.0], [5.0, 3.0], [11.0, 2.0]])
+    chosen = prefer_measured(prefs, proposed, values, measured, known)
+    # rays 0 and 1: 20 and 21 both dominate; 21 improves the error by 50 % and the latency by 25 %, 20 only the error
+    # by 10 %. Ray 2: nothing dominates (6 %, 1 ms), so the proposal stays.
+    assert chosen.tolist() == [21, 21, 12]
+    # relative gains decide, not absolute ones: with error weight only, 20 (-10 %) loses to 21 (-50 %) as above;
+    # with latency weight only, 22 (-50 %) would win over 21 (-25 %) but 22 does not dominate (worse error)
+    assert prefer_measured(prefs[2:], proposed[:1], values[:1], measured, known).tolist() == [21]
+    # a proposal that is itself measured is not dominated by itself, and an empty archive changes nothing
+    assert prefer_measured(prefs[:1], np.array([21]), known[1:2], measured, known).tolist() == [21]
+    assert prefer_measured(prefs, proposed, values, np.array([], dtype=int), np.zeros((0, 2))).tolist() == [10, 11, 12]
+
+
+def test_prefer_measured_three_objectives():
+    from modnas.search.benchmark import prefer_measured
+
+    prefs = np.array([[0.2, 0.3, 0.5]])
+    chosen = prefer_measured(
+        prefs, np.array([1]), np.array([[8.0, 2.0, 3.0]]), np.array([2, 3]),
+        np.array([[8.0, 2.0, 2.0], [7.0, 2.5, 1.0]]),  # 2 dominates (less energy); 3 does not (more latency)
+    )
+    assert chosen.tolist() == [2]
+
+
+def test_measured_front_in_the_search_and_the_trained_run(tmp_path):
+    from modnas.hardware.devices import registry
+    from modnas.search.benchmark import candidate_values, measured_architectures
+    from modnas.search.trained import TrainedSearch
+
+    config = load_config(None, {**TINY, "epochs": 1, "front": "hypernet+measured"})
+    loop = BenchmarkSearch(config)
+    proposed, reported = loop.proposals(), loop.front_indices()
+    measured, errors = measured_architectures(loop.budget, config.error_predictor.degenerate_error)
+    assert len(measured) > 0 and (errors < config.error_predictor.degenerate_error).all()
+    swapped = 0
+    for name in PROTOCOL_DEVICES:
+        device = registry.get(name)
+        own = candidate_values(proposed[name], device, loop.error_model, loop.predictor, config.objectives, loop.budget)
+        new = candidate_values(reported[name], device, loop.error_model, loop.predictor, config.objectives, loop.budget)
+        changed = reported[name] != proposed[name]
+        swapped += int(changed.sum())
+        assert np.isin(reported[name][changed], measured).all()  # only measured architectures are swapped in
+        assert (new[changed] <= own[changed]).all() and (new[changed] < own[changed]).any(axis=1).all()
+    assert swapped > 0  # an untrained hypernetwork's proposals are easy to dominate
+    search(config, tmp_path / "run")
+    trained = TrainedSearch.load(tmp_path / "run")
+    with open(tmp_path / "run" / "fronts.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["device"] == "pixel2"]
+    from modnas.spaces.nb201.encoding import to_index
+
+    expected = to_index([r["arch_str"] for r in rows])
+    assert (trained.architectures(registry.get("pixel2"), loop.eval_prefs) == expected).all()

@@ -54,7 +54,7 @@ def front_command(
     for col in ("arch_str", "pref (err,lat)", "pred. error %", "pred. latency ms", "true error %", "true latency ms"):
         table.add_column(col, justify="left" if col == "arch_str" else "right", overflow="fold")
     for r in rows:
-        mark = "" if r["on_predicted_front"] else " (dominated)"
+        mark = ("" if r["on_predicted_front"] else " (dominated)") + (" (measured)" if r["measured"] else "")
         true_lat = "-" if r["true_latency_ms"] is None else f"{r['true_latency_ms']:.3g}"
         table.add_row(
             r["arch_str"] + mark, ",".join(f"{v:.2f}" for v in r["preference"]), f"{r['predicted_error']:.2f}",

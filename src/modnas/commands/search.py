@@ -47,6 +47,10 @@ def search_command(
     sampler: Annotated[str | None, typer.Option(help="Sampler: reinmax or gdas.")] = None,
     aggregation: Annotated[str | None, typer.Option(help="Device-gradient aggregation: mgda, mean or sum.")] = None,
     query_budget: Annotated[int | None, typer.Option(help="K: architectures whose true accuracy may be read.")] = None,
+    front: Annotated[
+        str | None,
+        typer.Option(help="hypernet, or hypernet+measured: report a queried architecture where it dominates the pick."),
+    ] = None,
     resume: Annotated[
         Path | None, typer.Option(help="Continue this interrupted run directory from its last checkpoint.")
     ] = None,
@@ -60,6 +64,7 @@ def search_command(
     overrides = {
         "mode": mode, "seed": seed, "epochs": epochs, "steps_per_epoch": steps_per_epoch, "hypernet": hypernet,
         "sampler": sampler, "aggregation": aggregation, "query_budget": query_budget,
+        "front": front,
     }
     if resume is not None:
         given = [k for k, v in overrides.items() if v is not None] + (["CONFIG"] if config else [])

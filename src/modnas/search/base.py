@@ -276,11 +276,16 @@ class HypernetSearch:
         idx = to_index(ops.reshape(-1, NUM_EDGES)).reshape(len(names), -1)
         return {n: idx[i] for i, n in enumerate(names)}
 
+    def front_indices(self, device_names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """The architecture reported per evaluation ray, for each named device: the hypernetwork's argmax
+        (benchmark mode can swap in a measured architecture that dominates it, see ``config.front``)."""
+        return self.proposals(device_names)
+
     def evaluate(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Shared-scorer rows for all 19 devices and the (device, ray) -> architecture table."""
         prefs = self.eval_prefs
         rows, fronts = [], []
-        for name, idx in self.proposals(self.eval_devices).items():
+        for name, idx in self.front_indices(self.eval_devices).items():
             s = score_indices(idx, name, self.config.objectives)
             rows.append(
                 {"device": name, "split": s.split, "hv": s.hv, "igd_plus": s.igd_plus, "n_front": s.n_front}

@@ -22,13 +22,40 @@ from torch import Tensor
 
 from modnas.config import SearchConfig
 from modnas.evaluation import scalarised_argmin
-from modnas.hardware.training import over_all_archs
+from modnas.hardware.devices import Device, registry
+from modnas.hardware.energy import energy_model
+from modnas.hardware.training import over_all_archs, to_device_unit
 from modnas.search.base import EpochResult, HypernetSearch
 from modnas.search.error_model import ErrorPredictor, QueryBudget
 from modnas.spaces.nb201.encoding import NUM_EDGES, NUM_OPS, index_to_string, to_index, to_onehot
-from modnas.tables.nb201 import NUM_ARCHS
+from modnas.tables.nb201 import NUM_ARCHS, nb201_tables
 
 __all__ = ["BenchmarkSearch", "EpochResult"]
+
+
+def prefer_measured(
+    prefs: np.ndarray, proposed: np.ndarray, proposed_values: np.ndarray, measured: np.ndarray,
+    measured_values: np.ndarray,
+) -> np.ndarray:
+    """Per preference, the hypernetwork's proposal, or a measured architecture that dominates it.
+
+    ``prefs`` ``(R, M)``; ``proposed`` ``(R,)`` canonical indices with their (positive) objective values ``(R, M)``
+    (error %, latency ms[, energy]); ``measured`` ``(Q,)`` with values ``(Q, M)``, their errors being true ones.
+    Among the measured architectures that dominate a proposal, the one with the largest preference-weighted
+    *relative* improvement over it wins: relative, so that no normalisation bounds are needed and any device,
+    custom ones included, is handled the same way. A proposal that nothing dominates is kept.
+    """
+    prefs, values = np.asarray(prefs, dtype=np.float64), np.asarray(proposed_values, dtype=np.float64)
+    measured_values = np.asarray(measured_values, dtype=np.float64)
+    proposed = np.asarray(proposed)
+    if len(measured) == 0:
+        return proposed.copy()
+    scale = np.maximum(np.abs(values), 1e-9)[:, None, :]
+    relative = (measured_values[None] - values[:, None]) / scale  # (R, Q, M), <= 0 where the measured one is better
+    dominates = (relative <= 0).all(-1) & (relative < 0).any(-1)
+    gain = np.where(dominates, (relative * prefs[:, None, :]).sum(-1), np.inf)
+    best = gain.argmin(axis=1)
+    return np.where(dominates.any(axis=1), np.asarray(measured)[best], proposed)
 
 
 def _one_edge_neighbours(index: int) -> list[int]:
@@ -42,6 +69,35 @@ def _one_edge_neighbours(index: int) -> list[int]:
                 other[edge] = op
                 out.append(int(to_index(other[None])[0]))
     return out
+
+
+def measured_architectures(budget: QueryBudget, degenerate_error: float) -> tuple[np.ndarray, np.ndarray]:
+    """The queried architectures that are not degenerate cells, and their true errors (%)."""
+    idx, err = np.asarray(budget.queried, dtype=np.int64), np.asarray(budget.errors, dtype=np.float64)
+    keep = err < degenerate_error
+    return idx[keep], err[keep]
+
+
+@torch.no_grad()
+def candidate_values(
+    indices: np.ndarray, device: Device, error_model: torch.nn.Module, predictor: torch.nn.Module,
+    objectives: tuple[str, ...], budget: QueryBudget | None = None,
+) -> np.ndarray:
+    """Objective values ``(N, M)`` of canonical indices on ``device``: error % (true where ``budget`` has read it,
+    else predicted), MetaPredictor latency in ms and, with three objectives, exact energy in mJ."""
+    indices = np.asarray(indices, dtype=np.int64)
+    onehot = to_onehot(nb201_tables.ops_codes[indices])
+    error = error_model.error(onehot).numpy().astype(np.float64) if len(indices) else np.zeros(0)
+    if budget is not None:
+        known = [k for k, i in enumerate(indices) if int(i) in budget]
+        if known:
+            error[known] = budget.query(indices[known])  # already read: costs nothing
+    emb = torch.tensor(device.embedding, dtype=torch.float32)[None]
+    latency = to_device_unit(predictor(onehot, emb)[:, 0].numpy(), device) if len(indices) else np.zeros(0)
+    columns = [error, latency]
+    if "energy" in objectives:
+        columns.append(energy_model(device.name).predict(nb201_tables.ops_codes[indices]))
+    return np.stack(columns, axis=1)
 
 
 class BenchmarkSearch(HypernetSearch):
@@ -106,6 +162,25 @@ class BenchmarkSearch(HypernetSearch):
         self.budget.query(chosen)
         self._refit()
         return len(chosen)
+
+    # -- the reported front -------------------------------------------------------------------------------------
+
+    def front_indices(self, device_names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+        """The hypernetwork's proposals; with ``front: hypernet+measured``, measured ones swapped in where they
+        dominate (see :func:`prefer_measured`)."""
+        proposed = self.proposals(device_names)
+        if self.config.front == "hypernet":
+            return proposed
+        measured, _ = measured_architectures(self.budget, self.config.error_predictor.degenerate_error)
+        out = {}
+        for name, idx in proposed.items():
+            device = registry.get(name)
+            own = candidate_values(idx, device, self.error_model, self.predictor, self.config.objectives, self.budget)
+            known = candidate_values(
+                measured, device, self.error_model, self.predictor, self.config.objectives, self.budget
+            )
+            out[name] = prefer_measured(self.eval_prefs, idx, own, measured, known)
+        return out
 
     def predicted_argmins(self) -> np.ndarray:
         """Per training device and evaluation ray, the architecture minimising the scalarised predicted objectives

@@ -21,7 +21,8 @@ from modnas.hardware.devices import Device
 from modnas.hardware.predictor import MetaPredictor, load_predictor
 from modnas.hardware.training import to_device_unit
 from modnas.hypernet import HyperNetwork, make_hypernet
-from modnas.search.error_model import ErrorPredictor
+from modnas.search.benchmark import candidate_values, measured_architectures, prefer_measured
+from modnas.search.error_model import ErrorPredictor, QueryBudget
 from modnas.spaces.nb201.encoding import from_onehot, index_to_string, to_index, to_onehot
 from modnas.tables.nb201 import nb201_tables
 
@@ -35,6 +36,8 @@ class TrainedSearch:
     hypernet: HyperNetwork
     error_model: ErrorPredictor
     predictor: MetaPredictor
+    #: benchmark mode: the architectures whose true error the search read (``front: hypernet+measured`` uses them)
+    budget: QueryBudget | None = None
 
     @classmethod
     def load(cls, run_dir: str | Path) -> TrainedSearch:
@@ -65,6 +68,7 @@ class TrainedSearch:
             else:
                 error_model = ErrorPredictor(config.error_predictor)
                 error_model.load_state_dict(state["error_model"])
+                budget = QueryBudget.from_state_dict(state["budget"])
         except ModnasError:
             raise  # already one line (e.g. a one-shot run's dataset is missing)
         except (KeyError, RuntimeError, EOFError, OSError, ValueError, TypeError) as exc:
@@ -75,6 +79,8 @@ class TrainedSearch:
         hypernet.eval()
         error_model.eval()
         trained = cls(path, config, hypernet, error_model, load_predictor()[0])
+        if config.mode == "benchmark":
+            trained.budget = budget
         trained._warm_up()
         return trained
 
@@ -88,10 +94,22 @@ class TrainedSearch:
 
     @torch.no_grad()
     def architectures(self, device: Device, preferences: np.ndarray) -> np.ndarray:
-        """Canonical index of the architecture the hypernetwork picks for each preference on ``device``."""
+        """Canonical index of the architecture reported for each preference on ``device``: the hypernetwork's
+        pick, or a measured architecture that dominates it when the run's ``front`` is ``hypernet+measured``."""
         prefs = torch.tensor(preferences, dtype=torch.float32)
         emb = torch.tensor(device.embedding, dtype=torch.float32).expand(len(prefs), -1)
-        return np.atleast_1d(to_index(from_onehot(self.hypernet(prefs, emb))))
+        chosen = np.atleast_1d(to_index(from_onehot(self.hypernet(prefs, emb))))
+        if self.budget is None or self.config.front == "hypernet":
+            return chosen
+        measured, _ = measured_architectures(self.budget, self.config.error_predictor.degenerate_error)
+        objectives = self.config.objectives
+        own = candidate_values(chosen, device, self.error_model, self.predictor, objectives, self.budget)
+        known = candidate_values(measured, device, self.error_model, self.predictor, objectives, self.budget)
+        return prefer_measured(np.asarray(preferences, dtype=np.float64), chosen, own, measured, known)
+
+    def measured(self, index: int) -> bool:
+        """Whether the search read this architecture's true error (benchmark mode's queries)."""
+        return self.budget is not None and int(index) in self.budget
 
     @torch.no_grad()
     def predicted(self, device: Device, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +143,7 @@ class TrainedSearch:
                 "predicted_error": float(error[k]),
                 "predicted_latency_ms": float(latency[k]),
                 "on_predicted_front": bool(on_front[k]),
+                "measured": self.measured(int(idx)),
                 "true_error": float(100.0 - nb201_tables.accuracy(int(idx))),
                 "true_latency_ms": float(nb201_tables.latency(device.name, int(idx))) if device.has_table else None,
             }
@@ -155,6 +174,7 @@ class TrainedSearch:
             "preference": pref.tolist(),
             "predicted_error": float(error[0]),
             "predicted_latency_ms": float(latency[0]),
+            "measured": self.measured(idx),
             "true_error": float(100.0 - nb201_tables.accuracy(idx)),
             "true_latency_ms": float(nb201_tables.latency(device.name, idx)) if device.has_table else None,
             "run": str(self.run_dir),
