@@ -37,16 +37,28 @@ def argmin_architectures(err_n: np.ndarray, lat_n: np.ndarray, rays: np.ndarray,
     return scalarised_argmin(rays, objectives)
 
 
+def initial_design(design: str, n: int, mean_latency: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``random``: n architectures uniformly; ``latency``: one from each of n equal-width bins of mean latency."""
+    if design == "random":
+        return rng.choice(NUM_ARCHS, n, replace=False)
+    edges = np.linspace(mean_latency.min(), mean_latency.max() + 1e-9, n + 1)
+    bins = np.clip(np.digitize(mean_latency, edges) - 1, 0, n - 1)
+    chosen = [int(rng.choice(np.flatnonzero(bins == b))) for b in range(n) if (bins == b).any()]
+    rest = rng.permutation(np.setdiff1d(np.arange(NUM_ARCHS), chosen))[: n - len(chosen)]
+    return np.concatenate([np.asarray(chosen, dtype=np.int64), rest])
+
+
 def simulate(
     seed: int, initial: int, per_round: int, budget: int, model_config: ErrorPredictorConfig, lat_n: np.ndarray,
-    onehots: torch.Tensor, pessimism: float = 0.0,
+    onehots: torch.Tensor, pessimism: float = 0.0, optimism: float = 0.0, design: str = "random",
+    final_choice: str = "all",
 ) -> tuple[float, float]:
     """Mean HV over the 19 devices and over the 6 test devices for one seed."""
     rng = np.random.default_rng(seed)
     rays = to_simplex(circle_rays(24))
     train_columns = [PROTOCOL_DEVICES.index(d) for d in TRAIN_DEVICES]
     queries = QueryBudget(budget)
-    queries.query(rng.choice(NUM_ARCHS, initial, replace=False))
+    queries.query(initial_design(design, initial, lat_n[:, train_columns].mean(axis=1), rng))
     model = ErrorPredictor(model_config)
 
     def fitted_errors(fit: int, kappa: float) -> np.ndarray:
@@ -58,14 +70,21 @@ def simulate(
 
     fit = 0
     while queries.remaining > 0:
-        proposals = argmin_architectures(fitted_errors(fit, 0.0), lat_n, rays, train_columns)
+        proposals = argmin_architectures(fitted_errors(fit, -optimism), lat_n, rays, train_columns)
         fit += 1
         values, counts = np.unique(proposals, return_counts=True)
         ranked = [int(v) for v in values[np.argsort(-counts, kind="stable")] if int(v) not in queries]
         if not ranked:  # every proposal is known: spend the round on random architectures
             ranked = [int(i) for i in rng.permutation(NUM_ARCHS) if int(i) not in queries]
         queries.query(ranked[: min(per_round, queries.remaining)])
-    final = argmin_architectures(fitted_errors(fit, pessimism), lat_n, rays, range(len(PROTOCOL_DEVICES)))
+    if final_choice == "queried":  # only measured architectures, at their true errors
+        known = np.full(NUM_ARCHS, 1e6)  # unmeasured: never chosen, except by the pure-latency ray
+        errors = np.asarray(queries.errors)
+        valid = errors[errors < model_config.degenerate_error]
+        known[np.asarray(queries.queried)] = (errors - valid.min()) / (valid.max() - valid.min())
+        final = argmin_architectures(known, lat_n, rays, range(len(PROTOCOL_DEVICES)))
+    else:
+        final = argmin_architectures(fitted_errors(fit, pessimism), lat_n, rays, range(len(PROTOCOL_DEVICES)))
     hv = [score_indices(final[i], d).hv for i, d in enumerate(PROTOCOL_DEVICES)]
     return float(np.mean(hv)), float(np.mean(hv[len(TRAIN_DEVICES) :]))
 
@@ -80,6 +99,10 @@ def main() -> None:
     parser.add_argument("--path-hidden", type=int, default=None, help="path-encoding MLP width (0: none)")
     parser.add_argument("--weight-decay", type=float, default=None, help="error-predictor AdamW weight decay")
     parser.add_argument("--pessimism", type=float, default=0.0, help="ensemble stds added at the final choice")
+    parser.add_argument("--optimism", type=float, default=0.0, help="ensemble stds subtracted when proposing")
+    parser.add_argument("--design", choices=["random", "latency"], default="random", help="initial queries")
+    parser.add_argument("--final", choices=["all", "queried"], default="all",
+                        help="final argmin over all architectures (predicted errors) or the queried ones (true errors)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -92,14 +115,15 @@ def main() -> None:
     )
     start = time.perf_counter()
     results = [
-        simulate(s, args.initial, args.per_round, args.budget, model_config, lat_n, onehots, args.pessimism)
+        simulate(s, args.initial, args.per_round, args.budget, model_config, lat_n, onehots, args.pessimism, args.optimism,
+                 args.design, args.final)
         for s in args.seeds
     ]
     per_seed = " / ".join(f"{r[0]:.4f}" for r in results)
     print(
         f"initial {args.initial}, {args.per_round} per round, K {args.budget}, ensemble {args.ensemble} x "
         f"{args.fit_steps} steps, path_hidden {model_config.path_hidden}, weight decay {model_config.weight_decay}, "
-        f"pessimism {args.pessimism}: mean HV {per_seed} -> "
+        f"pessimism {args.pessimism}, optimism {args.optimism}, design {args.design}, final {args.final}: mean HV {per_seed} -> "
         f"{np.mean([r[0] for r in results]):.4f} (test devices {np.mean([r[1] for r in results]):.4f}), "
         f"{time.perf_counter() - start:.0f} s"
     )

@@ -21,7 +21,7 @@ _STRICT = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class ErrorPredictorConfig(BaseModel):
-    """The differentiable error predictor of benchmark mode (a small GCN plus a flat one-hot MLP)."""
+    """The differentiable error predictor of benchmark mode (a small GCN, a flat one-hot MLP and a path-encoding MLP)."""
 
     model_config = _STRICT
 
@@ -29,7 +29,7 @@ class ErrorPredictorConfig(BaseModel):
     gcn_layers: int = Field(3, ge=1, description="number of graph convolutions")
     flat_hidden: int = Field(64, ge=0, description="width of the MLP on the flat one-hot (0 disables it)")
     path_hidden: int = Field(
-        0, ge=0, description="width of the two-layer MLP on the path encoding and the flat one-hot (0 disables it)"
+        64, ge=0, description="width of the two-layer MLP on the path encoding and the flat one-hot (0 disables it)"
     )
     head_hidden: int = Field(64, ge=1, description="width of the output MLP")
     ensemble: int = Field(3, ge=1, description="independently initialised members whose mean is the prediction")
@@ -164,7 +164,7 @@ class SearchConfig(BaseModel):
     query_every: int = Field(1, ge=1, description="epochs between adaptive query rounds")
     queries_per_round: int = Field(20, ge=1, description="most architectures queried in one adaptive round")
     query_proposals: Literal["hypernet", "hypernet+argmin"] = Field(
-        "hypernet",
+        "hypernet+argmin",
         description="what a round queries: the hypernetwork's argmax architectures, or those plus the argmin of the "
         "scalarised predicted objectives over all architectures (per training device and evaluation ray)",
     )

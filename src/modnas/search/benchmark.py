@@ -184,11 +184,17 @@ class BenchmarkSearch(HypernetSearch):
 
     def predicted_argmins(self) -> np.ndarray:
         """Per training device and evaluation ray, the architecture minimising the scalarised predicted objectives
-        over all 15,625 (two objectives): what an ideal hypernetwork would propose ``(T, R)``."""
+        over all 15,625: what an ideal hypernetwork would propose ``(T, R)``. The objectives are normalised as
+        the search's loss normalises them (energy, with three objectives, is exact)."""
         err_n = (over_all_archs(self.error_model.error, self.onehots) - self.err_low) / (self.err_high - self.err_low)
         lat = over_all_archs(lambda x: self.predictor(x, self.train_emb), self.onehots)  # (N, T)
-        lat_n = (lat - self.lat_low) / (self.lat_high - self.lat_low)
-        objectives = torch.stack([err_n[None].expand(lat_n.shape[1], -1), lat_n.T], dim=-1)  # (T, N, 2)
+        columns = [err_n[None].expand(lat.shape[1], -1), ((lat - self.lat_low) / (self.lat_high - self.lat_low)).T]
+        if self.energy_bounds is not None:
+            low, high = self.energy_bounds
+            with torch.no_grad():
+                energy = torch.stack([model(self.onehots) for model in self.energy], dim=1)  # (N, T)
+            columns.append(((energy - low) / (high - low)).T)
+        objectives = torch.stack(columns, dim=-1)  # (T, N, M)
         return scalarised_argmin(self.eval_prefs.astype(np.float32), objectives.numpy())
 
     # -- checkpoints --------------------------------------------------------------------------------------------
