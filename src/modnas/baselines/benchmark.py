@@ -8,8 +8,8 @@ K queries once for all 19 devices; a baseline spends its budget on one device. T
 * **K per device** -- each baseline gets K queries on every device (19 K in all).
 
 A baseline's HV at budget b is the shared scorer applied to the first b architectures it queried, so the K run
-also gives the whole HV-versus-budget curve. MODNAS is scored on the architectures its hypernetwork picks for the
-evaluation rays of its last epoch (re-scored here from ``fronts.csv``).
+also gives the whole HV-versus-budget curve. MODNAS is scored on the front of its last epoch, one architecture per
+evaluation ray (re-scored here from ``fronts.csv``).
 
 Outputs (all written atomically into a new directory): ``protocol.yaml``, ``results.csv``, ``curves.csv``,
 ``queries.csv``, ``summary.json``, ``report.md`` and the figures of :mod:`modnas.baselines.figures`.

@@ -175,8 +175,9 @@ def _describe_methods(summary: dict[str, Any]) -> list[str]:
     for m in summary["protocol"]["methods"]:
         if m == MODNAS:
             lines.append("- `modnas`: one benchmark-mode search (default config unless the protocol overrides it) for "
-                         "all 19 devices; scored on the architectures its hypernetwork picks for the evaluation rays "
-                         "of the last epoch.")
+                         "all 19 devices; scored on the front of its last epoch: per evaluation ray, the "
+                         "hypernetwork's pick, or a queried architecture that dominates it (`front: "
+                         "hypernet+measured`, the default).")
             continue
         settings = {k.split(" K=")[1]: v for k, v in summary["settings"].items() if k.startswith(f"{m} K=")}
         shown = "; ".join(
