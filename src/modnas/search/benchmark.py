@@ -100,6 +100,18 @@ def candidate_values(
     return np.stack(columns, axis=1)
 
 
+def measured_front(
+    prefs: np.ndarray, proposed: np.ndarray, device: Device, error_model: torch.nn.Module,
+    predictor: torch.nn.Module, objectives: tuple[str, ...], budget: QueryBudget, degenerate_error: float,
+) -> np.ndarray:
+    """:func:`prefer_measured` on one device: the proposals ``(R,)`` for ``prefs`` ``(R, M)`` against every
+    non-degenerate architecture ``budget`` has read (what ``front: hypernet+measured`` reports)."""
+    measured, _ = measured_architectures(budget, degenerate_error)
+    own = candidate_values(proposed, device, error_model, predictor, objectives, budget)
+    known = candidate_values(measured, device, error_model, predictor, objectives, budget)
+    return prefer_measured(prefs, proposed, own, measured, known)
+
+
 class BenchmarkSearch(HypernetSearch):
     """One benchmark-mode search: build with a config, then :meth:`run_epoch` (or :meth:`train_epoch` by hand)."""
 
@@ -171,16 +183,14 @@ class BenchmarkSearch(HypernetSearch):
         proposed = self.proposals(device_names)
         if self.config.front == "hypernet":
             return proposed
-        measured, _ = measured_architectures(self.budget, self.config.error_predictor.degenerate_error)
-        out = {}
-        for name, idx in proposed.items():
-            device = registry.get(name)
-            own = candidate_values(idx, device, self.error_model, self.predictor, self.config.objectives, self.budget)
-            known = candidate_values(
-                measured, device, self.error_model, self.predictor, self.config.objectives, self.budget
+        cfg = self.config
+        return {
+            name: measured_front(
+                self.eval_prefs, idx, registry.get(name), self.error_model, self.predictor, cfg.objectives,
+                self.budget, cfg.error_predictor.degenerate_error,
             )
-            out[name] = prefer_measured(self.eval_prefs, idx, own, measured, known)
-        return out
+            for name, idx in proposed.items()
+        }
 
     def predicted_argmins(self) -> np.ndarray:
         """Per training device and evaluation ray, the architecture minimising the scalarised predicted objectives

@@ -21,7 +21,7 @@ from modnas.hardware.devices import Device
 from modnas.hardware.predictor import MetaPredictor, load_predictor
 from modnas.hardware.training import to_device_unit
 from modnas.hypernet import HyperNetwork, make_hypernet
-from modnas.search.benchmark import candidate_values, measured_architectures, prefer_measured
+from modnas.search.benchmark import measured_front
 from modnas.search.error_model import ErrorPredictor, QueryBudget
 from modnas.spaces.nb201.encoding import from_onehot, index_to_string, to_index, to_onehot
 from modnas.tables.nb201 import nb201_tables
@@ -101,11 +101,10 @@ class TrainedSearch:
         chosen = np.atleast_1d(to_index(from_onehot(self.hypernet(prefs, emb))))
         if self.budget is None or self.config.front == "hypernet":
             return chosen
-        measured, _ = measured_architectures(self.budget, self.config.error_predictor.degenerate_error)
-        objectives = self.config.objectives
-        own = candidate_values(chosen, device, self.error_model, self.predictor, objectives, self.budget)
-        known = candidate_values(measured, device, self.error_model, self.predictor, objectives, self.budget)
-        return prefer_measured(np.asarray(preferences, dtype=np.float64), chosen, own, measured, known)
+        return measured_front(
+            np.asarray(preferences, dtype=np.float64), chosen, device, self.error_model, self.predictor,
+            self.config.objectives, self.budget, self.config.error_predictor.degenerate_error,
+        )
 
     def measured(self, index: int) -> bool:
         """Whether the search read this architecture's true error (benchmark mode's queries)."""
