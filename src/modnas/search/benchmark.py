@@ -87,11 +87,12 @@ def candidate_values(
     else predicted), MetaPredictor latency in ms and, with three objectives, exact energy in mJ."""
     indices = np.asarray(indices, dtype=np.int64)
     onehot = to_onehot(nb201_tables.ops_codes[indices])
-    error = error_model.error(onehot).numpy().astype(np.float64) if len(indices) else np.zeros(0)
-    if budget is not None:
-        known = [k for k, i in enumerate(indices) if int(i) in budget]
-        if known:
-            error[known] = budget.query(indices[known])  # already read: costs nothing
+    known = np.array([budget is not None and int(i) in budget for i in indices], dtype=bool)
+    error = np.zeros(len(indices))
+    if known.any():
+        error[known] = budget.query(indices[known])  # already read: costs nothing
+    if not known.all():  # the error model runs only where no true error is known
+        error[~known] = error_model.error(onehot[torch.from_numpy(~known)]).numpy()
     emb = torch.tensor(device.embedding, dtype=torch.float32)[None]
     latency = to_device_unit(predictor(onehot, emb)[:, 0].numpy(), device) if len(indices) else np.zeros(0)
     columns = [error, latency]
