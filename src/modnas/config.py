@@ -175,7 +175,14 @@ class SearchConfig(BaseModel):
     front: Literal["hypernet", "hypernet+measured"] = Field(
         "hypernet+measured",
         description="what a front reports per preference: the hypernetwork's argmax architecture, or (benchmark "
-        "mode) a queried architecture where one dominates it (true error, predicted latency/energy)",
+        "mode) a queried architecture where one dominates it (true error; latency per front_latency; energy)",
+    )
+    front_latency: Literal["measured", "predicted"] = Field(
+        "measured",
+        description="latency by which hypernet+measured compares architectures: measured where the device has a "
+        "measurement (its reference architectures, its profile's extra latencies, and the whole table of the 13 "
+        "training devices the hardware predictor was fitted on; never a test device's table), else the "
+        "MetaPredictor's; or the MetaPredictor's everywhere",
     )
 
     eval_rays: int = Field(

@@ -43,12 +43,15 @@ def test_quick_run_writes_every_file(quick_run):
     results = rows(quick_run / "results.csv")
     assert list(results[0]) == ["method", "device", "split", "seed", "budget", "scope", "hv", "igd_plus",
                                 "n_front", "seconds"]
-    baselines = [r for r in results if r["method"] != "modnas"]
+    baselines = [r for r in results if not r["method"].startswith("modnas")]
     # 4 baselines x 2 devices x 1 seed x 2 budget views (K = 20 and round(20 / 19) = 1)
     assert len(baselines) == 16 and {r["budget"] for r in baselines} == {"20", "1"}
     ours = [r for r in results if r["method"] == "modnas"]
     assert {r["device"] for r in ours} == {"fpga", "pixel2"} and {r["scope"] for r in ours} == {"all devices"}
     assert all(0.0 <= float(r["hv"]) <= 1.0 for r in results)
+    # the ablation: the same run re-scored with predicted latency everywhere, one row per MODNAS row
+    ablation = [r for r in results if r["method"] == "modnas-predicted-latency"]
+    assert [(r["device"], r["seed"], r["budget"]) for r in ablation] == [(r["device"], r["seed"], r["budget"]) for r in ours]
 
 
 def test_every_baseline_run_spent_its_budget_exactly(quick_run):
@@ -64,9 +67,9 @@ def test_every_baseline_run_spent_its_budget_exactly(quick_run):
 
 def test_hv_of_a_run_matches_its_curve_at_the_same_budget(quick_run):
     results = {(r["method"], r["device"]): float(r["hv"]) for r in rows(quick_run / "results.csv")
-               if r["budget"] == "20" and r["method"] != "modnas"}
+               if r["budget"] == "20" and not r["method"].startswith("modnas")}
     curves = {(r["method"], r["device"]): float(r["hv"]) for r in rows(quick_run / "curves.csv")
-              if r["budget"] == "20" and r["method"] != "modnas"}
+              if r["budget"] == "20" and not r["method"].startswith("modnas")}
     assert results == pytest.approx(curves)
 
 
@@ -76,6 +79,35 @@ def test_report_and_summary(quick_run):
     summary = json.loads((quick_run / "summary.json").read_text(encoding="utf-8"))
     assert summary["same_total_budget"] == 1 and summary["budget"] == 20
     assert set(summary["views"]["per_device"]["wins"]) == {"random", "local", "morea", "nsga2"}
+    assert set(summary["views"]["per_device"]["wins_predicted_latency"]) == {"random", "local", "morea", "nsga2"}
+    assert "modnas-predicted-latency" in summary["views"]["per_device"]["hv"]
+    assert "Where the latency comes from" in report and "`modnas-predicted-latency`" in report
+
+
+def test_predicted_latency_rows_rechoose_the_front_by_the_predictor(quick_run):
+    from modnas.baselines.benchmark import predicted_latency_rows
+    from modnas.evaluation import evaluation_preferences, to_simplex
+    from modnas.evaluation.scorer import score_indices
+    from modnas.hardware.devices import registry
+    from modnas.search.trained import TrainedSearch
+
+    run = quick_run / "modnas" / "seed0"
+    own = [{"method": "modnas", "device": "pixel3", "split": "train", "seed": 0, "budget": 20, "hv": 0.0}]
+    (row,) = predicted_latency_rows(run, own)
+    trained = TrainedSearch.load(run)
+    trained.config = trained.config.model_copy(update={"front_latency": "predicted"})
+    prefs = to_simplex(evaluation_preferences(2, trained.config.eval_rays))
+    expected = score_indices(trained.architectures(registry.get("pixel3"), prefs), "pixel3").hv
+    assert row["method"] == "modnas-predicted-latency" and row["hv"] == pytest.approx(expected)
+    # a run that already uses predicted latency has no ablation to add
+    config = (run / "config.yaml").read_text(encoding="utf-8")
+    copy = quick_run.parent / "predicted-run"
+    import shutil
+
+    shutil.copytree(run, copy)
+    (copy / "config.yaml").write_text(config.replace("front_latency: measured", "front_latency: predicted"))
+    assert "front_latency: predicted" in (copy / "config.yaml").read_text(encoding="utf-8")
+    assert predicted_latency_rows(copy, own) == []
 
 
 def test_reusing_modnas_runs(quick_run, tmp_path):

@@ -292,3 +292,21 @@ def test_lookup_suggests_custom_devices_too():
     reg.register("jetson_nano", LATENCIES)
     with pytest.raises(UnknownDeviceError, match="jetson_nano"):
         reg.get("jetson_nan")
+
+
+def test_known_latencies_of_a_custom_device_are_its_measurements():
+    extras = {index_to_string(0): 2.5, index_to_string(15624): 30.0}
+    device = DeviceRegistry().register("mapped", {**reference_mapping(), **extras})
+    known = device.known_latencies([0, 15624, REFERENCE_ARCH_INDICES[2], 1])
+    assert known[:3].tolist() == [2.5, 30.0, LATENCIES[2]]
+    assert math.isnan(known[3])
+
+
+def test_known_latencies_read_the_table_of_training_devices_only():
+    idx = np.array([0, 1, 2, REFERENCE_ARCH_INDICES[0]])
+    train = get_device("pixel3").known_latencies(idx)
+    np.testing.assert_allclose(train, nb201_tables.latency("pixel3", idx))
+    test = get_device("pixel2").known_latencies(idx)  # zero-shot: only its profile counts as measured
+    assert np.isnan(test[:3]).all() and test[3] == nb201_tables.latency("pixel2", REFERENCE_ARCH_INDICES[0])
+    other = get_device("2080ti_1").known_latencies(idx)
+    assert np.isnan(other[:3]).all()

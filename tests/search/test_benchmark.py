@@ -15,6 +15,7 @@ from modnas.hardware.devices import PROTOCOL_DEVICES, TRAIN_DEVICES
 from modnas.search import evaluate_run, run_note, search
 from modnas.search.benchmark import BenchmarkSearch
 from modnas.search.run import METRIC_FIELDS
+from modnas.tables.nb201 import nb201_tables
 
 TINY = {
     "epochs": 3,
@@ -231,8 +232,8 @@ def test_measured_front_in_the_search_and_the_trained_run(tmp_path):
     swapped = 0
     for name in PROTOCOL_DEVICES:
         device = registry.get(name)
-        own = candidate_values(proposed[name], device, loop.error_model, loop.predictor, config.objectives, loop.budget)
-        new = candidate_values(reported[name], device, loop.error_model, loop.predictor, config.objectives, loop.budget)
+        args = (loop.error_model, loop.predictor, config.objectives, loop.budget, config.front_latency)
+        own, new = candidate_values(proposed[name], device, *args), candidate_values(reported[name], device, *args)
         changed = reported[name] != proposed[name]
         swapped += int(changed.sum())
         assert np.isin(reported[name][changed], measured).all()  # only measured architectures are swapped in
@@ -246,3 +247,41 @@ def test_measured_front_in_the_search_and_the_trained_run(tmp_path):
 
     expected = to_index([r["arch_str"] for r in rows])
     assert (trained.architectures(registry.get("pixel2"), loop.eval_prefs) == expected).all()
+
+
+def test_candidate_latency_is_measured_only_where_the_device_has_a_measurement():
+    from modnas.hardware.devices import REFERENCE_ARCH_INDICES, registry
+    from modnas.search.benchmark import candidate_values
+
+    loop = BenchmarkSearch(load_config(None, {**TINY, "epochs": 1}))
+    indices = np.array([3, 777, 12345, REFERENCE_ARCH_INDICES[0], REFERENCE_ARCH_INDICES[5]])
+    args = (loop.error_model, loop.predictor, ("error", "latency"), loop.budget)
+    for name in ("pixel3", "pixel2"):  # a training device and a zero-shot test device
+        device = registry.get(name)
+        predicted = candidate_values(indices, device, *args, "predicted")
+        measured = candidate_values(indices, device, *args, "measured")
+        table = nb201_tables.latency(name, indices)
+        assert np.allclose(measured[:, 0], predicted[:, 0])  # errors do not depend on the latency source
+        assert not np.allclose(predicted[:, 1], table)  # the predictor is not the table
+        if name == "pixel3":  # the predictor's training data: the whole table is a measurement
+            assert np.allclose(measured[:, 1], table)
+        else:  # zero-shot: only the 10 reference architectures are measured; the table is never read
+            assert np.allclose(measured[3:, 1], table[3:])
+            assert np.allclose(measured[:3, 1], predicted[:3, 1])
+
+
+def test_front_latency_predicted_reproduces_the_predictor_only_front():
+    from modnas.hardware.devices import registry
+    from modnas.search.benchmark import candidate_values, measured_architectures, prefer_measured
+
+    config = load_config(None, {**TINY, "epochs": 1, "front": "hypernet+measured", "front_latency": "predicted"})
+    loop = BenchmarkSearch(config)
+    proposed, reported = loop.proposals(), loop.front_indices()
+    measured, _ = measured_architectures(loop.budget, config.error_predictor.degenerate_error)
+    device = registry.get("pixel3")
+    args = (loop.error_model, loop.predictor, config.objectives, loop.budget)  # default source: the predictor
+    expected = prefer_measured(
+        loop.eval_prefs, proposed["pixel3"], candidate_values(proposed["pixel3"], device, *args), measured,
+        candidate_values(measured, device, *args),
+    )
+    assert (reported["pixel3"] == expected).all()

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modnas.baselines.protocol import MODNAS, Protocol
+from modnas.baselines.protocol import MODNAS, MODNAS_PREDICTED_LATENCY, Protocol
 from modnas.errors import ModnasError
 from modnas.hardware.devices import PROTOCOL_DEVICES, registry
 from modnas.io import atomic_write_json, atomic_write_text, prepare_out_dir, read_csv_rows
@@ -213,6 +213,28 @@ def modnas_rows(run_dir: str | Path, budget: int) -> tuple[list[dict[str, Any]],
     return results, curves
 
 
+def predicted_latency_rows(run_dir: str | Path, results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ablation rows of a MODNAS run: its trained hypernetwork's front re-chosen with ``front_latency:
+    predicted`` (the MetaPredictor's latency on every device, also where the device's latency was measured),
+    scored like ``results`` (the run's own rows). Empty when the run's front does not use measured latencies."""
+    from modnas.evaluation import evaluation_preferences, to_simplex
+    from modnas.evaluation.scorer import score_indices
+    from modnas.search.trained import TrainedSearch
+
+    trained = TrainedSearch.load(run_dir)
+    config = trained.config
+    if config.mode != "benchmark" or config.front != "hypernet+measured" or config.front_latency == "predicted":
+        return []
+    trained.config = config.model_copy(update={"front_latency": "predicted"})
+    prefs = to_simplex(evaluation_preferences(len(config.objectives), config.eval_rays))
+    rows = []
+    for row in results:
+        s = score_indices(trained.architectures(registry.get(row["device"]), prefs), row["device"])
+        rows.append({**row, "method": MODNAS_PREDICTED_LATENCY, "hv": s.hv, "igd_plus": s.igd_plus,
+                     "n_front": s.n_front})
+    return rows
+
+
 def _queries_per_epoch(run_dir: Path, config: Any) -> dict[int, int]:
     """Distinct accuracy queries by each epoch: metrics.csv's ``queries`` column, else derived from the config."""
     rows = read_csv_rows(run_dir / "metrics.csv", ("epoch",))
@@ -365,7 +387,8 @@ def run_benchmark(
     if MODNAS in protocol.methods or runs:
         for run_dir in modnas_dirs:
             rows, curve_rows = modnas_rows(run_dir, protocol.budget)
-            results = [r for r in rows if r["device"] in protocol.devices] + results
+            rows = [r for r in rows if r["device"] in protocol.devices]
+            results = rows + predicted_latency_rows(run_dir, rows) + results
             curves = [r for r in curve_rows if r["device"] in protocol.devices] + curves
     result = BenchmarkResult(protocol, results, curves, queries, settings, 0.0, out, modnas_dirs)
     atomic_write_text(out / "results.csv", csv_text(RESULT_FIELDS, results))

@@ -24,6 +24,10 @@ from modnas.io import read_yaml_mapping
 
 #: MODNAS itself, next to the baselines of :data:`modnas.baselines.METHODS`.
 MODNAS = "modnas"
+#: The same MODNAS runs re-scored with the MetaPredictor's latency everywhere (``front_latency: predicted``): an
+#: ablation row of the report, not a method a protocol names.
+MODNAS_PREDICTED_LATENCY = "modnas-predicted-latency"
+MODNAS_VARIANTS = (MODNAS, MODNAS_PREDICTED_LATENCY)
 DEVICE_GROUPS = {"protocol": PROTOCOL_DEVICES, "train": TRAIN_DEVICES, "test": TEST_DEVICES}
 _STRICT = ConfigDict(extra="forbid")
 

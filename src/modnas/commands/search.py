@@ -51,6 +51,11 @@ def search_command(
         str | None,
         typer.Option(help="hypernet, or hypernet+measured: report a queried architecture where it dominates the pick."),
     ] = None,
+    front_latency: Annotated[
+        str | None,
+        typer.Option(help="measured (where the device has measurements; training devices: their tables) or "
+                     "predicted: the latency by which hypernet+measured compares architectures."),
+    ] = None,
     resume: Annotated[
         Path | None, typer.Option(help="Continue this interrupted run directory from its last checkpoint.")
     ] = None,
@@ -64,7 +69,7 @@ def search_command(
     overrides = {
         "mode": mode, "seed": seed, "epochs": epochs, "steps_per_epoch": steps_per_epoch, "hypernet": hypernet,
         "sampler": sampler, "aggregation": aggregation, "query_budget": query_budget,
-        "front": front,
+        "front": front, "front_latency": front_latency,
     }
     if resume is not None:
         given = [k for k, v in overrides.items() if v is not None] + (["CONFIG"] if config else [])

@@ -80,6 +80,24 @@ class Device:
         """HELP device embedding: reference latencies min-max normalised within the 10 (float32, ``(10,)``)."""
         return normalise_reference_latencies(self.reference_latencies)
 
+    def known_latencies(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Measured latency (``unit``) of canonical NB201 indices where this device has a measurement, else NaN.
+
+        Measurements are the 10 reference architectures, the profile's ``extra_latencies`` and, for the 13
+        training devices only, their whole bundled table: the data the shipped MetaPredictor was fitted on. A
+        zero-shot test device's table is never read here (it is what the scorer judges against), so a test device
+        is known exactly as well as a new device with the same profile would be.
+        """
+        from modnas.spaces.nb201 import to_index
+        from modnas.tables.nb201 import nb201_tables
+
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if self.split == "train" and self.has_table:
+            return np.asarray(nb201_tables.latency(self.name, idx), dtype=np.float64)
+        known = dict(zip(REFERENCE_ARCH_INDICES, self.reference_latencies))
+        known.update({int(to_index(arch)): float(v) for arch, v in self.extra_latencies.items()})
+        return np.array([known.get(int(i), np.nan) for i in idx], dtype=np.float64)
+
 
 def normalise_reference_latencies(latencies: Sequence[float] | np.ndarray) -> np.ndarray:
     """Min-max normalise the 10 reference latencies into ``[0, 1]``; the device embedding."""

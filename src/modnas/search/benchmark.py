@@ -81,10 +81,12 @@ def measured_architectures(budget: QueryBudget, degenerate_error: float) -> tupl
 @torch.no_grad()
 def candidate_values(
     indices: np.ndarray, device: Device, error_model: torch.nn.Module, predictor: torch.nn.Module,
-    objectives: tuple[str, ...], budget: QueryBudget | None = None,
+    objectives: tuple[str, ...], budget: QueryBudget | None = None, latency_source: str = "predicted",
 ) -> np.ndarray:
     """Objective values ``(N, M)`` of canonical indices on ``device``: error % (true where ``budget`` has read it,
-    else predicted), MetaPredictor latency in ms and, with three objectives, exact energy in mJ."""
+    else predicted), latency in the device's unit (with ``latency_source="measured"``, the device's measurement
+    where :meth:`~modnas.hardware.devices.Device.known_latencies` has one; otherwise the MetaPredictor's) and,
+    with three objectives, exact energy in mJ."""
     indices = np.asarray(indices, dtype=np.int64)
     onehot = to_onehot(nb201_tables.ops_codes[indices])
     known = np.array([budget is not None and int(i) in budget for i in indices], dtype=bool)
@@ -95,6 +97,9 @@ def candidate_values(
         error[~known] = error_model.error(onehot[torch.from_numpy(~known)]).numpy()
     emb = torch.tensor(device.embedding, dtype=torch.float32)[None]
     latency = to_device_unit(predictor(onehot, emb)[:, 0].numpy(), device) if len(indices) else np.zeros(0)
+    if latency_source == "measured" and len(indices):
+        measured = device.known_latencies(indices)
+        latency = np.where(np.isnan(measured), latency, measured)
     columns = [error, latency]
     if "energy" in objectives:
         columns.append(energy_model(device.name).predict(nb201_tables.ops_codes[indices]))
@@ -104,12 +109,14 @@ def candidate_values(
 def measured_front(
     prefs: np.ndarray, proposed: np.ndarray, device: Device, error_model: torch.nn.Module,
     predictor: torch.nn.Module, objectives: tuple[str, ...], budget: QueryBudget, degenerate_error: float,
+    latency_source: str = "measured",
 ) -> np.ndarray:
     """:func:`prefer_measured` on one device: the proposals ``(R,)`` for ``prefs`` ``(R, M)`` against every
-    non-degenerate architecture ``budget`` has read (what ``front: hypernet+measured`` reports)."""
+    non-degenerate architecture ``budget`` has read (what ``front: hypernet+measured`` reports), compared by
+    the latency of ``latency_source`` (see :func:`candidate_values`)."""
     measured, _ = measured_architectures(budget, degenerate_error)
-    own = candidate_values(proposed, device, error_model, predictor, objectives, budget)
-    known = candidate_values(measured, device, error_model, predictor, objectives, budget)
+    own = candidate_values(proposed, device, error_model, predictor, objectives, budget, latency_source)
+    known = candidate_values(measured, device, error_model, predictor, objectives, budget, latency_source)
     return prefer_measured(prefs, proposed, own, measured, known)
 
 
@@ -188,7 +195,7 @@ class BenchmarkSearch(HypernetSearch):
         return {
             name: measured_front(
                 self.eval_prefs, idx, registry.get(name), self.error_model, self.predictor, cfg.objectives,
-                self.budget, cfg.error_predictor.degenerate_error,
+                self.budget, cfg.error_predictor.degenerate_error, cfg.front_latency,
             )
             for name, idx in proposed.items()
         }

@@ -103,7 +103,7 @@ class TrainedSearch:
             return chosen
         return measured_front(
             np.asarray(preferences, dtype=np.float64), chosen, device, self.error_model, self.predictor,
-            self.config.objectives, self.budget, self.config.error_predictor.degenerate_error,
+            self.config.objectives, self.budget, self.config.error_predictor.degenerate_error, self.config.front_latency,
         )
 
     def measured(self, index: int) -> bool:
