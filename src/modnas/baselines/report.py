@@ -294,16 +294,13 @@ def markdown(result: BenchmarkResult, summary: dict[str, Any], command: str | No
     ]
     same, per = summary["views"][SAME_TOTAL]["wins"], summary["views"][PER_DEVICE_K]["wins"]
     if same:
-        lines += [
-            "## Devices on which MODNAS has the higher mean HV",
-            "",
-            f"| baseline | same total budget ({k}/device) | {big}/device | devices MODNAS loses at {big}/device |",
-            "|---|---:|---:|---|",
-        ]
         ablation = summary["views"][PER_DEVICE_K].get("wins_predicted_latency") or {}
+        header = f"| baseline | same total budget ({k}/device) | {big}/device | devices MODNAS loses at {big}/device |"
+        rule = "|---|---:|---:|---|"
         if ablation:
-            lines[-2] = lines[-2][: -len("|")] + f" {big}/device, `{MODNAS_PREDICTED_LATENCY}` |"
-            lines[-1] += "---:|"
+            header += f" {big}/device, `{MODNAS_PREDICTED_LATENCY}` |"
+            rule += "---:|"
+        lines += ["## Devices on which MODNAS has the higher mean HV", "", header, rule]
         for m in same:
             lost = ", ".join(per[m]["lost"]) or "none"
             extra = f" {ablation[m]['wins']}/{ablation[m]['devices']} |" if m in ablation else ""
