@@ -133,6 +133,33 @@ def test_measure_writes_registers_and_refuses_to_overwrite(home, tmp_path):
     assert len(ProfileStore().load("this_cpu").latencies_ms) == 10
 
 
+def queries_file(run: Path, archs: list[str]) -> Path:
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "queries.csv").write_text("order,arch_str,error\n" + "".join(f"{k},{a},10.0\n" for k, a in enumerate(archs)))
+    return run
+
+
+def test_measure_archs_from_a_run_times_its_queried_architectures(home, tmp_path):
+    queried = [index_to_string(5), index_to_string(6000), REFERENCE_ARCHS[0], index_to_string(5)]
+    run_dir = queries_file(tmp_path / "run", queried)
+    result = run("measure", "--name", "lab", "--warmup", "0", "--repeats", "1", "--archs-from", str(run_dir),
+                 "--no-register")
+    assert result.exit_code == 0, result.output
+    latencies = load_profile(tmp_path / "lab.json").latencies_ms
+    # 10 references, plus the 2 queried ones that are neither references nor repeats
+    assert len(latencies) == 12 and {index_to_string(5), index_to_string(6000)} <= set(latencies)
+
+
+def test_measure_archs_from_bad_runs_is_one_line(home, tmp_path, monkeypatch):
+    monkeypatch.setattr("modnas.hardware.measure.measure_latency", lambda *a, **k: pytest.fail("measured"))
+    args = ("measure", "--name", "lab", "--no-register", "--archs-from")
+    assert_user_error(run(*args, str(tmp_path / "ghost")), "ghost", "does not exist")
+    (tmp_path / "oneshot").mkdir()
+    assert_user_error(run(*args, str(tmp_path / "oneshot")), "queries.csv", "benchmark-mode")
+    assert_user_error(run(*args, str(queries_file(tmp_path / "bad", ["|conv9x9~0|+|none~0|none~1|"]))), "conv9x9")
+    assert not (tmp_path / "lab.json").exists()
+
+
 def test_measure_no_register_only_writes_the_file(home, tmp_path):
     out = tmp_path / "profiles" / "lab.json"
     result = run("measure", "--name", "lab", "--warmup", "0", "--repeats", "1", "--out", str(out), "--no-register")

@@ -65,6 +65,41 @@ def test_front_for_a_custom_device_without_a_table(trained):
         assert r["predicted_latency_ms"] == pytest.approx(2 * fpga_rows[r["arch_str"]]["predicted_latency_ms"], rel=1e-4)
 
 
+def test_a_custom_device_that_measured_the_queried_architectures(trained, run_dir):
+    import numpy as np
+
+    from modnas.evaluation import evaluation_preferences, to_simplex
+    from modnas.hardware.devices import REFERENCE_ARCH_INDICES
+    from modnas.search.benchmark import candidate_values, measured_architectures, prefer_measured
+    from modnas.search.run import queried_architectures
+    from modnas.spaces.nb201 import index_to_string, to_index
+
+    pixel2 = registry.get("pixel2")
+    references = {index_to_string(i) for i in REFERENCE_ARCH_INDICES}
+    queried = [a for a in queried_architectures(run_dir) if a not in references]
+    assert len(queried) >= 20
+    # what `modnas device measure --archs-from RUN` would record on a pixel2: its table latencies
+    extras = {a: float(nb201_tables.latency("pixel2", int(to_index(a)))) for a in queried}
+    custom = DeviceRegistry().register("pixel2_measured", list(pixel2.reference_latencies), extra_latencies=extras)
+    rows = trained.front(custom, n_prefs=12)
+    for r in rows:
+        expected = extras.get(r["arch_str"])
+        assert r["true_latency_ms"] == (pytest.approx(expected) if expected is not None else None)
+    # the measured front compares the queried architectures by these measurements
+    prefs = to_simplex(evaluation_preferences(2, 12))
+    config = trained.config
+    picks = trained.architectures(custom, prefs)
+    hypernet_only = TrainedSearch(trained.run_dir, config.model_copy(update={"front": "hypernet"}), trained.hypernet,
+                                  trained.error_model, trained.predictor, trained.budget).architectures(custom, prefs)
+    measured, _ = measured_architectures(trained.budget, config.error_predictor.degenerate_error)
+    args = (trained.error_model, trained.predictor, config.objectives, trained.budget, "measured")
+    values = candidate_values(measured, custom, *args)
+    known = {**dict(zip(map(index_to_string, REFERENCE_ARCH_INDICES), pixel2.reference_latencies)), **extras}
+    assert np.allclose(values[:, 1], [known[index_to_string(int(i))] for i in measured])
+    expected = prefer_measured(prefs, hypernet_only, candidate_values(hypernet_only, custom, *args), measured, values)
+    assert (picks == expected).all()
+
+
 def test_choose_validates_the_preference(trained):
     device = registry.get("pixel2")
     assert trained.choose(device, [0.3, 0.7])["device"] == "pixel2"

@@ -61,13 +61,19 @@ def measure(
     repeats: Annotated[int, typer.Option("--repeats", help="Timed passes per architecture (median kept).")] = 30,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed passes per architecture first.")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random extra architectures.")] = 0,
+    archs_from: Annotated[
+        Path | None,
+        typer.Option("--archs-from", help="Also time every architecture this benchmark-mode run queried, so its "
+                     "front compares them by measured latency on this device."),
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Profile file to write (default: NAME.json).")] = None,
     register: Annotated[
         bool, typer.Option("--register/--no-register", help="Also store the device for later commands.")
     ] = True,
     force: ForceOpt = False,
 ) -> None:
-    """Time the 10 HELP reference architectures (and --extra random ones) here; write and register the profile."""
+    """Time the 10 HELP reference architectures (and --extra random ones, and a run's queried ones with
+    --archs-from) here; write and register the profile."""
     from modnas.hardware.measure import measure_device
     from modnas.hardware.profiles import check_device_name, save_profile
 
@@ -79,6 +85,11 @@ def measure(
         raise ModnasError(f"{str(target)!r} already exists (use --force to overwrite it)")
     if register:
         _check_storable(name, force)
+    archs: list[str] = []
+    if archs_from is not None:
+        from modnas.search.run import queried_architectures
+
+        archs = queried_architectures(archs_from)
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     bar = Progress(*columns, console=err_console, transient=True)
@@ -95,7 +106,7 @@ def measure(
 
     try:
         profile = measure_device(
-            name, n_extra=extra, seed=seed, batch_size=batch_size, cuda=cuda,
+            name, archs=archs, n_extra=extra, seed=seed, batch_size=batch_size, cuda=cuda,
             warmup=warmup, repeats=repeats, progress=tick,
         )  # fmt: skip
     finally:

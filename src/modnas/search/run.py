@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from modnas.config import SearchConfig, make_config
@@ -268,6 +269,23 @@ def resume_search(run_dir: str | Path, progress: Progress | None = None) -> dict
     if int(state["epoch"]) >= config.epochs and (path / "summary.json").is_file():
         raise ModnasError(f"run {str(path)!r} is already complete ({config.epochs} epochs); nothing to resume")
     return search(config, path, progress=progress, resume=True)
+
+
+def queried_architectures(run_dir: str | Path) -> list[str]:
+    """The architectures whose true accuracy a benchmark-mode run read (``queries.csv``), in query order.
+
+    Measuring these on a new device (``modnas device measure --archs-from RUN``) lets the run's front compare
+    them by measured latency there (``front_latency: measured``).
+    """
+    from modnas.spaces.nb201 import to_index
+
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise ModnasError(f"run directory {str(path)!r} does not exist")
+    if not (path / "queries.csv").is_file():
+        raise ModnasError(f"{str(path)!r} has no queries.csv: only a benchmark-mode run queries architectures")
+    archs = [row["arch_str"] for row in read_csv_rows(path / "queries.csv", ("arch_str",))]
+    return [index_to_string(int(i)) for i in np.atleast_1d(to_index(archs))] if archs else []
 
 
 def _float_or_none(text: str, what: str) -> float | None:

@@ -144,7 +144,7 @@ class TrainedSearch:
                 "on_predicted_front": bool(on_front[k]),
                 "measured": self.measured(int(idx)),
                 "true_error": float(100.0 - nb201_tables.accuracy(int(idx))),
-                "true_latency_ms": float(nb201_tables.latency(device.name, int(idx))) if device.has_table else None,
+                "true_latency_ms": _true_latency(device, int(idx)),
             }
             if energy is not None:
                 row["energy_mJ"] = float(energy[k])  # the exact energy model: predicted equals true
@@ -175,9 +175,17 @@ class TrainedSearch:
             "predicted_latency_ms": float(latency[0]),
             "measured": self.measured(idx),
             "true_error": float(100.0 - nb201_tables.accuracy(idx)),
-            "true_latency_ms": float(nb201_tables.latency(device.name, idx)) if device.has_table else None,
+            "true_latency_ms": _true_latency(device, idx),
             "run": str(self.run_dir),
         }
+
+
+def _true_latency(device: Device, index: int) -> float | None:
+    """The device's table latency, or for a device without one its measurement (profile), else None."""
+    if device.has_table:
+        return float(nb201_tables.latency(device.name, index))
+    measured = float(device.known_latencies([index])[0])
+    return None if np.isnan(measured) else measured
 
 
 _MODULE_TEMPLATE = '''"""NAS-Bench-201 network exported by modnas: no modnas needed, only PyTorch.
