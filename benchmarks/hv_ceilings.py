@@ -25,6 +25,7 @@ from modnas.hardware.devices import PROTOCOL_DEVICES, registry
 from modnas.hardware.training import normalised_predicted_latencies
 from modnas.tables.nb201 import NUM_ARCHS, nb201_tables
 
+
 def main() -> None:
     rays = to_simplex(evaluation_preferences(2, 24))
     lat_n = normalised_predicted_latencies(PROTOCOL_DEVICES)

@@ -24,6 +24,7 @@ from modnas.search.run import load_checkpoint
 from modnas.search.trained import TrainedSearch
 from modnas.spaces.nb201.encoding import NUM_EDGES, from_onehot, to_index
 
+
 @torch.no_grad()
 def compare(run_dir: str) -> str:
     """One line: agreement, mean gap, HV of the hypernetwork's choices and of the predictors' argmin."""

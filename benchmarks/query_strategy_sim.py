@@ -32,6 +32,7 @@ from modnas.hardware.training import all_onehots, normalised_predicted_latencies
 from modnas.search.error_model import ErrorPredictor, QueryBudget
 from modnas.tables.nb201 import NUM_ARCHS
 
+
 def argmin_architectures(err_n: np.ndarray, lat_n: np.ndarray, rays: np.ndarray, columns) -> np.ndarray:
     """For each device column and ray, the index minimising ``r0 err_n + r1 lat_n`` ``(len(columns), R)``."""
     columns = list(columns)

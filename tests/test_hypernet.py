@@ -16,7 +16,6 @@ from modnas.hypernet import (
     pretrain_uniform,
 )
 
-
 # HELP embeddings of four devices (spec section 3): 1080ti_1, samsung_a50, titanx_256, fpga
 EMBEDDINGS = torch.tensor(
     [
