@@ -95,7 +95,9 @@ class Device:
         if self.split == "train" and self.has_table:
             return np.asarray(nb201_tables.latency(self.name, idx), dtype=np.float64)
         known = dict(zip(REFERENCE_ARCH_INDICES, self.reference_latencies))
-        known.update({int(to_index(arch)): float(v) for arch, v in self.extra_latencies.items()})
+        if self.extra_latencies:
+            extra_idx = np.atleast_1d(to_index(list(self.extra_latencies)))
+            known.update(zip(extra_idx.tolist(), map(float, self.extra_latencies.values())))
         return np.array([known.get(int(i), np.nan) for i in idx], dtype=np.float64)
 
 
