@@ -16,7 +16,7 @@ import argparse
 
 import numpy as np
 
-from modnas.evaluation import evaluation_preferences, score_indices, to_simplex
+from modnas.evaluation import score_indices
 from modnas.hardware.devices import REFERENCE_ARCH_INDICES, TEST_DEVICES, DeviceRegistry, registry
 from modnas.search.run import queried_architectures
 from modnas.search.trained import TrainedSearch
@@ -32,7 +32,7 @@ def main() -> None:
     hv = np.zeros((len(args.runs), len(TEST_DEVICES), 2))
     for r, run in enumerate(args.runs):
         trained = TrainedSearch.load(run)
-        rays = to_simplex(evaluation_preferences(len(trained.config.objectives), trained.config.eval_rays))
+        rays = trained.preferences()
         queried = [a for a in queried_architectures(run) if a not in references]
         for d, name in enumerate(TEST_DEVICES):
             device = registry.get(name)

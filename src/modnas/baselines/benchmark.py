@@ -217,7 +217,6 @@ def predicted_latency_rows(run_dir: str | Path, results: Sequence[dict[str, Any]
     """The ablation rows of a MODNAS run: its trained hypernetwork's front re-chosen with ``front_latency:
     predicted`` (the MetaPredictor's latency on every device, also where the device's latency was measured),
     scored like ``results`` (the run's own rows). Empty when the run's front does not use measured latencies."""
-    from modnas.evaluation import evaluation_preferences, to_simplex
     from modnas.evaluation.scorer import score_indices
     from modnas.search.trained import TrainedSearch
 
@@ -226,7 +225,7 @@ def predicted_latency_rows(run_dir: str | Path, results: Sequence[dict[str, Any]
     if config.mode != "benchmark" or config.front != "hypernet+measured" or config.front_latency == "predicted":
         return []
     trained.config = config.model_copy(update={"front_latency": "predicted"})
-    prefs = to_simplex(evaluation_preferences(len(config.objectives), config.eval_rays))
+    prefs = trained.preferences()
     rows = []
     for row in results:
         s = score_indices(trained.architectures(registry.get(row["device"]), prefs), row["device"])

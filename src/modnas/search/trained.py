@@ -106,6 +106,11 @@ class TrainedSearch:
             self.config.objectives, self.budget, self.config.error_predictor.degenerate_error, self.config.front_latency,
         )
 
+    def preferences(self, n_prefs: int | None = None) -> np.ndarray:
+        """``n_prefs`` evaluation rays on the simplex (default: the run's ``eval_rays``, what its fronts use)."""
+        n = self.config.eval_rays if n_prefs is None else n_prefs
+        return to_simplex(evaluation_preferences(len(self.config.objectives), n))
+
     def measured(self, index: int) -> bool:
         """Whether the search read this architecture's true error (benchmark mode's queries)."""
         return self.budget is not None and int(index) in self.budget
@@ -126,11 +131,12 @@ class TrainedSearch:
         """
         if n_prefs < 1:
             raise ModnasError(f"--n-prefs must be >= 1, got {n_prefs}")
-        prefs = to_simplex(evaluation_preferences(len(self.config.objectives), n_prefs))
+        prefs = self.preferences(n_prefs)
         chosen = self.architectures(device, prefs)
         indices, first_ray = np.unique(chosen, return_index=True)
         error, latency = self.predicted(device, indices)
         energy = self._energy(device, indices)
+        true_latency = _true_latencies(device, indices)
         columns = [error, latency] + ([energy] if energy is not None else [])
         on_front = nondominated_mask(np.stack(columns, axis=1))
         rows = []
@@ -144,7 +150,7 @@ class TrainedSearch:
                 "on_predicted_front": bool(on_front[k]),
                 "measured": self.measured(int(idx)),
                 "true_error": float(100.0 - nb201_tables.accuracy(int(idx))),
-                "true_latency_ms": _true_latency(device, int(idx)),
+                "true_latency_ms": true_latency[k],
             }
             if energy is not None:
                 row["energy_mJ"] = float(energy[k])  # the exact energy model: predicted equals true
@@ -175,17 +181,16 @@ class TrainedSearch:
             "predicted_latency_ms": float(latency[0]),
             "measured": self.measured(idx),
             "true_error": float(100.0 - nb201_tables.accuracy(idx)),
-            "true_latency_ms": _true_latency(device, idx),
+            "true_latency_ms": _true_latencies(device, np.array([idx]))[0],
             "run": str(self.run_dir),
         }
 
 
-def _true_latency(device: Device, index: int) -> float | None:
-    """The device's table latency, or for a device without one its measurement (profile), else None."""
+def _true_latencies(device: Device, indices: np.ndarray) -> list[float | None]:
+    """The device's table latencies, or for a device without one its measurements (profile); None where unknown."""
     if device.has_table:
-        return float(nb201_tables.latency(device.name, index))
-    measured = float(device.known_latencies([index])[0])
-    return None if np.isnan(measured) else measured
+        return [float(v) for v in np.atleast_1d(nb201_tables.latency(device.name, np.asarray(indices)))]
+    return [None if np.isnan(v) else float(v) for v in device.known_latencies(indices)]
 
 
 _MODULE_TEMPLATE = '''"""NAS-Bench-201 network exported by modnas: no modnas needed, only PyTorch.
