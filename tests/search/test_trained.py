@@ -174,3 +174,92 @@ def test_missing_and_damaged_runs(run_dir, tmp_path):
     (broken / "checkpoints" / "last.pt").write_bytes((run_dir / "checkpoints" / "last.pt").read_bytes()[:500])
     with pytest.raises(ModnasError, match="last.pt"):
         TrainedSearch.load(broken)
+
+
+def test_pick_the_most_accurate_architecture_under_a_latency_limit(trained):
+    fpga = registry.get("fpga")
+    rows = trained.front(fpga, n_prefs=12)
+    latencies = sorted(r["predicted_latency_ms"] for r in rows)
+    limit = latencies[len(latencies) // 2]
+    choice = trained.pick(fpga, max_latency_ms=limit, n_prefs=12)
+    feasible = [r for r in rows if r["predicted_latency_ms"] <= limit]
+    assert choice["arch_str"] == min(feasible, key=lambda r: r["predicted_error"])["arch_str"]
+    assert choice["selection"]["satisfied"] and choice["device"] == "fpga"
+    # judged by the table values instead
+    known = trained.pick(fpga, max_latency_ms=limit, n_prefs=12, basis="known")
+    feasible = [r for r in rows if r["true_latency_ms"] <= limit]
+    assert known["arch_str"] == min(feasible, key=lambda r: r["true_error"])["arch_str"]
+    assert known["latency_basis"] == "known"
+
+
+def test_pick_with_no_architecture_under_the_limit_returns_the_closest(trained):
+    fpga = registry.get("fpga")
+    rows = trained.front(fpga, n_prefs=12)
+    fastest = min(rows, key=lambda r: r["predicted_latency_ms"])
+    choice = trained.pick(fpga, max_latency_ms=fastest["predicted_latency_ms"] / 2, n_prefs=12)
+    assert choice["arch_str"] == fastest["arch_str"]
+    assert not choice["selection"]["satisfied"]
+    assert choice["selection"]["violation"] == pytest.approx(1.0)
+    assert choice["selection"]["note"].startswith("no architecture")
+
+
+def test_pick_for_a_custom_device_zero_shot_and_energy_limits(trained):
+    from modnas.evaluation.selection import knee_index
+    from modnas.hardware.energy import energy_model
+
+    fpga = registry.get("fpga")
+    custom = DeviceRegistry().register("my_board", [2 * x for x in fpga.reference_latencies])
+    rows = trained.front(custom, n_prefs=12)
+    knee = trained.pick(custom, rule="knee", n_prefs=12)
+    points = [[r["predicted_error"], r["predicted_latency_ms"]] for r in rows]
+    assert knee["arch_str"] == rows[knee_index(points)]["arch_str"]
+    assert knee["latency_basis"] == "predicted" and knee["true_latency_ms"] is None
+    # energy is not an objective of this run, but eyeriss has an exact energy model
+    eyeriss = registry.get("eyeriss")
+    choice = trained.pick(eyeriss, max_energy_mj=1.5, n_prefs=12)
+    assert choice["energy_mJ"] == pytest.approx(float(energy_model("eyeriss").predict(
+        nb201_tables.ops_codes[[choice["arch_index"]]])[0]))
+    with pytest.raises(ModnasError, match="energy"):
+        trained.pick(custom, max_energy_mj=1.0)
+    with pytest.raises(ModnasError, match="basis"):
+        trained.pick(fpga, max_latency_ms=1.0, basis="true")
+
+
+def test_front_cli_picks_under_a_limit_and_explains_a_miss(run_dir, tmp_path):
+    result = runner.invoke(app, ["front", str(run_dir), "--device", "pixel3", "--max-latency-ms", "1e-3", "--json"])
+    assert result.exit_code == 0, result.output
+    choice = json.loads(result.stdout)
+    assert not choice["selection"]["satisfied"] and choice["device"] == "pixel3"
+    table = runner.invoke(app, ["front", str(run_dir), "--device", "pixel3", "--max-latency-ms", "1e-3"])
+    assert table.exit_code == 0
+    assert f"picked {choice['arch_str']}" in table.stdout and "no architecture of the" in table.stdout
+    knee = runner.invoke(app, ["front", str(run_dir), "--device", "pixel3", "--pick", "knee", "--json"])
+    assert json.loads(knee.stdout)["selection"]["rule"] == "knee"
+
+
+def test_export_by_limit(run_dir, tmp_path):
+    out = tmp_path / "fast"
+    args = ["export", str(run_dir), "--device", "fpga", "--min-accuracy", "80", "--max-latency-ms", "1e6"]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    choice = json.loads((tmp_path / "fast.json").read_text())
+    assert choice["selection"]["satisfied"] and "most accurate" in result.stderr
+    best = min(TrainedSearch.load(run_dir).front(registry.get("fpga")), key=lambda r: r["predicted_error"])
+    assert choice["arch_str"] == best["arch_str"]
+    assert runpy.run_path(str(tmp_path / "fast.py"))["ARCH_STR"] == choice["arch_str"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        ([], "give --preference, or limits"),
+        (["--preference", "0.5,0.5", "--pick", "knee"], "give one of them"),
+        (["--max-latency-ms", "-2"], "max-latency-ms"),
+        (["--pick", "best"], "unknown pick rule"),
+        (["--min-accuracy", "150"], "min-accuracy"),
+    ],
+)
+def test_export_selection_bad_input(run_dir, tmp_path, args, needle):
+    result = runner.invoke(app, ["export", str(run_dir), "--device", "fpga", "--out", str(tmp_path / "x"), *args])
+    assert result.exit_code == 2 and needle in result.stderr
+    assert not (tmp_path / "x.json").exists()

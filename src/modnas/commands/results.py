@@ -29,6 +29,47 @@ def _device(device: str | None, profile: Path | None) -> Any:
 RunArg = Annotated[Path, typer.Argument(help="Run directory of a `modnas search`.")]
 DeviceOpt = Annotated[str | None, typer.Option(help="Built-in or registered device.")]
 ProfileOpt = Annotated[Path | None, typer.Option(help="Device profile JSON (e.g. from `modnas device measure`).")]
+MaxLatencyOpt = Annotated[
+    float | None, typer.Option("--max-latency-ms", help="Pick the most accurate architecture with latency <= X ms.")
+]
+MaxEnergyOpt = Annotated[
+    float | None, typer.Option("--max-energy-mj", help="Pick the most accurate architecture with energy <= X mJ.")
+]
+MinAccuracyOpt = Annotated[
+    float | None, typer.Option("--min-accuracy", help="Pick among architectures with accuracy >= X % (100 - error).")
+]
+PickOpt = Annotated[
+    str | None,
+    typer.Option("--pick", help="accuracy (the most accurate within the limits) or knee (no preference needed)."),
+]
+BasisOpt = Annotated[
+    str,
+    typer.Option(help="Judge limits by predicted values (any device) or known ones (table/measured where there)."),
+]
+
+
+def _selection_args(
+    max_latency_ms: float | None, max_energy_mj: float | None, min_accuracy: float | None, pick: str | None
+) -> dict[str, Any] | None:
+    """The keyword arguments of :meth:`TrainedSearch.pick`, checked before the run loads; None if none was given."""
+    from modnas.evaluation.selection import check_rule, make_limits
+
+    if all(v is None for v in (max_latency_ms, max_energy_mj, min_accuracy, pick)):
+        return None
+    make_limits(max_latency_ms, max_energy_mj, min_accuracy)
+    rule = check_rule(pick or "accuracy")
+    return {"max_latency_ms": max_latency_ms, "max_energy_mj": max_energy_mj, "min_accuracy": min_accuracy, "rule": rule}
+
+
+def _pick_line(choice: dict[str, Any]) -> str:
+    energy = f", energy {choice['energy_mJ']:.4g} mJ" if "energy_mJ" in choice else ""
+    basis = choice["selection"]["basis"]
+    error = choice["true_error" if basis == "known" else "predicted_error"]
+    latency = choice["true_latency_ms"] if choice["latency_basis"] == "known" else choice["predicted_latency_ms"]
+    return (
+        f"picked {choice['arch_str']} (index {choice['arch_index']}; {basis} error {error:.2f} %, "
+        f"latency {latency:.4g} ms{energy})"
+    )
 
 
 @user_errors
@@ -37,18 +78,28 @@ def front_command(
     device: DeviceOpt = None,
     profile: ProfileOpt = None,
     n_prefs: Annotated[int, typer.Option("--n-prefs", help="Preference rays from accuracy to latency.")] = 24,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows (with a pick: the picked row).")] = False,
+    max_latency_ms: MaxLatencyOpt = None,
+    max_energy_mj: MaxEnergyOpt = None,
+    min_accuracy: MinAccuracyOpt = None,
+    pick: PickOpt = None,
+    basis: BasisOpt = "predicted",
 ) -> None:
-    """Pareto architectures of a trained search for any device, zero-shot (one hypernetwork pass per preference)."""
+    """Pareto architectures of a trained search for any device, zero-shot (one hypernetwork pass per preference).
+
+    With a limit (--max-latency-ms, --max-energy-mj, --min-accuracy) or --pick knee, also pick one of them.
+    """
     from modnas.search.trained import TrainedSearch
 
+    selection = _selection_args(max_latency_ms, max_energy_mj, min_accuracy, pick)
     dev = _device(device, profile)
     trained = TrainedSearch.load(run_dir)
     start = time.perf_counter()
     rows = trained.front(dev, n_prefs)
     seconds = time.perf_counter() - start
+    choice = None if selection is None else trained.pick(dev, n_prefs=n_prefs, basis=basis, **selection)
     if as_json:
-        print_json(rows)
+        print_json(rows if choice is None else choice)
         return
     table = Table(title=f"{dev.name}: {len(rows)} architectures over {n_prefs} preferences ({1000 * seconds:.0f} ms)")
     for col in ("arch_str", "pref (err,lat)", "pred. error %", "pred. latency ms", "true error %", "true latency ms"):
@@ -61,25 +112,51 @@ def front_command(
             f"{r['predicted_latency_ms']:.3g}", f"{r['true_error']:.2f}", true_lat,
         )
     console.print(table)
+    if choice is not None:
+        console.print(_pick_line(choice), highlight=False, soft_wrap=True)
+        console.print(choice["selection"]["note"], highlight=False, soft_wrap=True)
 
 
 @user_errors
 def export_command(
     run_dir: RunArg,
-    preference: Annotated[str, typer.Option(help="Trade-off (error, latency) summing to 1, e.g. 0.3,0.7.")],
     out: Annotated[Path, typer.Option(help="Output path; writes OUT.json and OUT.py.")],
+    preference: Annotated[
+        str | None, typer.Option(help="Trade-off (error, latency) summing to 1, e.g. 0.3,0.7.")
+    ] = None,
     device: DeviceOpt = None,
     profile: ProfileOpt = None,
+    max_latency_ms: MaxLatencyOpt = None,
+    max_energy_mj: MaxEnergyOpt = None,
+    min_accuracy: MinAccuracyOpt = None,
+    pick: PickOpt = None,
+    basis: BasisOpt = "predicted",
+    n_prefs: Annotated[int, typer.Option("--n-prefs", help="Preference rays of the front a pick is made from.")] = 24,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
 ) -> None:
-    """Export the architecture for one device and preference as JSON and as a standalone PyTorch module."""
+    """Export the architecture for one device as JSON and as a standalone PyTorch module.
+
+    Choose it by --preference, or from the device's front by limits (--max-latency-ms, --max-energy-mj,
+    --min-accuracy: the most accurate within them) or --pick knee.
+    """
     from modnas.evaluation import parse_preference
     from modnas.search.trained import TrainedSearch, export_architecture
 
+    selection = _selection_args(max_latency_ms, max_energy_mj, min_accuracy, pick)
+    if (preference is None) == (selection is None):
+        raise ModnasError(
+            "give --preference, or limits (--max-latency-ms, --max-energy-mj, --min-accuracy) and/or --pick knee"
+            if preference is None
+            else "--preference and limits/--pick choose in two different ways; give one of them"
+        )
     dev = _device(device, profile)
     trained = TrainedSearch.load(run_dir)
-    pref = parse_preference(preference, n_objectives=len(trained.config.objectives))
-    choice = trained.choose(dev, pref)
+    if selection is not None:
+        choice = trained.pick(dev, n_prefs=n_prefs, basis=basis, **selection)
+        err_console.print(choice["selection"]["note"], highlight=False, soft_wrap=True)
+    else:
+        pref = parse_preference(preference, n_objectives=len(trained.config.objectives))  # type: ignore[arg-type]
+        choice = trained.choose(dev, pref)
     json_path, py_path = export_architecture(choice, out, force=force)
     err_console.print(f"wrote {json_path} and {py_path}")
     console.print(choice["arch_str"], highlight=False, soft_wrap=True)

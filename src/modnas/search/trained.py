@@ -157,6 +157,58 @@ class TrainedSearch:
             rows.append(row)
         return sorted(rows, key=lambda r: r["predicted_error"])
 
+    def pick(
+        self,
+        device: Device,
+        *,
+        max_latency_ms: float | None = None,
+        max_energy_mj: float | None = None,
+        min_accuracy: float | None = None,
+        rule: str = "accuracy",
+        n_prefs: int = 24,
+        basis: str = "predicted",
+    ) -> dict[str, Any]:
+        """One architecture of :meth:`front` for ``device``: the most accurate one within the limits, or the knee.
+
+        ``basis="predicted"`` judges by the run's predictions (known for any device, zero-shot);
+        ``basis="known"`` by the table error and the device's table or measured latency where it has one (the
+        predicted latency elsewhere). When no architecture meets the limits, the closest one is returned with
+        ``selection["satisfied"] = False`` (see :mod:`modnas.evaluation.selection` for the rules). The row of
+        :meth:`front` comes back with ``device``, ``run`` and ``selection`` (rule, limits and a one-line note).
+        """
+        from modnas.evaluation.selection import check_rule, make_limits, select
+
+        limits = make_limits(max_latency_ms, max_energy_mj, min_accuracy)
+        rule = check_rule(rule)
+        if basis not in ("predicted", "known"):
+            raise ModnasError(f"unknown basis {basis!r}; choose predicted or known")
+        rows = self.front(device, n_prefs)
+        indices = np.array([r["arch_index"] for r in rows])
+        known = basis == "known"
+        error = np.array([r["true_error" if known else "predicted_error"] for r in rows])
+        latency = np.array([
+            r["true_latency_ms"] if known and r["true_latency_ms"] is not None else r["predicted_latency_ms"]
+            for r in rows
+        ])
+        energy = self._energy(device, indices)
+        if energy is None and max_energy_mj is not None:
+            from modnas.hardware.energy import energy_model
+
+            energy = energy_model(device.name).predict(nb201_tables.ops_codes[indices])
+        values = {"latency_ms": latency, "accuracy": 100.0 - error}
+        objectives = [error, latency]
+        if energy is not None:
+            values["energy_mJ"] = energy
+            objectives += [energy] if "energy" in self.config.objectives else []
+        chosen = select(error, values, limits, rule, np.stack(objectives, axis=1))
+        row = dict(rows[chosen.index])
+        if energy is not None:
+            row["energy_mJ"] = float(energy[chosen.index])
+        row["latency_basis"] = (
+            "known" if known and row["true_latency_ms"] is not None else "predicted"
+        )
+        return {**row, "device": device.name, "run": str(self.run_dir), "selection": {**chosen.to_dict(), "basis": basis}}
+
     def _energy(self, device: Device, indices: np.ndarray) -> np.ndarray | None:
         """Energy (mJ) of canonical indices when energy is an objective (eyeriss and fpga only)."""
         if "energy" not in self.config.objectives:
