@@ -57,6 +57,9 @@ def test_training_writes_checkpoint_and_result(tmp_path):
     assert 10.0 <= result["test_accuracy"] <= 100.0
     state = torch.load(tmp_path / "out" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 2 and state["arch_str"] == ARCH
+    meta = json.loads((tmp_path / "out" / "metadata.json").read_text())
+    assert meta["kind"] == "train" and meta["seed"] == 0 and meta["status"] == "complete" and meta["epoch"] == 2
+    assert meta["versions"]["torch"] == torch.__version__ and meta["end_time"] is not None
     with pytest.raises(ModnasError, match="not empty"):
         train_architecture(ARCH, TrainSettings(**FAST), tmp_path / "out")
 

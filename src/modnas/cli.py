@@ -269,6 +269,9 @@ def main(
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
 ) -> None:
     """Multi-objective, hardware-aware neural architecture search (MODNAS)."""
+    from modnas.commands.common import configure_logging
+
+    configure_logging()
     if version:
         from modnas import __version__
 

@@ -5,7 +5,9 @@ dataset's input channels and classes, trains it with SGD (momentum, Nesterov) an
 dataset's standard augmentation, tests it after every epoch and writes, atomically, into a new ``out_dir``:
 
 * ``checkpoint.pt`` -- model, optimiser, schedule, epoch and RNG states, after every epoch;
-* ``result.json`` -- architecture, final test accuracy, per-epoch history, seconds, parameters and settings.
+* ``result.json`` -- architecture, final test accuracy, per-epoch history, seconds, parameters and settings;
+* ``metadata.json`` -- modnas version and commit, command line, times, host and library versions
+  (:mod:`modnas.search.metadata`).
 """
 
 from __future__ import annotations
@@ -137,12 +139,14 @@ def train_architecture(
     meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``arch`` from scratch with ``settings``, writing ``checkpoint.pt`` and ``result.json`` to ``out_dir``."""
+    from modnas.search.metadata import RunMetadata
     from modnas.spaces.nb201 import build_network, count_parameters
 
     s = settings.resolved()
     if data is None:  # before the output directory: a missing dataset leaves nothing behind
         data = load_dataset(s.dataset, s.data_dir, download=s.download)
     out = prepare_out_dir(out_dir)
+    metadata = RunMetadata(out, s.seed, "train")
     data = data.limit_train(s.train_limit)
     device = resolve_device(s.device)
     cuda = device.type == "cuda"
@@ -211,6 +215,7 @@ def train_architecture(
             },
             out / "checkpoint.pt",
         )
+        metadata.update(epoch=epoch)
         if progress is not None:
             progress(done, total, {"test_acc": test_acc})
     result = {
@@ -226,6 +231,7 @@ def train_architecture(
         "source": meta or {},
     }
     atomic_write_json(out / "result.json", result)
+    metadata.finish()
     return result
 
 

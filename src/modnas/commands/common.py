@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from modnas.errors import ModnasError
 
@@ -27,7 +30,8 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ModnasError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            # escaped: messages hold brackets that are not markup (pip extras, NB201 strings, paths)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -36,3 +40,49 @@ def user_errors(fn: F) -> F:
 def print_json(data: Any) -> None:
     """Print JSON to stdout (strict: NaN is not valid JSON, so callers convert it to null first)."""
     sys.stdout.write(json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+class _StderrHandler(logging.Handler):
+    """Writes log records to the ``sys.stderr`` of the moment (a live progress bar redirects it above itself)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - logging must never break a command
+            self.handleError(record)
+
+
+class _Formatter(logging.Formatter):
+    """Plain message for INFO; ``warning: ...`` / ``error: ...`` above it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        return message if record.levelno <= logging.INFO else f"{record.levelname.lower()}: {message}"
+
+
+def configure_logging(level: int = logging.WARNING) -> None:
+    """Send the library's ``modnas`` log records to stderr as plain lines, from ``level`` up (idempotent)."""
+    logger = logging.getLogger("modnas")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(_Formatter())
+        logger.addHandler(handler)
+    logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def log_level(name: str, level: int) -> Iterator[None]:
+    """Set logger ``name`` to ``level`` for the duration of a ``with`` block."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
+def plain_output() -> bool:
+    """Whether stdout or stderr is not a terminal (CI, nohup, a pipe): then no live progress bar is seen."""
+    return not (sys.stdout.isatty() and sys.stderr.isatty())

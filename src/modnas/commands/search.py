@@ -6,6 +6,7 @@ Register them in :mod:`modnas.cli` with ``app.command("search")(search_command)`
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +15,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from modnas.commands.common import console, err_console, print_json, user_errors
+from modnas.commands.common import console, err_console, log_level, plain_output, print_json, user_errors
 
 
 def _table(rows: list[dict[str, Any]], title: str) -> Table:
@@ -60,11 +61,18 @@ def search_command(
         Path | None, typer.Option(help="Continue this interrupted run directory from its last checkpoint.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
+    tensorboard: Annotated[
+        bool, typer.Option("--tensorboard", help="Write TensorBoard scalars to RUN/tensorboard (needs [tracking]).")
+    ] = False,
 ) -> None:
-    """Train one preference- and device-conditioned hypernetwork; score it on all 19 devices every epoch."""
+    """Train one preference- and device-conditioned hypernetwork; score it on all 19 devices every epoch.
+
+    Without a terminal (CI, nohup, a pipe) one plain line per epoch goes to stderr instead of a progress bar.
+    """
     from modnas.config import load_config
     from modnas.errors import ModnasError
     from modnas.search import resume_search, search
+    from modnas.search.trackers import TensorBoardTracker
 
     overrides = {
         "mode": mode, "seed": seed, "epochs": epochs, "steps_per_epoch": steps_per_epoch, "hypernet": hypernet,
@@ -85,16 +93,22 @@ def search_command(
         TextColumn("{task.fields[hv]}"), TimeElapsedColumn(), TimeRemainingColumn(),
         console=err_console, transient=True,
     )
-    with bar:
+    trackers = [TensorBoardTracker()] if tensorboard else []  # a missing package fails here, before any work
+    epoch_lines = log_level("modnas.search", logging.INFO if plain_output() else logging.WARNING)
+    with bar, epoch_lines:
         task = bar.add_task("resuming" if resume else "searching", total=None, hv="")
 
         def progress(done: int, total: int, hv: float | None) -> None:
             bar.update(task, completed=done, total=total, hv="" if hv is None else f"mean HV {hv:.4f}")
 
-        if resume is not None:
-            summary = resume_search(resume, progress=progress)
-        else:
-            summary = search(cfg, run_dir, progress=progress)
+        try:
+            if resume is not None:
+                summary = resume_search(resume, progress=progress, callbacks=trackers)
+            else:
+                summary = search(cfg, run_dir, progress=progress, callbacks=trackers)
+        finally:
+            for tracker in trackers:
+                tracker.close()
     if as_json:
         print_json({**summary, "run_dir": str(run_dir)})
         return

@@ -8,7 +8,9 @@ A run directory holds
 * ``fronts.csv`` -- ``epoch, device, ray, preference, arch_str``: the architecture chosen for every evaluation ray;
 * ``queries.csv`` -- ``order, arch_str, error``: every architecture whose true accuracy was read, in order;
 * ``checkpoints/last.pt`` -- hypernetwork, optimiser, error predictor, query budget, RNG states and epoch;
-* ``summary.json`` -- the last epoch's rows and means, the number of queries used and the wall time.
+* ``summary.json`` -- the last epoch's rows and means, the number of queries used and the wall time;
+* ``metadata.json`` -- modnas version and git commit, command line, start/end times, host, library versions, seed
+  (see :mod:`modnas.search.metadata`).
 
 Every file is rewritten atomically after each epoch (the checkpoint first), so a run killed at any moment leaves
 complete files behind, and ``search(..., resume=True)`` continues it from its last checkpoint.
@@ -19,9 +21,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +41,11 @@ from modnas.io import (
     read_csv_rows,
     read_yaml_mapping,
 )
+from modnas.search.metadata import RunMetadata
+from modnas.search.trackers import EpochCallback, EpochInfo
 from modnas.spaces.nb201.encoding import index_to_string
+
+logger = logging.getLogger(__name__)
 
 METRIC_FIELDS = ("epoch", "device", "split", "hv", "igd_plus", "n_front", "queries")
 FRONT_FIELDS = ("epoch", "device", "ray", "preference", "arch_str")
@@ -166,12 +173,18 @@ class _RunWriter:
 
 
 def search(
-    config: SearchConfig, out_dir: str | Path, progress: Progress | None = None, resume: bool = False
+    config: SearchConfig,
+    out_dir: str | Path,
+    progress: Progress | None = None,
+    resume: bool = False,
+    callbacks: Sequence[EpochCallback] = (),
 ) -> dict[str, Any]:
     """Run one search into a new run directory and return its summary (also written to ``summary.json``).
 
     With ``resume=True``, ``out_dir`` is an existing run directory: its checkpoint is loaded (it must come from the
     same ``config``; see :func:`resume_search`) and the search continues from the epoch after it.
+    After every epoch, once its files are written, the epoch's line is logged (``logging.INFO`` on this module's
+    logger) and each of ``callbacks`` is called with an :class:`~modnas.search.trackers.EpochInfo`.
     """
     if resume:
         run_dir = Path(out_dir)
@@ -205,6 +218,7 @@ def search(
         atomic_write_text(run_dir / "config.yaml", config.to_yaml())
         loop = _make_loop(config)
         writer = _RunWriter(run_dir, [], [], 0.0)
+    metadata = RunMetadata(run_dir, config.seed, f"search/{config.mode}", resume=resume)
     start = time.perf_counter() - writer.seconds
     total = config.epochs * loop.epoch_length()
     done = loop.epoch * loop.epoch_length()
@@ -223,6 +237,14 @@ def search(
         result = loop.run_epoch(tick)
         rows, last_hv = result.rows, result.mean_hv
         writer.epoch_done(loop, result.rows, result.fronts, time.perf_counter() - start)
+        metadata.update(epoch=loop.epoch)
+        info = EpochInfo(
+            loop.epoch, config.epochs, result.rows, result.fronts, loop.queries_used, writer.seconds, run_dir,
+            dict(result.extra),
+        )
+        logger.info(info.line())
+        for callback in callbacks:
+            callback(info)
         if progress is not None:
             progress(done, total, last_hv)
     if rows is None:  # resumed a run whose last epoch was already trained: score it again
@@ -232,6 +254,7 @@ def search(
     if note:
         summary["note"] = note
     atomic_write_json(run_dir / "summary.json", summary)
+    metadata.finish()
     return summary
 
 
@@ -251,8 +274,11 @@ def _check_compatible(state: dict[str, Any], config: SearchConfig, run_dir: Path
         raise ModnasError(f"checkpoint of {str(run_dir)!r} is at epoch {state['epoch']}, past epochs={config.epochs}")
 
 
-def resume_search(run_dir: str | Path, progress: Progress | None = None) -> dict[str, Any]:
-    """Continue an interrupted run from ``run_dir``'s ``config.yaml`` and last checkpoint.
+def resume_search(
+    run_dir: str | Path, progress: Progress | None = None, callbacks: Sequence[EpochCallback] = ()
+) -> dict[str, Any]:
+    """Continue an interrupted run from ``run_dir``'s ``config.yaml`` and last checkpoint (``callbacks``: as
+    :func:`search`).
 
     A complete run (summary.json written at the last epoch) is refused rather than touched; a damaged or
     incompatible checkpoint is refused before anything in the directory is rewritten.
@@ -268,7 +294,7 @@ def resume_search(run_dir: str | Path, progress: Progress | None = None) -> dict
     state = load_checkpoint(path / "checkpoints" / "last.pt")
     if int(state["epoch"]) >= config.epochs and (path / "summary.json").is_file():
         raise ModnasError(f"run {str(path)!r} is already complete ({config.epochs} epochs); nothing to resume")
-    return search(config, path, progress=progress, resume=True)
+    return search(config, path, progress=progress, resume=True, callbacks=callbacks)
 
 
 def queried_architectures(run_dir: str | Path) -> list[str]:
