@@ -208,3 +208,10 @@ def test_a_modnas_config_that_is_not_comparable_is_refused(tmp_path):
     proto = make_protocol({"methods": ["modnas"], "budget": 20, "modnas": {"overrides": {"query_budget": 30}}})
     with pytest.raises(ModnasError, match="query_budget"):
         check_inputs(proto, tmp_path / "out")
+
+
+def test_benchmark_and_its_modnas_runs_have_metadata(quick_run):
+    top = json.loads((quick_run / "metadata.json").read_text())
+    assert top["kind"] == "benchmark" and top["status"] == "complete"
+    run = json.loads((quick_run / "modnas" / "seed0" / "metadata.json").read_text())
+    assert run["kind"] == "search/benchmark" and run["seed"] == 0 and run["status"] == "complete"

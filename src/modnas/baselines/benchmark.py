@@ -366,6 +366,9 @@ def run_benchmark(
     runs = check_inputs(protocol, out_dir, modnas_runs)
     out = prepare_out_dir(out_dir)
     atomic_write_text(out / "protocol.yaml", protocol.to_yaml())
+    from modnas.search.metadata import RunMetadata
+
+    metadata = RunMetadata(out, None, "benchmark")  # the seeds are in protocol.yaml
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     jobs = plan_jobs(protocol, out, runs)
     outputs = run_jobs(jobs, protocol.workers, progress)
@@ -399,6 +402,7 @@ def run_benchmark(
     summary = report.summarise(result)
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "report.md", report.markdown(result, summary, command))
+    metadata.finish()
     return result
 
 
