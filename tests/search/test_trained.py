@@ -263,3 +263,35 @@ def test_export_selection_bad_input(run_dir, tmp_path, args, needle):
     result = runner.invoke(app, ["export", str(run_dir), "--device", "fpga", "--out", str(tmp_path / "x"), *args])
     assert result.exit_code == 2 and needle in result.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_export_onnx_and_pt2_with_the_weights_of_modnas_train(run_dir, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from modnas.export import build_for_export, load_weights
+    from modnas.train import TrainSettings, train_architecture
+
+    args = ["export", str(run_dir), "--device", "fpga", "--pick", "knee", "--out", str(tmp_path / "net")]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    arch = json.loads((tmp_path / "net.json").read_text())["arch_str"]
+    settings = TrainSettings(dataset="digits", epochs=1, C=4, N=1, batch_size=32, train_limit=64, device="cpu")
+    train_architecture(arch, settings, tmp_path / "trained")
+    weights = tmp_path / "trained" / "checkpoint.pt"
+    result = runner.invoke(app, [*args, "--format", "onnx", "--format", "pt2", "--weights", str(weights), "--force"])
+    assert result.exit_code == 0, result.output
+    spec, state = load_weights(weights, arch)
+    x = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        expected = build_for_export(spec, state)(x)
+    (logits,) = ort.InferenceSession(str(tmp_path / "net.onnx")).run(None, {"input": x.numpy()})
+    np.testing.assert_allclose(logits, expected.numpy(), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(torch.export.load(str(tmp_path / "net.pt2")).module()(x).detach(), expected)
+    # a checkpoint of another architecture: one line, nothing written
+    other_arch = next(a for a in nb201_tables.arch_strings if a != arch)
+    torch.save({"arch_str": other_arch, "model": {}}, tmp_path / "other.pt")
+    other = runner.invoke(app, [*args[:-1], str(tmp_path / "other"), "--format", "onnx",
+                                "--weights", str(tmp_path / "other.pt")])
+    assert other.exit_code == 2 and "holds the weights of" in other.stderr
+    assert not (tmp_path / "other.json").exists() and not (tmp_path / "other.onnx").exists()

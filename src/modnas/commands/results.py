@@ -120,7 +120,7 @@ def front_command(
 @user_errors
 def export_command(
     run_dir: RunArg,
-    out: Annotated[Path, typer.Option(help="Output path; writes OUT.json and OUT.py.")],
+    out: Annotated[Path, typer.Option(help="Output path; writes OUT.json and OUT.<format>.")],
     preference: Annotated[
         str | None, typer.Option(help="Trade-off (error, latency) summing to 1, e.g. 0.3,0.7.")
     ] = None,
@@ -132,16 +132,32 @@ def export_command(
     pick: PickOpt = None,
     basis: BasisOpt = "predicted",
     n_prefs: Annotated[int, typer.Option("--n-prefs", help="Preference rays of the front a pick is made from.")] = 24,
+    formats: Annotated[
+        list[str] | None,
+        typer.Option("--format", help="py (standalone module), onnx or pt2 (torch.export); repeatable. Default: py."),
+    ] = None,
+    weights: Annotated[
+        Path | None, typer.Option(help="checkpoint.pt of `modnas train` for this architecture (onnx, pt2).")
+    ] = None,
+    input_size: Annotated[
+        int | None, typer.Option(help="Input height and width of onnx/pt2 (default: the checkpoint's dataset, or 32).")
+    ] = None,
+    onnx_exporter: Annotated[
+        str, typer.Option(help="torchscript (needs onnx) or dynamo (needs onnx and onnxscript).")
+    ] = "torchscript",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
 ) -> None:
-    """Export the architecture for one device as JSON and as a standalone PyTorch module.
+    """Export the architecture for one device: JSON, and a standalone PyTorch module, ONNX or a torch.export file.
 
     Choose it by --preference, or from the device's front by limits (--max-latency-ms, --max-energy-mj,
     --min-accuracy: the most accurate within them) or --pick knee.
     """
     from modnas.evaluation import parse_preference
-    from modnas.search.trained import TrainedSearch, export_architecture
+    from modnas.export import check_format_dependencies, export_choice
+    from modnas.search.trained import TrainedSearch
 
+    formats = formats or ["py"]
+    check_format_dependencies(formats, onnx_exporter)
     selection = _selection_args(max_latency_ms, max_energy_mj, min_accuracy, pick)
     if (preference is None) == (selection is None):
         raise ModnasError(
@@ -157,6 +173,8 @@ def export_command(
     else:
         pref = parse_preference(preference, n_objectives=len(trained.config.objectives))  # type: ignore[arg-type]
         choice = trained.choose(dev, pref)
-    json_path, py_path = export_architecture(choice, out, force=force)
-    err_console.print(f"wrote {json_path} and {py_path}")
+    written = export_choice(
+        choice, out, formats, weights=weights, image_size=input_size, force=force, exporter=onnx_exporter
+    )
+    err_console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, soft_wrap=True)
     console.print(choice["arch_str"], highlight=False, soft_wrap=True)
