@@ -13,6 +13,7 @@ dataset's standard augmentation, tests it after every epoch and writes, atomical
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -27,6 +28,8 @@ from torch import Tensor, nn
 from modnas.datasets import ImageData, augment, augmentation_for, load_dataset, normalise_name
 from modnas.errors import ModnasError
 from modnas.io import atomic_torch_save, atomic_write_json, prepare_out_dir, read_user_text
+
+logger = logging.getLogger(__name__)
 
 #: ``progress(steps_done, steps_total, info)``; ``info`` holds the running loss/accuracy or the epoch's test accuracy
 TrainProgress = Callable[[int, int, dict[str, float]], None]
@@ -216,6 +219,11 @@ def train_architecture(
             out / "checkpoint.pt",
         )
         metadata.update(epoch=epoch)
+        last = history[-1]
+        logger.info(
+            "epoch %d/%d: train loss %.4f, train %.2f %%, test %.2f %%; %.1f s",
+            epoch, s.epochs, last["train_loss"], last["train_acc"], last["test_acc"], last["seconds"],
+        )
         if progress is not None:
             progress(done, total, {"test_acc": test_acc})
     result = {

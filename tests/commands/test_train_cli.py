@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from typer.testing import CliRunner
 
@@ -22,6 +23,8 @@ def test_train_an_exported_architecture(tmp_path):
     data = json.loads(result.stdout)
     assert data["arch_str"] == ARCH and data["epochs"] == 1 and data["source"]["device"] == "pixel3"
     assert (out / "result.json").is_file() and (out / "checkpoint.pt").is_file()
+    # no terminal here: one plain line per epoch on stderr, stdout stays JSON
+    assert re.search(r"^epoch 1/1: train loss \d+\.\d{4}, train [\d.]+ %, test [\d.]+ %; [\d.]+ s$", result.stderr, re.M)
     again = runner.invoke(app, ["train", ARCH, *FAST, "--out", str(out)])
     assert again.exit_code == 2 and "not empty" in again.output
 

@@ -5,6 +5,7 @@ Register it in :mod:`modnas.cli` with ``app.command("train")(train_command)``.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from modnas.commands.common import console, err_console, print_json, user_errors
+from modnas.commands.common import console, err_console, log_level, plain_output, print_json, user_errors
 
 
 @user_errors
@@ -52,7 +53,8 @@ def train_command(
         console=err_console, transient=True,
     )
     test_acc = ""
-    with bar:
+    # without a terminal (CI, nohup, a pipe): one plain line per epoch on stderr instead of the bar
+    with bar, log_level("modnas.train", logging.INFO if plain_output() else logging.WARNING):
         task = bar.add_task(f"training on {settings.dataset}", total=None, info="")
 
         def progress(done: int, total: int, info: dict[str, float]) -> None:
