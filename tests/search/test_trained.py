@@ -295,3 +295,23 @@ def test_export_onnx_and_pt2_with_the_weights_of_modnas_train(run_dir, tmp_path)
                                 "--weights", str(tmp_path / "other.pt")])
     assert other.exit_code == 2 and "holds the weights of" in other.stderr
     assert not (tmp_path / "other.json").exists() and not (tmp_path / "other.onnx").exists()
+
+
+def test_front_cli_pick_for_a_profile_device(run_dir, tmp_path):
+    from modnas.hardware.devices import REFERENCE_ARCH_INDICES
+
+    pixel2 = registry.get("pixel2")
+    profile = {
+        "name": "phone",
+        "latencies_ms": {nb201_tables.arch_strings[i]: v for i, v in zip(REFERENCE_ARCH_INDICES, pixel2.reference_latencies)},
+    }
+    path = tmp_path / "phone.json"
+    path.write_text(json.dumps(profile))
+    rows = json.loads(runner.invoke(app, ["front", str(run_dir), "--profile", str(path), "--json"]).stdout)
+    limit = sorted(r["predicted_latency_ms"] for r in rows)[1]
+    result = runner.invoke(app, ["front", str(run_dir), "--profile", str(path), "--max-latency-ms", str(limit), "--json"])
+    assert result.exit_code == 0, result.output
+    choice = json.loads(result.stdout)
+    feasible = [r for r in rows if r["predicted_latency_ms"] <= limit]
+    assert choice["device"] == "phone" and choice["selection"]["satisfied"]
+    assert choice["arch_str"] == min(feasible, key=lambda r: r["predicted_error"])["arch_str"]
