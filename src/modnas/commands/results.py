@@ -44,7 +44,8 @@ PickOpt = Annotated[
 ]
 BasisOpt = Annotated[
     str,
-    typer.Option(help="Judge limits by predicted values (any device) or known ones (table/measured where there)."),
+    typer.Option(help="predicted (the run's predictions, any device) or known (table or measured values where the "
+                 "device has them) error and latency for a pick."),
 ]
 
 
