@@ -19,7 +19,7 @@ app = typer.Typer()
 app.command()(benchmark_command)
 
 FILES = ("protocol.yaml", "results.csv", "curves.csv", "queries.csv", "summary.json", "report.md",
-         "hv_vs_budget.png", "radar.png", "fronts.png", "fronts/fpga.png", "fronts/pixel2.png")
+         "hv_vs_budget.png", "hv_per_device.png", "fronts.png", "fronts/fpga.png", "fronts/pixel2.png")
 
 
 def rows(path: Path) -> list[dict[str, str]]:
@@ -193,6 +193,37 @@ def test_a_finished_benchmark_reads_back(quick_run, tmp_path):
     assert all(isinstance(r["budget"], int) and isinstance(r["hv"], float) for r in result.results)
     result.out_dir = tmp_path
     assert figures.plot_hv_vs_budget(result, tmp_path / "hv.png").is_file()
+
+
+def test_figures_redraw_for_any_device_subset(quick_run, tmp_path, monkeypatch):
+    """Every figure function takes a protocol of any size; the fronts grid shows each device's best baseline."""
+    from modnas.baselines import figures
+    from modnas.baselines.benchmark import load_benchmark
+
+    result = load_benchmark(quick_run)
+    picked: dict[tuple[str, int], str | None] = {}
+    real = figures._best_baseline
+
+    def spy(res, device, seed, budget):
+        picked[(device, budget)] = real(res, device, seed, budget)
+        return picked[(device, budget)]
+
+    monkeypatch.setattr(figures, "_best_baseline", spy)
+    for devices in (["fpga"], ["pixel2", "fpga"]):
+        result.protocol = result.protocol.model_copy(update={"devices": devices})
+        result.out_dir = tmp_path / str(len(devices))
+        paths = figures.write_figures(result)
+        names = {p.relative_to(result.out_dir).as_posix() for p in paths}
+        expected = {"hv_vs_budget.png", "hv_per_device.png", "fronts.png"} | {f"fronts/{d}.png" for d in devices}
+        assert names == expected
+        assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
+    # the best baseline per device and budget is the one with the highest HV of the drawn seed
+    hv = {(r["method"], r["device"], int(r["budget"])): float(r["hv"]) for r in rows(quick_run / "results.csv")
+          if r["seed"] == "0" and r["method"] in ("random", "local", "morea", "nsga2")}
+    for (device, budget), method in picked.items():
+        best = max(v for (m, d, b), v in hv.items() if d == device and b == budget)
+        assert hv[(method, device, budget)] == best
+    assert {b for _, b in picked} == {1, 20}
 
 
 def test_a_modnas_config_that_is_not_comparable_is_refused(tmp_path):

@@ -1,4 +1,4 @@
-"""Figures of a benchmark run: HV versus budget, a radar of HV across devices, and fronts against the true front.
+"""Figures of a benchmark run: HV gap versus budget, HV gap per device, and fronts against the true front.
 
 Written with matplotlib's object API and the Agg canvas (no ``pyplot``), via :mod:`modnas.plots`' atomic save.
 """
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from modnas.baselines.benchmark import BenchmarkResult
 
 HV_VS_BUDGET = "hv_vs_budget.png"
-RADAR = "radar.png"
+HV_PER_DEVICE = "hv_per_device.png"
 FRONTS = "fronts.png"
 FRONTS_DIR = "fronts"
 
@@ -42,12 +42,34 @@ def method_colours(methods: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _gap_per_seed(rows: Sequence[dict[str, Any]], true: dict[str, float], devices: Sequence[str],
+                  budgets: Sequence[int], seeds: Sequence[int]) -> np.ndarray:
+    """(seeds, budgets) mean over ``devices`` of the HV gap to the true front (NaN where a device is missing)."""
+    table = {(r["seed"], r["budget"], r["device"]): r["hv"] for r in rows}
+    out = np.full((len(seeds), len(budgets)), math.nan)
+    for i, s in enumerate(seeds):
+        for j, b in enumerate(budgets):
+            gaps = [true[d] - table[(s, b, d)] for d in devices if (s, b, d) in table]
+            if len(gaps) == len(devices):
+                out[i, j] = float(np.mean(gaps))
+    return out
+
+
 def plot_hv_vs_budget(result: BenchmarkResult, path: Path) -> Path:
-    """Mean HV over devices against queries per device (log x); MODNAS as a point at K/19 and a dashed level."""
+    """Mean HV gap to the true fronts (log) against queries per device (log), one line per method.
+
+    A baseline's line is its HV after b queries on each device (mean over seeds, band min-max over seeds).
+    MODNAS searches all 19 devices with one budget K, so its queries per device are K/19: its line follows the
+    queries used by the end of each epoch (the last epoch at each count), its star and dashed level are the
+    final result.
+    """
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     from modnas.evaluation.scorer import true_front
 
     p = result.protocol
     colours = method_colours(p.methods)
+    true = {d: true_front(d).hv for d in p.devices}
     fig = _figure(8.5, 5.5)
     ax = fig.add_subplot(111)
     for m in p.baselines:
@@ -56,87 +78,135 @@ def plot_hv_vs_budget(result: BenchmarkResult, path: Path) -> Path:
             continue
         budgets = sorted({r["budget"] for r in rows})
         seeds = sorted({r["seed"] for r in rows})
-        # mean over devices per seed, then mean and spread over seeds
-        per_seed = np.array([[np.mean([r["hv"] for r in rows if r["budget"] == b and r["seed"] == s])
-                              for b in budgets] for s in seeds])
-        mean = per_seed.mean(axis=0)
+        per_seed = _gap_per_seed(rows, true, p.devices, budgets, seeds)
+        with np.errstate(all="ignore"):
+            mean = np.nanmean(per_seed, axis=0)
         ax.plot(budgets, mean, color=colours[m], lw=1.6, label=m)
         if len(seeds) > 1:
-            ax.fill_between(budgets, per_seed.min(axis=0), per_seed.max(axis=0), color=colours[m], alpha=0.15, lw=0)
+            ax.fill_between(budgets, np.nanmin(per_seed, axis=0), np.nanmax(per_seed, axis=0), color=colours[m],
+                            alpha=0.15, lw=0)
     ours = [r for r in result.results if r["method"] == MODNAS]
     if ours:
         seeds = sorted({r["seed"] for r in ours})
-        per_seed = [np.mean([r["hv"] for r in ours if r["seed"] == s]) for s in seeds]
-        x = p.budget / 19
-        level = float(np.mean(per_seed))
+        # the last epoch at each query count: the most training the run had with that many queries
+        curve: dict[tuple[int, int, str], tuple[int, float]] = {}
+        for r in result.curves:
+            if r["method"] == MODNAS and r["device"] in true:
+                key = (r["seed"], r["budget"], r["device"])
+                if key not in curve or (r.get("epoch") or 0) >= curve[key][0]:
+                    curve[key] = (r.get("epoch") or 0, r["hv"])
+        used = sorted({b for (_, b, _) in curve})
+        if len(used) > 1:
+            rows = [{"seed": s, "budget": b, "device": d, "hv": hv} for (s, b, d), (_, hv) in curve.items()]
+            line = np.nanmean(_gap_per_seed(rows, true, p.devices, used, seeds), axis=0)
+            ax.plot(np.asarray(used) / 19, line, color=colours[MODNAS], lw=1.6, marker="o", ms=3,
+                    label="MODNAS during its search (queries used so far / 19)")
+        final = np.array([np.mean([true[r["device"]] - r["hv"] for r in ours
+                                   if r["seed"] == s and r["device"] in true]) for s in seeds])
+        level = float(np.mean(final))
         ax.axhline(level, color=colours[MODNAS], lw=1.2, ls="--")
-        ax.errorbar([x], [level], yerr=[[level - min(per_seed)], [max(per_seed) - level]], fmt="*",
-                    color=colours[MODNAS], ms=14, mec="black", mew=0.6, capsize=3,
-                    label=f"MODNAS ({p.budget} queries for all 19 devices)")
-    true_mean = float(np.mean([true_front(d).hv for d in p.devices]))
-    ax.axhline(true_mean, color="black", lw=1.0, ls=":", label="true fronts")
+        ax.errorbar([p.budget / 19], [level], yerr=[[level - final.min()], [final.max() - level]], fmt="*",
+                    color=colours[MODNAS], ms=14, mec="black", mew=0.6, capsize=3)
+        # the level and the star in one legend entry
+        ax.plot([], [], ls="--", lw=1.2, marker="*", ms=11, mec="black", mew=0.6, color=colours[MODNAS],
+                label=f"MODNAS final: {p.budget} queries for all 19 devices")
     ax.axvline(p.same_total_budget, color="0.6", lw=0.8, ls=":")
+    ax.annotate(f"same total budget\n({p.same_total_budget}/device)", (p.same_total_budget, 1.0),
+                xycoords=("data", "axes fraction"), xytext=(3, -3), textcoords="offset points", ha="left",
+                va="top", fontsize=7, color="0.35")
     ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.margins(y=0.08)
     ax.set_xlabel("accuracy queries per device (a baseline's budget; MODNAS: K / 19)")
-    ax.set_ylabel(f"mean HV over {len(p.devices)} devices")
-    low = min([ln.get_ydata().min() for ln in ax.get_lines() if len(ln.get_xdata()) > 2] + [true_mean])
-    ax.set_ylim(max(0.0, low - 0.01), true_mean + 0.01)
+    ax.set_ylabel(f"HV gap to the true fronts, mean over {len(p.devices)} devices (log; smaller is better)",
+                  fontsize=9)
     top = ax.secondary_xaxis("top", functions=(lambda b: b * 19, lambda t: t / 19))
     top.set_xlabel("accuracy queries in total over 19 devices")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ticks = ((ax.xaxis, (1.0, 2.0, 5.0)), (ax.yaxis, (1.0, 2.0, 3.0, 5.0)), (top.xaxis, (1.0, 2.0, 5.0)))
+    for axis, subs in ticks:
+        axis.set_major_locator(LogLocator(subs=subs))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
+    ax.grid(True, which="major", alpha=0.35)
+    ax.grid(True, which="minor", alpha=0.12)
+    ax.legend(loc="upper right", fontsize=8, handlelength=3.0)
     n_seeds = len({r["seed"] for r in result.results})
-    fig.suptitle(f"HV versus query budget ({n_seeds} seed{'s' if n_seeds > 1 else ''}"
+    fig.suptitle(f"HV gap versus query budget ({n_seeds} seed{'s' if n_seeds > 1 else ''}"
                  + ("; band: min-max over seeds)" if n_seeds > 1 else ")"), fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def _mean_hv(result: BenchmarkResult, method: str, budget: int | None) -> dict[str, float]:
+def _hv_table(result: BenchmarkResult, method: str, budget: int | None) -> dict[str, list[float]]:
     rows = [r for r in result.results if r["method"] == method and (budget is None or r["budget"] == budget)]
-    return {d: float(np.mean([r["hv"] for r in rows if r["device"] == d])) for d in {r["device"] for r in rows}}
+    out: dict[str, list[float]] = {}
+    for r in rows:
+        if r["hv"] is not None:
+            out.setdefault(r["device"], []).append(float(r["hv"]))
+    return out
 
 
-def plot_radar(result: BenchmarkResult, path: Path) -> Path:
-    """Two radars of mean HV per device: same total budget, and K per device for the baselines."""
+def _mean_hv(result: BenchmarkResult, method: str, budget: int | None) -> dict[str, float]:
+    return {d: float(np.mean(v)) for d, v in _hv_table(result, method, budget).items()}
+
+
+def plot_hv_per_device(result: BenchmarkResult, path: Path) -> Path:
+    """Per device, each method's HV gap to the true front (log), in two panels: the same total budget, and K per
+    device for the baselines. Dots: mean over seeds; whiskers: min-max over seeds. Any number of devices."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     from modnas.evaluation.scorer import true_front
     from modnas.hardware.devices import registry
+    from modnas.plots import draw_hv_gap_dots, gap_axis_label, gap_floor
 
     p = result.protocol
-    devices = p.devices
+    devices = list(p.devices)
     colours = method_colours(p.methods)
-    fig = _figure(12.0, 6.0, dpi=85)  # many antialiased polygons: keep the PNG small
-    n = len(devices)
-    angles = np.linspace(0.0, 2.0 * math.pi, n, endpoint=False)
-    closed = np.append(angles, angles[:1])
     true = [true_front(d).hv for d in devices]
+    splits = {d: registry.get(d).split for d in devices}
     views = [(p.same_total_budget, f"same total budget: baselines {p.same_total_budget}/device"),
              (p.budget, f"baselines {p.budget}/device (19x MODNAS's total)")]
-    values_all: list[float] = list(true)
     panels = []
-    for k, (budget, title) in enumerate(views):
-        ax = fig.add_subplot(1, 2, k + 1, projection="polar")
-        panels.append(ax)
-        ax.plot(closed, np.append(true, true[:1]), color="black", lw=1.2, ls=":", label="true front")
+    for budget, title in views:
+        series: dict[str, list[float]] = {}
+        spread: dict[str, tuple[list[float], list[float]]] = {}
         for m in p.methods:
-            hv = _mean_hv(result, m, None if m == MODNAS else budget)
-            if not hv:
+            table = _hv_table(result, m, None if m == MODNAS else budget)
+            if not table:
                 continue
-            vals = [hv.get(d, math.nan) for d in devices]
-            values_all += [v for v in vals if np.isfinite(v)]
-            lw = 2.2 if m == MODNAS else 1.2
-            ax.plot(closed, np.append(vals, vals[:1]), color=colours[m], lw=lw, marker="o", ms=2.5, label=m)
-        ax.set_xticks(angles)
-        ax.set_xticklabels([f"{d}*" if registry.get(d).split == "test" else d for d in devices], fontsize=7)
-        ax.set_rlabel_position(180.0 / max(n, 1))
-        ax.tick_params(axis="y", labelsize=7)
-        ax.set_title(title, fontsize=10, pad=18)
-    low = max(0.0, math.floor((min(values_all) - 0.01) * 50) / 50)
-    for ax in panels:
-        ax.set_ylim(low, min(1.0, max(values_all) + 0.005))
-    panels[-1].legend(loc="upper right", bbox_to_anchor=(1.3, 1.12), fontsize=8)
-    fig.suptitle("mean HV per device (* zero-shot test device for MODNAS)", fontsize=11)
-    fig.tight_layout()
+            series[m] = [float(np.mean(table[d])) if d in table else math.nan for d in devices]
+            spread[m] = ([min(table[d]) if d in table else math.nan for d in devices],
+                         [max(table[d]) if d in table else math.nan for d in devices])
+        panels.append((title, series, spread))
+    every = [vals for _, series, spread in panels for vals in [*series.values(), *(h for lh in spread.values()
+             for h in lh)]]
+    gaps = [t - v for vals in every for t, v in zip(true, vals)]
+    floor = gap_floor(gaps)
+    finite = [g for g in gaps if np.isfinite(g)]
+    right = max(max(finite, default=floor) * 1.3, floor * 10)
+    height = 1.9 + 0.42 * max(len(devices), 3)
+    fig = Figure(figsize=(12.0, height), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2, sharex=True, sharey=True)
+    clipped = False
+    for ax, (title, series, spread) in zip(axes, panels):
+        _, cut = draw_hv_gap_dots(ax, devices=devices, series=series, true_hv=true, splits=splits,
+                                  colours=colours, spread=spread, floor=floor)
+        clipped = clipped or cut
+        ax.set_title(title, fontsize=10)
+    for ax in axes:  # one x range for both panels, wide enough for every dot and whisker
+        ax.set_xlim(floor / 1.25, right)
+        ax.set_xlabel(gap_axis_label(floor, clipped), fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    ncol = min(7, max(len(labels), 1))
+    legend = (0.28 * math.ceil(len(labels) / ncol) + 0.12) / height
+    if labels:
+        fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    n_seeds = len({r["seed"] for r in result.results})
+    fig.suptitle("HV gap to the true front per device; MODNAS: one search for all devices"
+                 + (f"; dot: mean over {n_seeds} seeds, whisker: min-max" if n_seeds > 1 else ""), fontsize=10)
+    fig.tight_layout(rect=(0, legend, 1, 1.0 - 0.12 / height))  # room for the title above the panels
     return _save(fig, path)
 
 
@@ -171,6 +241,8 @@ def _queried(result: BenchmarkResult, method: str, device: str, seed: int, budge
 
 
 def _draw_front(ax: Any, device: str, lines: list[tuple[str, np.ndarray, dict]], small: bool) -> None:
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
+
     from modnas.evaluation.scorer import true_front
 
     tf = true_front(device)
@@ -186,32 +258,43 @@ def _draw_front(ax: Any, device: str, lines: list[tuple[str, np.ndarray, dict]],
             ax.step(pts[:, 1], pts[:, 0], where="post", color=style["color"], lw=style.get("lw", 1.0),
                     ls=style.get("ls", "-"), label=label, marker=".", ms=3)
     ax.set_yscale("log")
-    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
-
-    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
+    # few, plain ticks: the range is about 5-16 % error, where 6, 8, 10, 15 read better than 10^1
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0, 6.0, 8.0)))
     ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.grid(True, which="both", alpha=0.25)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5 if small else 8, steps=[1, 2, 2.5, 5, 10]))
+    ax.grid(True, which="major", alpha=0.3)
+    ax.grid(True, which="minor", alpha=0.1)
     # the interesting part: errors up to 3x the best, all latencies
     ax.set_ylim(raw[:, 0].min() * 0.95, raw[:, 0].min() * 3.0)
+
+
+def _best_baseline(result: BenchmarkResult, device: str, seed: int, budget: int) -> str | None:
+    """The baseline with the highest HV on ``device`` for this seed and budget (the run whose front is drawn)."""
+    hv = {r["method"]: r["hv"] for r in result.results
+          if r["device"] == device and r["seed"] == seed and r["budget"] == budget
+          and r["method"] in result.protocol.baselines and r["hv"] is not None}
+    return max(hv, key=lambda m: (hv[m], -result.protocol.baselines.index(m))) if hv else None
 
 
 def plot_fronts(result: BenchmarkResult, out_dir: Path) -> list[Path]:
     """Per device, error against latency: the true front, MODNAS's front, and every baseline's front at K.
 
-    One PNG per device in ``fronts/``, and ``fronts.png``: a grid with the true front, MODNAS, and the strongest
-    baseline at both budgets. The first seed of each method is drawn.
+    One PNG per device in ``fronts/``, and ``fronts.png``: a grid with, per device, the true front, MODNAS, and
+    the best baseline of that device (highest HV of the drawn seed) at the same total budget (dashed) and at K
+    per device (solid). The first seed of each method is drawn.
     """
+    from matplotlib.lines import Line2D
+
     from modnas.hardware.devices import registry
 
     p = result.protocol
     colours = method_colours(p.methods)
     seed = p.seeds[0]
-    mean_at_k = {m: np.mean(list(_mean_hv(result, m, p.budget).values()) or [math.nan]) for m in p.baselines}
-    strongest = max(mean_at_k, key=lambda m: mean_at_k[m]) if mean_at_k else None
     ours_label = f"MODNAS ({p.budget} queries, all devices)"
     paths = []
     grid_lines: dict[str, list] = {}
+    best: dict[str, dict[int, str]] = {}
     for device in p.devices:
         lines: list[tuple[str, np.ndarray, dict]] = []
         ours = _modnas_archs(result, device)
@@ -231,28 +314,47 @@ def plot_fronts(result: BenchmarkResult, out_dir: Path) -> list[Path]:
         fig.tight_layout()
         paths.append(_save(fig, out_dir / FRONTS_DIR / f"{device}.png"))
         grid = [ln for ln in lines if ln[0] == ours_label]
-        if strongest is not None:
-            for budget, ls in ((p.same_total_budget, "--"), (p.budget, "-")):
-                q = _queried(result, strongest, device, seed, budget)
-                if q:
-                    grid.append((f"{strongest} ({budget}/device)", _front_points(q, device),
-                                 {"color": colours[strongest], "ls": ls, "lw": 1.0 if ls == "-" else 1.4}))
+        best[device] = {}
+        for budget, ls in ((p.same_total_budget, "--"), (p.budget, "-")):
+            m = _best_baseline(result, device, seed, budget)
+            q = _queried(result, m, device, seed, budget) if m else []
+            if q:
+                best[device][budget] = m
+                grid.append((f"{m} ({budget}/device)", _front_points(q, device),
+                             {"color": colours[m], "ls": ls, "lw": 1.1 if ls == "-" else 1.4}))
         grid_lines[device] = grid
     n = len(p.devices)
     cols = min(5, n)
     rows = math.ceil(n / cols)
-    fig = _figure(3.2 * cols, 2.6 * rows + 0.6)
-    handles: dict[str, Any] = {}
+    height = 3.0 * rows + 1.3
+    fig = _figure(max(3.5 * cols, 7.0), height)  # at least wide enough for the legend and the title
     for k, device in enumerate(p.devices):
         ax = fig.add_subplot(rows, cols, k + 1)
         _draw_front(ax, device, grid_lines[device], small=True)
-        ax.set_title(f"{device}{'*' if registry.get(device).split == 'test' else ''}", fontsize=8)
-        ax.tick_params(labelsize=6)
-        for h, label in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(label, h)
-    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(4, len(handles)), fontsize=8)
-    fig.suptitle(f"error (%, log) against latency (ms), seed {seed}; * zero-shot test device", fontsize=10)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+        picks = ", ".join(f"{m} @{b}" for b, m in sorted(best[device].items(), reverse=True))
+        ax.set_title(f"{device}{'*' if registry.get(device).split == 'test' else ''}"
+                     + (f"  (best: {picks})" if picks else ""), fontsize=8)
+        ax.set_xlabel("latency (ms)", fontsize=7, labelpad=1)
+        ax.set_ylabel("error (%)", fontsize=7, labelpad=1)
+        ax.tick_params(labelsize=7)
+    # one legend for the grid: what each line style means, then which colour is which method
+    used = sorted({m for picks in best.values() for m in picks.values()}, key=p.baselines.index)
+    handles = [Line2D([], [], color="black", lw=1.2),
+               Line2D([], [], color=colours[MODNAS], marker="*", ms=9, ls="", mec="black", mew=0.4)]
+    labels = ["true front", ours_label]
+    for budget, ls in ((p.budget, "-"), (p.same_total_budget, "--")):
+        handles.append(Line2D([], [], color="0.3", ls=ls, lw=1.2, marker="." if ls == "-" else None, ms=3))
+        labels.append(f"best baseline at {budget}/device" + (" (same total budget)" if ls == "--" else ""))
+    handles += [Line2D([], [], color=colours[m], lw=3) for m in used]
+    labels += used
+    ncol = min(len(labels), 2 if cols <= 2 else 3 if cols == 3 else 4 + len(used) // 2)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    legend_rows = math.ceil(len(labels) / ncol)
+    sep = "\n" if cols < 4 else " "
+    fig.suptitle(f"error (%, log) against latency (ms), seed {seed}:{sep}the best baseline of each device at each "
+                 f"budget; * zero-shot test device", fontsize=10)
+    top = 1.0 - (0.3 if cols < 4 else 0.15) / height
+    fig.tight_layout(rect=(0, (0.22 * legend_rows + 0.15) / height, 1, top))
     paths.append(_save(fig, out_dir / FRONTS))
     return paths
 
@@ -260,6 +362,6 @@ def plot_fronts(result: BenchmarkResult, out_dir: Path) -> list[Path]:
 def write_figures(result: BenchmarkResult) -> list[Path]:
     """Every figure of a benchmark run, into its output directory."""
     out = result.out_dir
-    paths = [plot_hv_vs_budget(result, out / HV_VS_BUDGET), plot_radar(result, out / RADAR)]
+    paths = [plot_hv_vs_budget(result, out / HV_VS_BUDGET), plot_hv_per_device(result, out / HV_PER_DEVICE)]
     paths += plot_fronts(result, out)
     return paths
