@@ -108,7 +108,7 @@ class HyperNetwork(nn.Module):
 
 
 class MetaHyperNetwork(HyperNetwork):
-    """MODNAS' MetaHyperNetwork (spec section 4 / ``hpn_nb201.py``): 50 prototypes x 101-bin lookup tables.
+    """MODNAS' MetaHyperNetwork (the official code's ``hpn_nb201.py``): 50 prototypes x 101-bin lookup tables.
 
     ``alpha(r, h) = sum_k pi_k T_k[round((num_bins - 1) r_0)]`` with ``pi = softmax(sin(E h / sqrt(d)))``.
 
@@ -255,7 +255,7 @@ def pretrain_uniform(
 ) -> float:
     """Fit ``hypernet`` to tiny random logits, so that every (preference, device) starts near uniform op weights.
 
-    MODNAS' recipe (spec section 4) with the same loss and data: MSE to a fresh ``target_std * N(0, 1)`` target,
+    MODNAS' recipe with the same loss and data: MSE to a fresh ``target_std * N(0, 1)`` target,
     r ~ Dirichlet(1, ..., 1), h drawn uniformly from ``device_embeddings`` (n, d). The original takes 100k Adam
     steps at batch 1 and lr 1e-3; batches of ``batch_size`` with a cosine-decayed lr (default: the network's
     ``pretrain_lr``) get there in about a second on a CPU. Uses its own seeded generator, so the global RNG is

@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -121,12 +120,6 @@ class MetaPredictor(nn.Module):
             coef = self.wide_net(device)
             out = out + (onehot.reshape(onehot.shape[0], -1) * coef[:, :-1]).sum(-1) + coef[:, -1]
         return out
-
-
-def reference_scale(reference_latencies: np.ndarray | torch.Tensor) -> tuple[float, float]:
-    """``(min_ref, span_ref)``: converts reference-normalised predictions to the device's unit."""
-    ref = np.asarray(reference_latencies, dtype=np.float64)
-    return float(ref.min()), float(ref.max() - ref.min())
 
 
 # -- checkpoints --------------------------------------------------------------------------------------------------

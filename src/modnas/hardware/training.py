@@ -146,17 +146,6 @@ def predict_normalised(model: MetaPredictor, onehot: torch.Tensor, device: Devic
     return torch.cat([model(onehot[i : i + chunk], emb)[:, 0] for i in range(0, len(onehot), chunk)]).numpy()
 
 
-def prediction_range(model: MetaPredictor, device: Device) -> tuple[float, float]:
-    """Min and max of the predictor's (reference-normalised) outputs over all 15,625 architectures on ``device``.
-
-    These are the per-device bounds for normalising the latency term of a search loss: fixed, known before the
-    first step, and computed from the predictor itself, so a device whose absolute scale the predictor gets
-    wrong is still normalised to [0, 1] (spec section 5.3).
-    """
-    predicted = predict_normalised(model, all_onehots(), device)
-    return float(predicted.min()), float(predicted.max())
-
-
 def to_device_unit(normalised: np.ndarray, device: Device) -> np.ndarray:
     """Reference-normalised values -> the device's unit (ms), using its 10 reference latencies."""
     ref = np.asarray(device.reference_latencies)

@@ -1,4 +1,4 @@
-"""One-shot MODNAS: the NB201 supernet trained on real images jointly with the hypernetwork (spec sections 2, 7, 8).
+"""One-shot MODNAS: the NB201 supernet trained on real images jointly with the hypernetwork (the MODNAS paper's one-shot search).
 
 Per step (the hypernetwork first, then the weights, as in the original):
 
@@ -6,10 +6,10 @@ Per step (the hypernetwork first, then the weights, as in the original):
    error term): for each of the 13 training devices a fresh preference ``r`` and a fresh ReinMax sample (or P of
    them, each scored on 1/P of the batch); the supernet's cross-entropy of that sample on one hypernetwork-training
    batch (shared by the devices), normalised with the minimum and a quantile of the last ``ce_window`` steps' values
-   *including the current ones* (so it is defined from the first step, spec 12.3); MGD over the devices; one AdamW
+   *including the current ones* (so it is defined from the first step); MGD over the devices; one AdamW
    step. Optional warm-up epochs skip this phase.
    Only the derivative with respect to the one-hot is taken (``torch.autograd.grad``), so no supernet weight receives
-   a gradient from this phase and nothing leaks into the weight update (spec 12.1).
+   a gradient from this phase and nothing leaks into the weight update.
 2. **Weight update**: for each device a fresh preference and sample (without gradient to the hypernetwork); the mean
    over devices of the cross-entropy on one weight-training batch; global-norm clip; SGD with momentum, cosine
    schedule over the epochs.
@@ -142,7 +142,7 @@ class OneShotSearch(HypernetSearch):
             with self._autocast():
                 logits = self.supernet(xp, leaf, arch_ops)
             ce = F.cross_entropy(logits.float(), yp)
-            # gradient with respect to the sample only: the supernet weights get none from this phase (spec 12.1)
+            # gradient with respect to the sample only: the supernet weights get none from this phase
             (grad,) = torch.autograd.grad(ce, leaf)
             values.append(ce.detach())
             grads.append(grad)

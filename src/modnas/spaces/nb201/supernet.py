@@ -1,4 +1,4 @@
-"""The one-shot NAS-Bench-201 supernet of MODNAS (spec section 2), searched with one sampled architecture per forward.
+"""The one-shot NAS-Bench-201 supernet of MODNAS, searched with one sampled architecture per forward.
 
 Layout (CIFAR: ``C=16, N=5``): the stem and the residual reduction blocks of the standalone network
 (:mod:`modnas.spaces.nb201.network`), ``3 N`` search cells that all share one ``(6, 5)`` architecture, then BN, ReLU,
