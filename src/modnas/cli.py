@@ -49,10 +49,13 @@ def _registry():  # noqa: ANN202
     return registry
 
 
-def _objectives(text: str) -> tuple[str, ...]:
+def _objectives(text: str, space: str = "nb201") -> tuple[str, ...]:
     from modnas.evaluation.scorer import check_objectives
 
-    return check_objectives([t.strip() for t in text.split(",") if t.strip()])
+    return check_objectives([t.strip() for t in text.split(",") if t.strip()], space)
+
+
+SpaceOpt = Annotated[str, typer.Option("--space", help="Search space: nb201, or package.module:attr.")]
 
 
 ObjectivesOpt = Annotated[
@@ -115,21 +118,22 @@ def true_front_cmd(
         typer.Option(help="With --device: only the front architecture best for this trade-off, e.g. 0.3,0.7."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    space: SpaceOpt = "nb201",
 ) -> None:
     """The true Pareto front of a device under the MODNAS protocol, and its hypervolume (the upper bound)."""
     from modnas.evaluation.preferences import parse_preference
     from modnas.evaluation.scorer import true_front
-    from modnas.hardware.devices import PROTOCOL_DEVICES
+    from modnas.problem import get_problem
 
-    objs = _objectives(objectives)
-    _registry()  # so stored custom devices are known (and reported as having no table)
+    problem = get_problem(space)
+    objs = _objectives(objectives, space)
     if all_devices == (device is not None):
         raise ModnasError("give exactly one of --device NAME or --all")
     pref = None if preference is None else parse_preference(preference, n_objectives=len(objs))
     if pref is not None and device is None:
         raise ModnasError("--preference needs --device")
     if device is not None:
-        front = true_front(device, objs)
+        front = true_front(device, objs, problem)
         if pref is not None:
             best = front.best_for(pref)
             row = front.to_dict()["front"][best]
@@ -137,27 +141,33 @@ def true_front_cmd(
                 print_json({"device": device, "preference": pref.tolist(), **row})
                 return
             values = ", ".join(f"{o} {row[o]:.4g}" for o in objs)
-            console.print(f"{row['arch_str']}  (index {row['arch_index']}; {values})", highlight=False, soft_wrap=True)
+            index = f"index {row['arch_index']}; " if "arch_index" in row else ""
+            console.print(f"{row['arch_str']}  ({index}{values})", highlight=False, soft_wrap=True)
             return
         if as_json:
             print_json(front.to_dict())
             return
         table = Table(title=f"true Pareto front on {device} ({front.split}): HV = {front.hv:.4f}")
-        table.add_column("index", justify="right")
+        indices = front.indices
+        if indices:
+            table.add_column("index", justify="right")
         table.add_column("arch_str")
         for obj in objs:
             table.add_column(obj, justify="right")
-        for i, idx in enumerate(front.indices):
-            table.add_row(str(idx), front.arch_strs[i], *(f"{front.raw[i, j]:.4g}" for j in range(len(objs))))
+        for i, arch_str in enumerate(front.arch_strs):
+            values = [f"{front.raw[i, j]:.4g}" for j in range(len(objs))]
+            table.add_row(*([str(indices[i])] if indices else []), arch_str, *values)
         console.print(table)
         return
-    fronts = [true_front(d, objs) for d in PROTOCOL_DEVICES if _has(d, objs)]
+    fronts = [true_front(d, objs, problem) for d in problem.devices.names("protocol") if _has(problem, d, objs)]
     mean_hv = sum(f.hv for f in fronts) / len(fronts)
     if as_json:
         print_json(
             {
                 "objectives": list(objs),
-                "devices": [{"device": f.device, "split": f.split, "hv": f.hv, "n_front": len(f.indices)} for f in fronts],
+                "devices": [
+                    {"device": f.device, "split": f.split, "hv": f.hv, "n_front": len(f.arch_strs)} for f in fronts
+                ],
                 "mean_hv": mean_hv,
             }
         )
@@ -166,16 +176,15 @@ def true_front_cmd(
     for col, justify in (("device", "left"), ("split", "left"), ("HV", "right"), ("front size", "right")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for f in fronts:
-        table.add_row(f.device, f.split, f"{f.hv:.4f}", str(len(f.indices)))
+        table.add_row(f.device, f.split, f"{f.hv:.4f}", str(len(f.arch_strs)))
     table.add_section()
     table.add_row(f"mean over {len(fronts)}", "", f"{mean_hv:.4f}", "")
     console.print(table)
 
 
-def _has(device: str, objectives: tuple[str, ...]) -> bool:
-    from modnas.hardware.devices import registry
-
-    return "energy" not in objectives or registry.get(device).energy_metric is not None
+def _has(problem: Any, device: str, objectives: tuple[str, ...]) -> bool:
+    """Whether the ground truth has every hardware objective on ``device``."""
+    return all(problem.truth.supports(o, device) for o in objectives[1:])
 
 
 @app.command()
@@ -185,16 +194,17 @@ def score(
     device: Annotated[list[str], typer.Option(help="Device(s) to score on; default: the 19 protocol devices.")] = [],  # noqa: B006
     objectives: ObjectivesOpt = "error,latency",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
+    space: SpaceOpt = "nb201",
 ) -> None:
     """Score your own list of architectures with the shared MODNAS protocol scorer."""
     from modnas.evaluation.scorer import score as score_archs
-    from modnas.hardware.devices import PROTOCOL_DEVICES
+    from modnas.problem import get_problem
 
-    objs = _objectives(objectives)
-    _registry()
-    names = device or [d for d in PROTOCOL_DEVICES if _has(d, objs)]
-    arch_list = read_arch_file_checked(archs)
-    results = [score_archs(arch_list, d, objs) for d in names]
+    problem = get_problem(space)
+    objs = _objectives(objectives, space)
+    names = device or [d for d in problem.devices.names("protocol") if _has(problem, d, objs)]
+    arch_list = read_arch_file_checked(archs, problem.space)
+    results = [score_archs(arch_list, d, objs, problem) for d in names]
     if as_json:
         print_json([r.to_dict() for r in results])
         return
@@ -209,11 +219,12 @@ def score(
     console.print(table)
 
 
-def read_arch_file_checked(path: Path) -> list[str]:
-    """Read an architecture file and validate every line, naming the first bad one."""
+def read_arch_file_checked(path: Path, space: Any = None) -> list[str]:
+    """Read an architecture file and validate every line in ``space`` (default NB201), naming the first bad one."""
     from modnas.io import read_arch_file
-    from modnas.spaces.nb201 import parse
+    from modnas.problem import get_problem
 
+    parse = (space or get_problem("nb201").space).parse
     archs = read_arch_file(path)
     for line_no, arch in enumerate(archs, start=1):
         try:

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +127,25 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ModnasError(f"{what} {str(path)!r} must hold a mapping of keys to values")
     return loaded
+
+
+def csv_text(fields: Sequence[str], rows: Sequence[Mapping[str, Any]], digits: int | None = None) -> str:
+    """Rows as CSV text with the header ``fields`` (other keys ignored); None and NaN as empty cells; floats with
+    ``digits`` significant digits, or in full (``str``) when ``digits`` is None."""
+    import io
+    import math
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(fields), lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        cells = {}
+        for key in fields:
+            value = row.get(key)
+            if value is None or (digits is not None and isinstance(value, float) and math.isnan(value)):
+                value = ""
+            elif digits is not None and isinstance(value, float):
+                value = f"{value:.{digits}g}"
+            cells[key] = value
+        writer.writerow(cells)
+    return buffer.getvalue()

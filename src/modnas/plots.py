@@ -385,12 +385,14 @@ class RunData:
     """What the plots need from a run directory."""
 
     run_dir: Path
+    #: the run's search space (problem name)
+    space: str = "nb201"
     #: ``hv[epoch][device]`` and ``split[device]`` from metrics.csv (device order as written)
     hv: dict[int, dict[str, float]] = field(default_factory=dict)
     split: dict[str, str] = field(default_factory=dict)
     #: ``rays[epoch][device]`` = list of (ray, preference on error, arch_str), from fronts.csv
     rays: dict[int, dict[str, list[tuple[int, float, str]]]] = field(default_factory=dict)
-    #: epochs with an HV for every protocol device and every evaluation ray's architecture, ascending
+    #: epochs with an HV for every evaluation device and every evaluation ray's architecture, ascending
     complete_epochs: list[int] = field(default_factory=list)
 
     def devices(self, epoch: int) -> list[str]:
@@ -403,19 +405,25 @@ def _read_csv(path: Path, columns: tuple[str, ...], run_dir: Path) -> list[dict[
     return [row for row in read_csv_rows(path, columns) if all(row.get(c) not in (None, "") for c in columns)]
 
 
-def _complete_arch_string(text: str) -> bool:
-    # a line cut off inside arch_str must not count; a full NB201 string has six edges and ends with '|'
-    return text.startswith("|") and text.endswith("|") and text.count("~") == 6
+def _complete_arch_string(text: str, space: Any) -> bool:
+    # a line cut off inside arch_str must not count: it is complete when it parses in the run's space
+    try:
+        space.parse(text)
+    except ModnasError:
+        return False
+    return True
 
 
 def load_run(run_dir: str | Path) -> RunData:
     """Read ``metrics.csv`` and ``fronts.csv`` of a run; cut-off last lines of an interrupted run are skipped."""
-    from modnas.hardware.devices import PROTOCOL_DEVICES
+    from modnas.problem import get_problem
+    from modnas.search.run import run_devices, run_space
 
     path = Path(run_dir)
     if not path.is_dir():
         raise ModnasError(f"run directory {str(path)!r} does not exist")
-    data = RunData(run_dir=path)
+    data = RunData(run_dir=path, space=run_space(path))
+    space = get_problem(data.space).space
     for raw in _read_csv(path / "metrics.csv", _METRIC_COLUMNS, path):
         try:
             epoch, hv = int(raw["epoch"]), float(raw["hv"])
@@ -431,11 +439,11 @@ def load_run(run_dir: str | Path) -> RunData:
             pref = float(raw["preference"].split(";")[0])
         except ValueError:
             continue
-        if not _complete_arch_string(raw["arch_str"]):
+        if not _complete_arch_string(raw["arch_str"], space):
             continue
         data.rays.setdefault(epoch, {}).setdefault(raw["device"], []).append((ray, pref, raw["arch_str"]))
     n_rays = max((len(r) for per in data.rays.values() for r in per.values()), default=0)
-    expected = set(PROTOCOL_DEVICES)
+    expected = run_devices(path)
     data.complete_epochs = sorted(
         e
         for e, per_device in data.hv.items()
@@ -474,14 +482,14 @@ def _ranges(values: list[int]) -> str:
 
 def select_devices(run: RunData, epoch: int, devices: Sequence[str] | None) -> list[str]:
     """The requested devices (all of the run's by default); unknown or absent devices are a one-line error."""
-    from modnas.hardware.devices import registry
+    from modnas.problem import get_problem
 
     available = run.devices(epoch)
     if not devices:
         return available
     chosen: list[str] = []
     for name in devices:
-        registry.get(name)  # unknown names: one line with close matches
+        get_problem(run.space).devices.get(name)  # unknown names: one line with close matches
         if name not in available:
             raise ModnasError(f"device {name!r} is not in run {str(run.run_dir)!r}; it has: {', '.join(available)}")
         if name not in chosen:
@@ -510,11 +518,11 @@ def plot_run(
     ``per_device`` adds ``hv_per_epoch_devices.png`` (one small panel per device). Existing PNGs are refused
     before anything is drawn, unless ``force``.
     """
-    from modnas.evaluation.scorer import ERROR_CUTOFF, protocol, true_front
-    from modnas.spaces.nb201 import to_index
-    from modnas.tables.nb201 import nb201_tables
+    from modnas.evaluation.scorer import true_front
+    from modnas.problem import get_problem
 
     run = load_run(run_dir)
+    problem = get_problem(run.space)
     chosen_epoch = select_epoch(run, epoch)
     names = select_devices(run, chosen_epoch, devices)
     out = Path(run_dir) / "plots" if out_dir is None else Path(out_dir)
@@ -531,28 +539,31 @@ def plot_run(
         raise ModnasError(f"cannot create output directory {str(out)!r}: {exc}") from None
 
     written: list[Path] = []
-    errors = 100.0 - nb201_tables.full_column("accuracy", "cifar10_test_acc_200ep")
     true_hv: dict[str, float] = {}
+    objectives = ("error", "latency")
+    everything = problem.space.enumerate()
+    all_keys = problem.space.keys(everything) if everything is not None else None
     for device, target in zip(names, targets):
-        front = true_front(device)
+        front = true_front(device, objectives, problem)
         true_hv[device] = front.hv
-        raw = protocol(device).raw
-        keep = (raw[:, 0] < ERROR_CUTOFF) & np.isfinite(raw).all(axis=1)
+        if all_keys is not None:  # the whole space as a grey cloud where it can be listed
+            raw = problem.truth.evaluate(all_keys, device, objectives)
+            cloud = raw[problem.truth.valid(raw)]
+        else:
+            cloud = front.raw[:, :2]
         rays = sorted(run.rays[chosen_epoch][device])
         try:
-            idx = np.atleast_1d(to_index([a for _, _, a in rays]))
+            keys = [problem.space.canonical_key(a) for _, _, a in rays]
         except ModnasError as exc:
             raise ModnasError(f"fronts.csv of {str(run.run_dir)!r}, epoch {chosen_epoch}, {device}: {exc}") from None
-        chosen = np.column_stack(
-            [np.atleast_1d(errors[idx]), np.atleast_1d(nb201_tables.latency(device, idx))]
-        )
+        chosen = problem.truth.evaluate(keys, device, objectives)
         written.append(
             plot_front(
                 target,
                 device=device,
                 split=run.split.get(device, "?"),
                 epoch=chosen_epoch,
-                cloud=raw[keep][:, :2],
+                cloud=cloud,
                 true_front=front.raw[:, :2],
                 chosen=chosen,
                 chosen_preference=[p for _, p, _ in rays],

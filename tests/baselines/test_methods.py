@@ -14,7 +14,8 @@ from modnas.baselines.methods import (
     pareto_ranks,
 )
 from modnas.errors import ModnasError
-from modnas.spaces.nb201.encoding import from_index
+from modnas.spaces.nb201.encoding import from_index, index_to_string, to_index
+from modnas.spaces.nb201.space import NB201Space
 from modnas.tables.nb201 import NUM_ARCHS
 
 # GP is the slow one: a smaller budget keeps the suite in seconds while still leaving the start-up phase
@@ -28,7 +29,7 @@ def test_budget_exact_deterministic_and_in_space(method):
     again = run_baseline(method, "fpga", budget, seed=3)
     assert len(first.queried) == budget
     assert len(set(first.queried)) == budget  # distinct: repeats never counted twice
-    assert all(isinstance(i, int) and 0 <= i < NUM_ARCHS for i in first.queried)
+    assert all(index_to_string(int(to_index(k))) == k for k in first.queried)  # canonical NB201 keys
     assert first.queried == again.queried
     assert first.budget == budget and first.device == "fpga" and first.seconds >= 0
     other = run_baseline(method, "fpga", budget, seed=4)
@@ -84,9 +85,10 @@ def test_a_stuck_sampler_cannot_loop_forever():
 
 def test_mutate_changes_exactly_one_edge():
     rng = np.random.default_rng(0)
+    space = NB201Space()
     for idx in (0, 1234, NUM_ARCHS - 1):
-        child = mutate(idx, rng)
-        assert int((from_index(child) != from_index(idx)).sum()) == 1
+        child = mutate(index_to_string(idx), rng, space)
+        assert int((from_index(int(to_index(child))) != from_index(idx)).sum()) == 1
 
 
 def test_pareto_ranks_and_crowding():

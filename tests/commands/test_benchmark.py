@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from modnas.baselines.benchmark import _queries_per_epoch, modnas_rows
 from modnas.commands.benchmark import benchmark_command
 from modnas.config import load_config
+from modnas.problem import get_problem
 
 runner = CliRunner()
 app = typer.Typer()
@@ -56,13 +57,14 @@ def test_quick_run_writes_every_file(quick_run):
 
 def test_every_baseline_run_spent_its_budget_exactly(quick_run):
     queries = rows(quick_run / "queries.csv")
-    runs: dict[tuple, list[int]] = {}
+    runs: dict[tuple, list[str]] = {}
     for q in queries:
-        runs.setdefault((q["method"], q["device"], q["seed"], q["budget"]), []).append(int(q["arch_index"]))
+        runs.setdefault((q["method"], q["device"], q["seed"], q["budget"]), []).append(q["arch_str"])
     assert len(runs) == 16
+    space = get_problem("nb201").space
     for (_, _, _, budget), archs in runs.items():
         assert len(archs) == len(set(archs)) == int(budget)
-        assert all(0 <= a < 15625 for a in archs)
+        assert all(space.canonical_key(a) == a for a in archs)  # canonical NB201 architecture strings
 
 
 def test_hv_of_a_run_matches_its_curve_at_the_same_budget(quick_run):
@@ -87,7 +89,7 @@ def test_report_and_summary(quick_run):
 def test_predicted_latency_rows_rechoose_the_front_by_the_predictor(quick_run):
     from modnas.baselines.benchmark import predicted_latency_rows
     from modnas.evaluation import evaluation_preferences, to_simplex
-    from modnas.evaluation.scorer import score_indices
+    from modnas.evaluation.scorer import score_keys
     from modnas.hardware.devices import registry
     from modnas.search.trained import TrainedSearch
 
@@ -97,7 +99,7 @@ def test_predicted_latency_rows_rechoose_the_front_by_the_predictor(quick_run):
     trained = TrainedSearch.load(run)
     trained.config = trained.config.model_copy(update={"front_latency": "predicted"})
     prefs = to_simplex(evaluation_preferences(2, trained.config.eval_rays))
-    expected = score_indices(trained.architectures(registry.get("pixel3"), prefs), "pixel3").hv
+    expected = score_keys(list(trained.architectures(registry.get("pixel3"), prefs)), "pixel3").hv
     assert row["method"] == "modnas-predicted-latency" and row["hv"] == pytest.approx(expected)
     # a run that already uses predicted latency has no ablation to add
     config = (run / "config.yaml").read_text(encoding="utf-8")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from modnas.errors import ModnasError, UnknownDeviceError
-from modnas.evaluation import scorer as scorer_module
-from modnas.evaluation.scorer import ERROR_CUTOFF, Score, protocol, score, score_indices, true_front
-from modnas.hardware.devices import DeviceRegistry
+from modnas.evaluation.scorer import Score, protocol, score, true_front
+from modnas.hardware.devices import registry
 from modnas.spaces.nb201 import index_to_string, parse, sample, to_string
+from modnas.spaces.nb201.problem import ERROR_CUTOFF, make_problem, score_indices
 from modnas.tables.nb201 import NUM_ARCHS, nb201_tables
 
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
@@ -159,13 +159,20 @@ def test_scoring_the_true_front_is_perfect(device):
     assert s.front == tf.arch_strs
 
 
+def _raw_valid(device, objectives=("error", "latency")):
+    truth = make_problem().truth
+    raw = np.stack([truth.column(o, device) for o in objectives], axis=1)
+    return raw, truth.valid(raw)
+
+
 def test_protocol_normalisation_bounds():
     norm = protocol("fpga")
-    pool = norm.normalise(norm.raw[norm.valid])
+    raw, valid = _raw_valid("fpga")
+    pool = norm.normalise(raw[valid])
     np.testing.assert_allclose(pool.min(axis=0), 0.0)
     np.testing.assert_allclose(pool.max(axis=0), 1.0)
-    assert norm.valid.sum() < NUM_ARCHS
-    assert not norm.valid[np.flatnonzero(norm.raw[:, 0] >= ERROR_CUTOFF)].any()
+    assert valid.sum() < NUM_ARCHS
+    assert not valid[np.flatnonzero(raw[:, 0] >= ERROR_CUTOFF)].any()
 
 
 # -- scoring candidate sets ----------------------------------------------------------------------------------
@@ -276,7 +283,7 @@ def test_three_objectives_front_is_not_smaller_than_two():
     objectives = ("error", "latency", "energy")
     archs = random_archs(50, 12)
     two, three = score(archs, "fpga"), score(archs, "fpga", objectives)
-    valid3 = protocol("fpga", objectives).valid
+    valid3 = _raw_valid("fpga", objectives)[1]
     lookup = {a: i for i, a in enumerate(nb201_tables.arch_strings)}
     kept = {a for a in two.front if valid3[lookup[a]]}
     assert kept and kept <= set(three.front)
@@ -312,10 +319,8 @@ def test_unknown_device():
         true_front("no_such_device")
 
 
-def test_custom_device_without_table(monkeypatch):
-    reg = DeviceRegistry()
-    reg.register("my_board", [float(i) for i in range(1, 11)])
-    monkeypatch.setattr(scorer_module, "registry", reg)
+def test_custom_device_without_table():
+    registry.register("my_board", [float(i) for i in range(1, 11)])
     with pytest.raises(ModnasError, match="no ground-truth latency table"):
         score(random_archs(5, 0), "my_board")
     with pytest.raises(ModnasError, match="energy"):

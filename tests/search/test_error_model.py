@@ -9,44 +9,53 @@ import torch
 from modnas.config import ErrorPredictorConfig
 from modnas.errors import ModnasError
 from modnas.search.error_model import ErrorPredictor, QueryBudget
-from modnas.spaces.nb201 import to_onehot
+from modnas.spaces.nb201 import index_to_string, to_onehot
 from modnas.tables.nb201 import nb201_tables
+
+
+def K(*indices: int) -> list[str]:
+    """Canonical keys (architecture strings) of table indices."""
+    return [index_to_string(i) for i in indices]
 
 SMALL = ErrorPredictorConfig(gcn_hidden=8, flat_hidden=8, head_hidden=8, ensemble=2, steps=30)
 
 
 def test_budget_counts_distinct_architectures_in_order():
     budget = QueryBudget(5)
-    errors = budget.query([7, 3, 7])
-    assert budget.queried == [7, 3] and budget.used == 2 and budget.remaining == 3
+    errors = budget.query(K(7, 3, 7))
+    assert budget.queried == K(7, 3) and budget.used == 2 and budget.remaining == 3
     assert errors[0] == errors[2] == pytest.approx(100 - nb201_tables.accuracy(7))
-    budget.query([3, 3, 7])  # repeats are free
+    budget.query(K(3, 3, 7))  # repeats are free
     assert budget.used == 2
-    budget.query([1, 2, 3])
-    assert budget.queried == [7, 3, 1, 2] and 3 in budget and 11 not in budget
+    budget.query(K(1, 2, 3))
+    assert budget.queried == K(7, 3, 1, 2) and K(3)[0] in budget and K(11)[0] not in budget
 
 
 def test_budget_refuses_to_exceed_k_and_reads_nothing():
     budget = QueryBudget(3)
-    budget.query([0, 1])
+    budget.query(K(0, 1))
     with pytest.raises(ModnasError, match="budget exceeded"):
-        budget.query([2, 4])
-    assert budget.queried == [0, 1]  # the refused call read nothing
-    budget.query([1, 2])
+        budget.query(K(2, 4))
+    assert budget.queried == K(0, 1)  # the refused call read nothing
+    budget.query(K(1, 2))
     assert budget.used == 3 and budget.remaining == 0
     with pytest.raises(ModnasError):
-        budget.query([5])
+        budget.query(K(5))
 
 
 def test_budget_rejects_bad_input_and_round_trips():
     with pytest.raises(ModnasError):
         QueryBudget(0)
     budget = QueryBudget(4)
-    with pytest.raises(ModnasError, match="out of range"):
-        budget.query([15625])
-    budget.query([10, 20])
+    with pytest.raises(ModnasError, match="malformed"):
+        budget.query(["|conv~0|+"])
+    assert budget.used == 0
+    budget.query(K(10, 20))
     again = QueryBudget.from_state_dict(budget.state_dict())
-    assert again.queried == [10, 20] and again.errors == budget.errors and again.remaining == 2
+    assert again.queried == K(10, 20) and again.errors == budget.errors and again.remaining == 2
+    # checkpoints written before keys were the identity stored table indices
+    legacy = QueryBudget.from_state_dict({"limit": 4, "queried": [10, 20], "errors": budget.errors})
+    assert legacy.queried == K(10, 20)
 
 
 def _data(n: int = 40, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:

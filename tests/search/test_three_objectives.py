@@ -81,13 +81,14 @@ def test_predicted_argmins_with_energy_minimise_the_three_scalarised_objectives(
     best = loop.predicted_argmins()
     assert best.shape == (2, len(loop.eval_prefs))
     with torch.no_grad():  # brute force for fpga (the second training device) and one preference
-        err = (loop.error_model.error(loop.onehots) - loop.err_low) / (loop.err_high - loop.err_low)
-        lat = loop.predictor(loop.onehots, loop.train_emb[1:2])[:, 0]
-        energy = loop.energy[1](loop.onehots)
+        err = (loop.error_model.error(loop.bound_onehots) - loop.err_low) / (loop.err_high - loop.err_low)
+        lat = loop.predictor(loop.bound_onehots, loop.train_emb[1:2])[:, 0]
+        energy = loop.energy[1](loop.bound_onehots)
     lat = (lat - loop.lat_low[1]) / (loop.lat_high[1] - loop.lat_low[1])
     low, high = loop.energy_bounds
     energy = (energy - low[1]) / (high[1] - low[1])
     r = loop.eval_prefs[7]
     objective = r[0] * err + r[1] * lat + r[2] * energy
-    assert float(objective[best[1, 7]]) <= float(objective.min()) + 1e-5
+    position = list(loop.bound_keys).index(best[1, 7])
+    assert float(objective[position]) <= float(objective.min()) + 1e-5
     assert loop.query_round() == TINY["queries_per_round"]

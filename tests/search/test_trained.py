@@ -90,12 +90,13 @@ def test_a_custom_device_that_measured_the_queried_architectures(trained, run_di
     config = trained.config
     picks = trained.architectures(custom, prefs)
     hypernet_only = TrainedSearch(trained.run_dir, config.model_copy(update={"front": "hypernet"}), trained.hypernet,
-                                  trained.error_model, trained.predictor, trained.budget).architectures(custom, prefs)
+                                  trained.error_model, trained.predictor, trained.problem,
+                                  trained.budget).architectures(custom, prefs)
     measured, _ = measured_architectures(trained.budget, config.error_predictor.degenerate_error)
-    args = (trained.error_model, trained.predictor, config.objectives, trained.budget, "measured")
+    args = (trained.error_model, trained.predictor, config.objectives, trained.problem, trained.budget, "measured")
     values = candidate_values(measured, custom, *args)
     known = {**dict(zip(map(index_to_string, REFERENCE_ARCH_INDICES), pixel2.reference_latencies)), **extras}
-    assert np.allclose(values[:, 1], [known[index_to_string(int(i))] for i in measured])
+    assert np.allclose(values[:, 1], [known[k] for k in measured])
     expected = prefer_measured(prefs, hypernet_only, candidate_values(hypernet_only, custom, *args), measured, values)
     assert (picks == expected).all()
 

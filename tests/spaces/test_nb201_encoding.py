@@ -316,7 +316,11 @@ def test_space_interface():
     np.testing.assert_array_equal(space.from_index(0), ops)
     onehot = space.to_onehot(ops)
     torch.testing.assert_close(onehot, nb201.to_onehot(ops))
-    np.testing.assert_array_equal(space.from_onehot(onehot), ops)
+    np.testing.assert_array_equal(space.from_logits(onehot), ops)
+    assert space.keys(ops[None]) == [ARCH0] and space.to_key(ops) == ARCH0
+    assert space.enumerate().shape == (NUM_ARCHS, 6) and not space.is_ragged and not space.is_conditional
+    assert len(space.neighbours(ops)) == 24 and len(space.reference_architectures()) == 10
+    torch.testing.assert_close(space.features(onehot), onehot.flatten(-2))
     x, adj = space.graph_encoding(onehot)
     torch.testing.assert_close(x, torch.tensor(EXPECTED_FEATURES[ARCH0], dtype=torch.float32))
     assert space.sample(5, np.random.default_rng(0)).shape == (5, 6)

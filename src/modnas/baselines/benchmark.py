@@ -18,8 +18,6 @@ Outputs (all written atomically into a new directory): ``protocol.yaml``, ``resu
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import math
 import multiprocessing
 import os
@@ -35,10 +33,11 @@ from modnas.baselines.protocol import MODNAS, MODNAS_PREDICTED_LATENCY, Protocol
 from modnas.errors import ModnasError
 from modnas.hardware.devices import PROTOCOL_DEVICES, registry
 from modnas.io import atomic_write_json, atomic_write_text, prepare_out_dir, read_csv_rows
+from modnas.io import csv_text as io_csv_text
 
 RESULT_FIELDS = ("method", "device", "split", "seed", "budget", "scope", "hv", "igd_plus", "n_front", "seconds")
 CURVE_FIELDS = ("method", "device", "split", "seed", "budget", "epoch", "hv", "igd_plus", "n_front")
-QUERY_FIELDS = ("method", "device", "seed", "budget", "order", "arch_index")
+QUERY_FIELDS = ("method", "device", "seed", "budget", "order", "arch_str")
 PER_DEVICE = "per device"
 ALL_DEVICES = "all devices"
 
@@ -77,10 +76,10 @@ class Job:
         return per_query * self.budget
 
 
-def _score_row(queried: Sequence[int], device: str) -> dict[str, Any]:
-    from modnas.evaluation.scorer import score_indices
+def _score_row(queried: Sequence[str], device: str) -> dict[str, Any]:
+    from modnas.evaluation.scorer import score_keys
 
-    s = score_indices(list(queried), device)
+    s = score_keys(list(queried), device)
     return {"hv": s.hv, "igd_plus": s.igd_plus, "n_front": s.n_front}
 
 
@@ -217,7 +216,7 @@ def predicted_latency_rows(run_dir: str | Path, results: Sequence[dict[str, Any]
     """The ablation rows of a MODNAS run: its trained hypernetwork's front re-chosen with ``front_latency:
     predicted`` (the MetaPredictor's latency on every device, also where the device's latency was measured),
     scored like ``results`` (the run's own rows). Empty when the run's front does not use measured latencies."""
-    from modnas.evaluation.scorer import score_indices
+    from modnas.evaluation.scorer import score_keys
     from modnas.search.trained import TrainedSearch
 
     trained = TrainedSearch.load(run_dir)
@@ -228,7 +227,8 @@ def predicted_latency_rows(run_dir: str | Path, results: Sequence[dict[str, Any]
     prefs = trained.preferences()
     rows = []
     for row in results:
-        s = score_indices(trained.architectures(registry.get(row["device"]), prefs), row["device"])
+        keys = trained.architectures(trained.device(row["device"]), prefs)
+        s = score_keys(list(keys), row["device"], config.objectives, trained.problem)
         rows.append({**row, "method": MODNAS_PREDICTED_LATENCY, "hv": s.hv, "igd_plus": s.igd_plus,
                      "n_front": s.n_front})
     return rows
@@ -385,7 +385,7 @@ def run_benchmark(
         curves += output["curves"]
         settings.setdefault(f"{job.method} K={job.budget}", output["settings"])
         queries += [{"method": job.method, "device": job.device, "seed": job.seed, "budget": job.budget,
-                     "order": k, "arch_index": i} for k, i in enumerate(output["queried"], start=1)]
+                     "order": k, "arch_str": key} for k, key in enumerate(output["queried"], start=1)]
     if MODNAS in protocol.methods or runs:
         for run_dir in modnas_dirs:
             rows, curve_rows = modnas_rows(run_dir, protocol.budget)
@@ -450,18 +450,5 @@ def _cpu_seconds() -> float:
 
 
 def csv_text(fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
-    """Rows as CSV text; floats with 6 significant digits, None as empty."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(fields), lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _cell(row.get(k)) for k in fields})
-    return buffer.getvalue()
-
-
-def _cell(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return value
+    """Rows as CSV text; floats with 6 significant digits, None and NaN as empty."""
+    return io_csv_text(fields, rows, digits=6)

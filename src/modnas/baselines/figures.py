@@ -210,34 +210,42 @@ def plot_hv_per_device(result: BenchmarkResult, path: Path) -> Path:
     return _save(fig, path)
 
 
-def _front_points(archs: Sequence[int], device: str) -> np.ndarray:
+def _front_points(archs: Sequence[str], device: str) -> np.ndarray:
     """Raw (error, latency) of the scorer's non-dominated set of ``archs``, sorted by latency."""
-    from modnas.evaluation.scorer import protocol, score_indices
-    from modnas.spaces.nb201 import to_index
+    from modnas.evaluation.scorer import score_keys
+    from modnas.problem import get_problem
 
-    s = score_indices(np.asarray(archs, dtype=np.int64), device)
+    s = score_keys(list(archs), device)
     if not s.front:
         return np.zeros((0, 2))
-    idx = np.atleast_1d(to_index(list(s.front)))
-    pts = protocol(device).raw[idx]
+    pts = get_problem("nb201").truth.evaluate(list(s.front), device, ("error", "latency"))
     return pts[np.argsort(pts[:, 1], kind="stable")]
 
 
-def _modnas_archs(result: BenchmarkResult, device: str) -> list[int]:
+def _modnas_archs(result: BenchmarkResult, device: str) -> list[str]:
     from modnas.plots import load_run
-    from modnas.spaces.nb201 import to_index
 
     if not result.modnas_runs:
         return []
     run = load_run(result.modnas_runs[0])
     rays = run.rays[run.complete_epochs[-1]].get(device, [])
-    return [int(i) for i in np.atleast_1d(to_index([a for _, _, a in rays]))] if rays else []
+    return [a for _, _, a in rays]
 
 
-def _queried(result: BenchmarkResult, method: str, device: str, seed: int, budget: int) -> list[int]:
+def _queried(result: BenchmarkResult, method: str, device: str, seed: int, budget: int) -> list[str]:
     rows = [r for r in result.queries
             if r["method"] == method and r["device"] == device and r["seed"] == seed and r["budget"] == budget]
-    return [r["arch_index"] for r in sorted(rows, key=lambda r: r["order"])]
+    return [_query_key(r) for r in sorted(rows, key=lambda r: r["order"])]
+
+
+def _query_key(row: dict) -> str:
+    """The architecture of a queries.csv row (benchmarks written before keys stored NB201 table indices)."""
+    if row.get("arch_str"):
+        return str(row["arch_str"])
+    from modnas.problem import get_problem
+
+    space = get_problem("nb201").space
+    return space.to_key(space.enumerate()[int(row["arch_index"])])
 
 
 def _draw_front(ax: Any, device: str, lines: list[tuple[str, np.ndarray, dict]], small: bool) -> None:

@@ -1,15 +1,17 @@
-"""Multi-objective baselines that search the NB201 table for one device with true objective queries.
+"""Multi-objective baselines that search a problem's space for one device with true objective queries.
 
-Every method sees the space as 6 categorical edges with 5 ops each and reads true (error, latency) values only
-through an :class:`~modnas.baselines.oracle.Oracle`, which counts distinct architectures and stops at the budget.
-A method runs until the budget is spent, so each run queries exactly ``budget`` distinct architectures.
+Every method sees the space through its decisions (:class:`~modnas.spaces.base.SearchSpace`: sampling, one-move
+mutations, the categorical parameters of Optuna, conditional where a decision is gated) and reads true objective
+values only through an :class:`~modnas.baselines.oracle.Oracle`, which counts distinct architectures and stops at
+the budget. A method runs until the budget is spent, so each run queries exactly ``budget`` distinct
+architectures.
 
-* ``random`` -- uniform random search without repeats.
-* ``local`` -- Pareto local search as in the MODNAS baselines (spec section 10): start from one random architecture;
-  then mutate one random edge of a random member of the current non-dominated set.
+* ``random`` -- uniform random search without repeats (uniform over architectures where the space can be listed).
+* ``local`` -- Pareto local search as in the MODNAS paper's baselines: start from one random architecture; then
+  mutate one random active decision of a random member of the current non-dominated set.
 * ``morea`` -- regularised evolution with non-dominated sorting (MO-REA): a queue of the ``P`` newest
   architectures; the parent wins a tournament of ``S`` random members on (Pareto rank, crowding distance) within
-  the population; the child differs in one edge; the oldest member leaves.
+  the population; the child differs in one decision; the oldest member leaves.
 * ``nsga2``, ``motpe``, ``gp`` -- Optuna's ``NSGAIISampler``, multi-objective ``TPESampler`` (multivariate) and
   ``GPSampler`` (log-EHVI), driven by ask/tell.
 
@@ -31,8 +33,7 @@ import numpy as np
 
 from modnas.baselines.oracle import Oracle
 from modnas.errors import ModnasError
-from modnas.spaces.nb201.encoding import NUM_EDGES, NUM_OPS, OPS, from_index, to_index
-from modnas.tables.nb201 import NUM_ARCHS
+from modnas.problem import Problem, get_problem
 
 #: Consecutive already-queried suggestions after which an Optuna study is handed a fresh random architecture.
 MAX_REPEATS = 50
@@ -53,7 +54,7 @@ class BaselineResult:
     seed: int
     budget: int
     objectives: tuple[str, ...]
-    queried: tuple[int, ...]
+    queried: tuple[str, ...]
     seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -77,29 +78,39 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return np.nan_to_num(np.asarray(values, dtype=np.float64), nan=1e12, posinf=1e12)
 
 
-def random_unqueried(oracle: Oracle, rng: np.random.Generator) -> int:
-    """A uniformly random architecture the oracle has not been asked about."""
+def random_unqueried(oracle: Oracle, rng: np.random.Generator) -> str:
+    """A uniformly random architecture the oracle has not been asked about (uniform over the listed architectures
+    of an enumerable space, decision by decision otherwise)."""
+    space = oracle.problem.space
+    archs = space.enumerate()
     for _ in range(1000):
-        idx = int(rng.integers(NUM_ARCHS))
-        if idx not in oracle:
-            return idx
-    # only reachable when nearly the whole table was queried: draw from the complement explicitly
-    free = np.setdiff1d(np.arange(NUM_ARCHS), np.asarray(oracle.queried, dtype=np.int64))
-    return int(rng.choice(free))
+        if archs is not None:
+            key = space.to_key(archs[int(rng.integers(len(archs)))])
+        else:
+            key = space.to_key(space.sample(1, rng)[0])
+        if key not in oracle:
+            return key
+    if archs is None:
+        raise ModnasError("could not draw an architecture that was not queried yet")
+    # only reachable when nearly the whole space was queried: draw from the complement explicitly
+    free = space.sort_keys(list(set(space.keys(archs)) - set(oracle.queried)))
+    return free[int(rng.choice(len(free)))]
 
 
-def mutate(index: int, rng: np.random.Generator) -> int:
-    """The architecture that differs from ``index`` in one random edge, set to a different random op."""
-    ops = from_index(index).copy()
-    edge = int(rng.integers(NUM_EDGES))
-    ops[edge] = (ops[edge] + int(rng.integers(1, NUM_OPS))) % NUM_OPS
-    return int(to_index(ops))
+def mutate(key: str, rng: np.random.Generator, space: Any) -> str:
+    """The architecture that differs from ``key`` in one random active decision, set to another random option."""
+    choices = space.parse(key).copy()
+    active = np.flatnonzero(space.active(choices[None])[0] & (space.option_counts() > 1))
+    decision = int(active[int(rng.integers(len(active)))])
+    n = int(space.option_counts()[decision])
+    choices[decision] = (choices[decision] + int(rng.integers(1, n))) % n
+    return space.to_key(space.canonicalise(choices[None])[0])
 
 
-def _new_child(parent: Callable[[], int], oracle: Oracle, rng: np.random.Generator) -> int:
+def _new_child(parent: Callable[[], str], oracle: Oracle, rng: np.random.Generator) -> str:
     """Mutate parents drawn by ``parent()`` until the child is new; a random new architecture if that fails."""
     for _ in range(MAX_MUTATION_TRIES):
-        child = mutate(parent(), rng)
+        child = mutate(parent(), rng, oracle.problem.space)
         if child not in oracle:
             return child
     return random_unqueried(oracle, rng)
@@ -142,9 +153,9 @@ def _random_search(oracle: Oracle, rng: np.random.Generator) -> dict[str, Any]:
 def _local_search(oracle: Oracle, rng: np.random.Generator) -> dict[str, Any]:
     oracle.query(random_unqueried(oracle, rng))
     while not oracle.exhausted:
-        queried = np.asarray(oracle.queried)
+        queried = np.asarray(oracle.queried, dtype=object)
         front = queried[pareto_ranks(oracle.values()) == 0]
-        child = _new_child(lambda front=front: int(rng.choice(front)), oracle, rng)
+        child = _new_child(lambda front=front: str(front[int(rng.integers(len(front)))]), oracle, rng)
         oracle.query(child)
     return {}
 
@@ -152,13 +163,13 @@ def _local_search(oracle: Oracle, rng: np.random.Generator) -> dict[str, Any]:
 def _morea(oracle: Oracle, rng: np.random.Generator) -> dict[str, Any]:
     population_size = initial_size(oracle.budget)
     sample_size = max(2, population_size // 4)
-    population: deque[int] = deque()
+    population: deque[str] = deque()
     while len(population) < population_size and not oracle.exhausted:
         idx = random_unqueried(oracle, rng)
         oracle.query(idx)
         population.append(idx)
 
-    def tournament() -> int:
+    def tournament() -> str:
         members = list(population)
         values = np.stack([oracle.query(i) for i in members])  # already queried: free
         ranks = pareto_ranks(values)
@@ -177,22 +188,37 @@ def _morea(oracle: Oracle, rng: np.random.Generator) -> dict[str, Any]:
 
 
 def _optuna_loop(oracle: Oracle, rng: np.random.Generator, sampler: Any) -> None:
-    """Ask/tell until the budget is spent; repeated suggestions are told their known values for free."""
+    """Ask/tell until the budget is spent; repeated suggestions are told their known values for free.
+
+    Every decision of the space is one categorical parameter named after it; a gated decision is only suggested
+    when its gate is open (Optuna's conditional search spaces), so inactive decisions never reach the sampler.
+    """
     optuna = _import_optuna()
+    space = oracle.problem.space
     study = optuna.create_study(directions=["minimize"] * len(oracle.objectives), sampler=sampler)
-    names = [f"edge{e}" for e in range(NUM_EDGES)]
     repeats = 0
     while not oracle.exhausted:
         trial = study.ask()
-        ops = [OPS.index(trial.suggest_categorical(name, OPS)) for name in names]
-        idx = int(to_index(np.asarray(ops)))
-        repeats = repeats + 1 if idx in oracle else 0
-        study.tell(trial, [float(v) for v in _finite(oracle.query(idx))])
+        key = space.to_key(_suggest(trial, space))
+        repeats = repeats + 1 if key in oracle else 0
+        study.tell(trial, [float(v) for v in _finite(oracle.query(key))])
         if repeats >= MAX_REPEATS:
             # a sampler stuck on known architectures would never spend its budget: hand it a new one
-            fresh = from_index(random_unqueried(oracle, rng))
-            study.enqueue_trial({name: OPS[int(op)] for name, op in zip(names, fresh)})
+            fresh = space.parse(random_unqueried(oracle, rng))
+            active = space.active(fresh[None])[0]
+            study.enqueue_trial(
+                {d.name: d.options[int(c)] for d, c, on in zip(space.decisions, fresh, active) if on}
+            )
             repeats = 0
+
+
+def _suggest(trial: Any, space: Any) -> np.ndarray:
+    """Choice indices of one Optuna trial: decisions in order, a gated one only where its gate is open."""
+    choices = np.zeros(space.num_decisions, dtype=np.int64)
+    for i, decision in enumerate(space.decisions):
+        if space.active(choices[None])[0][i]:  # gates only look at earlier decisions, already set
+            choices[i] = decision.options.index(trial.suggest_categorical(decision.name, decision.options))
+    return choices
 
 
 def _import_optuna() -> Any:
@@ -277,12 +303,19 @@ def run_baseline(
     budget: int,
     seed: int = 0,
     objectives: Sequence[str] = ("error", "latency"),
+    problem: Problem | str = "nb201",
 ) -> BaselineResult:
     """Run one baseline on one device until exactly ``budget`` distinct architectures have been queried."""
     search = METHODS[check_method(method)][0]
-    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or not 1 <= budget <= NUM_ARCHS:
-        raise ModnasError(f"budget must be an integer in 1..{NUM_ARCHS}, got {budget!r}")
-    oracle = Oracle(device, int(budget), objectives)
+    prob = get_problem(problem)
+    archs = prob.space.enumerate()
+    limit = len(archs) if archs is not None else None
+    if (
+        isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1
+        or (limit is not None and budget > limit)
+    ):
+        raise ModnasError(f"budget must be an integer in 1..{limit or 'inf'}, got {budget!r}")
+    oracle = Oracle(device, int(budget), objectives, prob)
     rng = method_rng(seed, device)
     start = time.perf_counter()
     with warnings.catch_warnings():

@@ -2,7 +2,7 @@
 
 A baseline pays for an architecture the first time it reads its true accuracy; the device's hardware objectives
 (latency, energy) come with that query and are not counted separately, as in MODNAS's benchmark mode where the
-latency table is known and only accuracy costs a training run. Reading an architecture again is free. Counting
+hardware values are known and only accuracy costs a training run. Reading an architecture again is free. Counting
 is done by :class:`modnas.search.error_model.QueryBudget`, the same class that limits MODNAS, so both sides of the
 comparison count queries in exactly the same way.
 """
@@ -14,26 +14,29 @@ from collections.abc import Sequence
 import numpy as np
 
 from modnas.errors import ModnasError
-from modnas.evaluation.scorer import check_objectives, objective_values
+from modnas.problem import Problem, get_problem
 from modnas.search.error_model import QueryBudget
-from modnas.tables.nb201 import check_index
 
 
 class Oracle:
-    """True ``objectives`` of NB201 architectures on one device, for at most ``budget`` distinct architectures.
+    """True ``objectives`` of a problem's architectures (canonical keys) on one device, for at most ``budget``
+    distinct architectures.
 
     :meth:`query` returns the raw objective vector (error in %, latency in ms, ...), all minimised. Asking for a
-    new architecture when the budget is spent, or for an index outside ``0..15624``, raises
-    :class:`~modnas.errors.ModnasError` before anything is read.
+    new architecture when the budget is spent, or for a malformed key, raises :class:`~modnas.errors.ModnasError`
+    before anything is read.
     """
 
-    def __init__(self, device: str, budget: int, objectives: Sequence[str] = ("error", "latency")) -> None:
+    def __init__(
+        self, device: str, budget: int, objectives: Sequence[str] = ("error", "latency"),
+        problem: Problem | str = "nb201",
+    ) -> None:
+        self.problem = get_problem(problem)
         self.device = device
-        self.objectives = check_objectives(objectives)
-        self._budget = QueryBudget(budget)
-        # hardware columns of the whole table are held, but a value is only handed out with its accuracy query
-        self._hardware = np.stack([objective_values(o, device) for o in self.objectives[1:]], axis=1)
-        self._values: dict[int, np.ndarray] = {}
+        self.objectives = self.problem.check_objectives(objectives)
+        self.problem.check_devices([device], self.objectives)
+        self._budget = QueryBudget(budget, self.problem)
+        self._values: dict[str, np.ndarray] = {}
 
     @property
     def budget(self) -> int:
@@ -53,28 +56,28 @@ class Oracle:
         return self._budget.remaining == 0
 
     @property
-    def queried(self) -> list[int]:
-        """Canonical indices in the order they were first queried."""
+    def queried(self) -> list[str]:
+        """Canonical keys in the order they were first queried."""
         return list(self._budget.queried)
 
-    def __contains__(self, index: object) -> bool:
-        return index in self._budget
+    def __contains__(self, key: object) -> bool:
+        return key in self._budget
 
-    def query(self, index: int) -> np.ndarray:
+    def query(self, key: str) -> np.ndarray:
         """Objective values ``(M,)`` of one architecture; costs one query unless it was queried before."""
-        idx = check_index(index)
-        if idx.ndim != 0:
-            raise ModnasError(f"query one architecture index at a time, got shape {idx.shape}")
-        key = int(idx)
+        if not isinstance(key, str):
+            raise ModnasError(f"query one architecture key at a time, got {type(key).__name__}")
         if key not in self._values:
             if self._budget.remaining == 0:
                 raise ModnasError(f"query budget of {self.budget} architectures on {self.device!r} is spent")
+            self.problem.space.parse(key)  # a malformed key fails before anything is read
             error = float(self._budget.query([key])[0])
-            self._values[key] = np.concatenate([[error], self._hardware[key]])
+            hardware = self.problem.truth.evaluate([key], self.device, self.objectives[1:])[0]
+            self._values[key] = np.concatenate([[error], hardware])
         return self._values[key].copy()
 
     def values(self) -> np.ndarray:
         """Objective values ``(n, M)`` of every queried architecture, in query order."""
         if not self._values:
             return np.zeros((0, len(self.objectives)))
-        return np.stack([self._values[i] for i in self._budget.queried])
+        return np.stack([self._values[k] for k in self._budget.queried])

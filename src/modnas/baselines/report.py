@@ -275,7 +275,7 @@ def markdown(result: BenchmarkResult, summary: dict[str, Any], command: str | No
         lines += ["", f"Command: `{command}`"]
     lines += [
         "",
-        "Every number is the hypervolume (HV) of the shared scorer (`modnas.evaluation.scorer.score_indices`): error "
+        "Every number is the hypervolume (HV) of the shared scorer (`modnas.evaluation.scorer.score_keys`): error "
         "and latency min-max normalised over the architectures with error < 90 %, reference point (1, 1). "
         "Cells give mean ± std over seeds; the best method per device is bold; * marks zero-shot test devices.",
         "",

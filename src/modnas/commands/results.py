@@ -13,17 +13,19 @@ from modnas.commands.common import console, err_console, print_json, user_errors
 from modnas.errors import ModnasError
 
 
-def _device(device: str | None, profile: Path | None) -> Any:
-    from modnas.hardware.devices import registry
-    from modnas.hardware.profiles import ensure_stored_devices_loaded
-    from modnas.search.trained import profile_device
-
+def _check_device_args(device: str | None, profile: Path | None) -> None:
     if (device is None) == (profile is None):
         raise ModnasError("give exactly one of --device NAME or --profile PROFILE.json")
+
+
+def _device(trained: Any, device: str | None, profile: Path | None) -> Any:
+    """The device named on the command line, looked up among the devices of the run's space."""
+    from modnas.search.trained import profile_device
+
+    _check_device_args(device, profile)
     if profile is not None:
         return profile_device(profile)
-    ensure_stored_devices_loaded()
-    return registry.get(device)  # type: ignore[arg-type]
+    return trained.device(device)
 
 
 RunArg = Annotated[Path, typer.Argument(help="Run directory of a `modnas search`.")]
@@ -67,8 +69,9 @@ def _pick_line(choice: dict[str, Any]) -> str:
     basis = choice["selection"]["basis"]
     error = choice["true_error" if basis == "known" else "predicted_error"]
     latency = choice["true_latency_ms"] if choice["latency_basis"] == "known" else choice["predicted_latency_ms"]
+    index = f"index {choice['arch_index']}; " if "arch_index" in choice else ""
     return (
-        f"picked {choice['arch_str']} (index {choice['arch_index']}; {basis} error {error:.2f} %, "
+        f"picked {choice['arch_str']} ({index}{basis} error {error:.2f} %, "
         f"latency {latency:.4g} ms{energy})"
     )
 
@@ -93,8 +96,9 @@ def front_command(
     from modnas.search.trained import TrainedSearch
 
     selection = _selection_args(max_latency_ms, max_energy_mj, min_accuracy, pick)
-    dev = _device(device, profile)
+    _check_device_args(device, profile)
     trained = TrainedSearch.load(run_dir)
+    dev = _device(trained, device, profile)
     start = time.perf_counter()
     rows = trained.front(dev, n_prefs)
     seconds = time.perf_counter() - start
@@ -108,9 +112,10 @@ def front_command(
     for r in rows:
         mark = ("" if r["on_predicted_front"] else " (dominated)") + (" (measured)" if r["measured"] else "")
         true_lat = "-" if r["true_latency_ms"] is None else f"{r['true_latency_ms']:.3g}"
+        true_err = "-" if r["true_error"] is None else f"{r['true_error']:.2f}"
         table.add_row(
             r["arch_str"] + mark, ",".join(f"{v:.2f}" for v in r["preference"]), f"{r['predicted_error']:.2f}",
-            f"{r['predicted_latency_ms']:.3g}", f"{r['true_error']:.2f}", true_lat,
+            f"{r['predicted_latency_ms']:.3g}", true_err, true_lat,
         )
     console.print(table)
     if choice is not None:
@@ -166,8 +171,9 @@ def export_command(
             if preference is None
             else "--preference and limits/--pick choose in two different ways; give one of them"
         )
-    dev = _device(device, profile)
+    _check_device_args(device, profile)
     trained = TrainedSearch.load(run_dir)
+    dev = _device(trained, device, profile)
     if selection is not None:
         choice = trained.pick(dev, n_prefs=n_prefs, basis=basis, **selection)
         err_console.print(choice["selection"]["note"], highlight=False, soft_wrap=True)

@@ -40,6 +40,9 @@ def search_command(
     mode: Annotated[
         str | None, typer.Option(help="benchmark (error predictor on table queries) or oneshot (supernet on images).")
     ] = None,
+    space: Annotated[
+        str | None, typer.Option(help="Search space: nb201 (default), or package.module:attr of your own.")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (runs are reproducible per seed).")] = None,
     out: Annotated[Path | None, typer.Option(help="New run directory (default: runs/<timestamp>-seed<seed>).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,
@@ -65,7 +68,8 @@ def search_command(
         bool, typer.Option("--tensorboard", help="Write TensorBoard scalars to RUN/tensorboard (needs [tracking]).")
     ] = False,
 ) -> None:
-    """Train one preference- and device-conditioned hypernetwork; score it on all 19 devices every epoch.
+    """Train one preference- and device-conditioned hypernetwork; score it on every evaluation device each epoch
+    (NB201: the 19 protocol devices).
 
     Without a terminal (CI, nohup, a pipe) one plain line per epoch goes to stderr instead of a progress bar.
     """
@@ -75,7 +79,7 @@ def search_command(
     from modnas.search.trackers import TensorBoardTracker
 
     overrides = {
-        "mode": mode, "seed": seed, "epochs": epochs, "steps_per_epoch": steps_per_epoch, "hypernet": hypernet,
+        "mode": mode, "space": space, "seed": seed, "epochs": epochs, "steps_per_epoch": steps_per_epoch, "hypernet": hypernet,
         "sampler": sampler, "aggregation": aggregation, "query_budget": query_budget,
         "front": front, "front_latency": front_latency,
     }

@@ -11,10 +11,9 @@ from modnas.evaluation.preferences import (
     to_simplex,
     validate_preference,
 )
-from modnas.evaluation.scorer import OBJECTIVES, Score, TrueFront, protocol, score, score_indices, true_front
+from modnas.evaluation.scorer import Score, TrueFront, protocol, score, score_keys, true_front
 
 __all__ = [
-    "OBJECTIVES",
     "Score",
     "TrueFront",
     "circle_rays",
@@ -29,7 +28,7 @@ __all__ = [
     "protocol",
     "scalarised_argmin",
     "score",
-    "score_indices",
+    "score_keys",
     "simplex_grid",
     "to_simplex",
     "true_front",

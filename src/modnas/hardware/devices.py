@@ -74,11 +74,13 @@ class Device:
     has_table: bool = False
     energy_metric: str | None = None
     extra_latencies: Mapping[str, float] = field(default_factory=dict)
+    #: canonical keys of the reference architectures, in the order of ``reference_latencies`` (empty: NB201's)
+    reference_keys: tuple[str, ...] = ()
 
     @property
     def embedding(self) -> np.ndarray:
-        """HELP device embedding: reference latencies min-max normalised within the 10 (float32, ``(10,)``)."""
-        return normalise_reference_latencies(self.reference_latencies)
+        """HELP device embedding: reference latencies min-max normalised among themselves (float32)."""
+        return normalise_reference_latencies(self.reference_latencies, expected=None)
 
     def known_latencies(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Measured latency (``unit``) of canonical NB201 indices where this device has a measurement, else NaN.
@@ -101,11 +103,18 @@ class Device:
         return np.array([known.get(int(i), np.nan) for i in idx], dtype=np.float64)
 
 
-def normalise_reference_latencies(latencies: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Min-max normalise the 10 reference latencies into ``[0, 1]``; the device embedding."""
+def normalise_reference_latencies(
+    latencies: Sequence[float] | np.ndarray, expected: int | None = EMBEDDING_DIM
+) -> np.ndarray:
+    """Min-max normalise the reference latencies into ``[0, 1]``; the device embedding.
+
+    ``expected`` is the number of reference architectures (NB201: 10; None accepts any number >= 2).
+    """
     lat = validate_latencies(latencies, what="reference latencies")
-    if lat.shape != (EMBEDDING_DIM,):
-        raise ModnasError(f"a device embedding needs exactly {EMBEDDING_DIM} reference latencies, got {lat.size}")
+    if expected is not None and lat.shape != (expected,):
+        raise ModnasError(f"a device embedding needs exactly {expected} reference latencies, got {lat.size}")
+    if lat.size < 2:
+        raise ModnasError(f"a device embedding needs at least 2 reference latencies, got {lat.size}")
     span = lat.max() - lat.min()
     if span <= 0:
         raise ModnasError("reference latencies are all equal: the device embedding would be undefined")

@@ -2,23 +2,26 @@
 
 :class:`HypernetSearch` owns the hypernetwork, its optimiser and LR schedule, the sampler, the frozen hardware
 MetaPredictor with its per-device latency bounds, and the shared-scorer evaluation. Per step and training device t
-(spec sections 7 and 8):
+(the MODNAS paper's algorithm):
 
 * ``r ~ Dirichlet`` (P preferences), ``alpha = hypernet(r, h_t)``, ``a = sampler(alpha)`` (one-hot with gradient);
 * ``err_n`` = the subclass's :meth:`~HypernetSearch.normalised_error` of the samples (benchmark mode: a fitted error
   predictor; one-shot mode: the supernet's cross-entropy);
-* ``lat_n = (pred_lat - min_t) / (max_t - min_t)`` with the MetaPredictor's min/max over all 15,625 archs on
-  device t, computed once, so it is well defined from the first step (unlike the original, spec 12.3);
-* with three objectives also ``energy_n``, the exact energy model (:mod:`modnas.hardware.energy`) min-max
-  normalised over all archs;
+* ``lat_n = (pred_lat - min_t) / (max_t - min_t)`` with the hardware predictor's min/max on device t over every
+  architecture of an enumerable space (else its extremes and a fixed sample), computed once, so it is well
+  defined from the first step (the official code normalises with bounds that are only known after the search);
+* with three objectives also the third objective from the problem's exact model (NB201: HW-NAS-Bench energy),
+  min-max normalised the same way;
 * ``loss_t = mean_P r . (err_n, lat_n[, energy_n])``; the T per-device hypernetwork gradients are combined with
   :func:`modnas.mgd.aggregate` and one AdamW step is taken.
 
-Every epoch ends with the shared scorer on all 19 protocol devices (:meth:`~HypernetSearch.evaluate`).
+Every epoch ends with the shared scorer on the evaluation devices (:meth:`~HypernetSearch.evaluate`). The search
+knows its space, ground truth and devices only through ``self.problem`` (:class:`~modnas.problem.Problem`).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,16 +32,11 @@ import torch
 from torch import Tensor
 
 from modnas.config import SearchConfig
-from modnas.errors import ModnasError
-from modnas.evaluation import dirichlet, evaluation_preferences, score_indices, to_simplex
-from modnas.hardware.devices import ENERGY_DEVICES, registry
-from modnas.hardware.energy import energy_model
-from modnas.hardware.predictor import MetaPredictor, load_predictor
-from modnas.hardware.training import all_onehots, over_all_archs
+from modnas.evaluation import dirichlet, evaluation_preferences, score_keys, to_simplex
 from modnas.hypernet import HyperNetwork, make_hypernet
 from modnas.mgd import aggregate, assign_flat_grad
+from modnas.problem import Problem, get_problem
 from modnas.samplers import Sampler, make_sampler
-from modnas.spaces.nb201.encoding import NUM_EDGES, NUM_OPS, from_onehot, index_to_string, to_index
 
 
 @dataclass
@@ -61,28 +59,14 @@ class EpochResult:
         return float(np.mean(values)) if values else float("nan")
 
 
-#: MetaPredictor latency bounds by training-device embeddings (see :meth:`HypernetSearch._latency_bounds`)
-_LATENCY_BOUNDS: dict[bytes, tuple[Tensor, Tensor]] = {}
+#: Predicted latency bounds by problem and training-device embeddings (see :meth:`HypernetSearch._latency_bounds`)
+_LATENCY_BOUNDS: dict[tuple[str, bytes], tuple[Tensor, Tensor]] = {}
 
 
-def device_embeddings(names: tuple[str, ...]) -> Tensor:
-    """The registry's 10-d embeddings of ``names`` as a ``(D, 10)`` float tensor."""
-    return torch.tensor(np.stack([registry.get(n).embedding for n in names]), dtype=torch.float32)
-
-
-def _check_devices(train: tuple[str, ...], evaluate: tuple[str, ...], objectives: tuple[str, ...]) -> None:
-    """Every device must be registered, and have energy data when energy is an objective."""
-    from modnas.hardware.profiles import ensure_stored_devices_loaded
-
-    ensure_stored_devices_loaded()  # the user's own measured devices may be named too
-    for name in (*train, *evaluate):
-        registry.get(name)  # unknown names raise UnknownDeviceError, listing the known ones
-    if "energy" in objectives:
-        missing = [n for n in (*train, *evaluate) if n not in ENERGY_DEVICES]
-        if missing:
-            raise ModnasError(
-                f"energy is an objective, but {', '.join(missing)} has no energy data (only {', '.join(ENERGY_DEVICES)})"
-            )
+@torch.no_grad()
+def over_archs(model: Callable[[Tensor], Tensor], onehots: Tensor, chunk: int = 4096) -> Tensor:
+    """``model`` applied to one-hots in chunks without grad; outputs concatenated along the first dimension."""
+    return torch.cat([model(onehots[i : i + chunk]) for i in range(0, len(onehots), chunk)])
 
 
 class HypernetSearch:
@@ -92,12 +76,15 @@ class HypernetSearch:
     :meth:`evaluate` by hand). :meth:`state_dict` / :meth:`load_state_dict` hold everything needed to continue.
     """
 
-    def __init__(self, config: SearchConfig) -> None:
+    def __init__(self, config: SearchConfig, problem: Problem | None = None) -> None:
         self.config = config
+        self.problem = problem if problem is not None else get_problem(config.space)
+        self.space = self.problem.space
         self.train_devices: tuple[str, ...] = config.training_devices()
         self.eval_devices: tuple[str, ...] = config.evaluation_devices()
         self.num_objectives = len(config.objectives)
-        _check_devices(self.train_devices, self.eval_devices, config.objectives)
+        self.problem.check_objectives(config.objectives)
+        self.problem.check_devices((*self.train_devices, *self.eval_devices), config.objectives)
         #: the evaluation preferences, on the simplex: circle rays for 2 objectives, a simplex grid for 3
         self.eval_prefs = to_simplex(evaluation_preferences(self.num_objectives, config.eval_rays))
         torch.manual_seed(config.seed)
@@ -105,18 +92,17 @@ class HypernetSearch:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.epoch = 0
 
-        self.train_emb = device_embeddings(self.train_devices)
-        self.onehots = all_onehots()
+        self.train_emb = self.problem.devices.embeddings(self.train_devices)
+        #: the architectures over which normalisation bounds are taken (all of them in an enumerable space)
+        self.bound_onehots = self.space.to_onehot(self.problem.bound_candidates())
 
-        self.predictor: MetaPredictor = load_predictor()[0]
-        for p in self.predictor.parameters():
-            p.requires_grad_(False)
+        self.predictor = self.problem.predictor
         self.lat_low, self.lat_high = self._latency_bounds()
-        self.energy = [energy_model(n) for n in self.train_devices] if "energy" in config.objectives else []
+        # a third objective (NB201: energy) comes from the problem's exact, differentiable model per device
+        self.energy = [self.problem.exact_model(o, n) for o in config.objectives[2:] for n in self.train_devices]
         self.energy_bounds = self._energy_bounds()
 
-        kwargs: dict[str, Any] = {"hidden": config.hypernet_hidden} if config.hypernet == "mlp" else {}
-        self.hypernet: HyperNetwork = make_hypernet(config.hypernet, num_objectives=self.num_objectives, **kwargs)
+        self.hypernet: HyperNetwork = build_hypernet(config, self.problem)
         self.hypernet.pretrain_uniform(self.train_emb, steps=config.pretrain_steps, seed=config.seed)
         self.params = [p for p in self.hypernet.parameters() if p.requires_grad]
         self.optimiser = torch.optim.AdamW(
@@ -132,10 +118,15 @@ class HypernetSearch:
         )
         self.sampler: Sampler = make_sampler(config.sampler, generator=self.generator, **sampler_kwargs)
 
+    @functools.cached_property
+    def bound_keys(self) -> np.ndarray:
+        """Canonical keys of the bound architectures, in the order of :attr:`bound_onehots`."""
+        return np.asarray(self.space.keys(self.problem.bound_candidates()), dtype=object)
+
     # -- what a subclass supplies -------------------------------------------------------------------------------
 
     def normalised_error(self, onehot: Tensor) -> Tensor:
-        """Normalised error ``(T, P)`` of sampled one-hots ``(T, P, 6, 5)``, differentiable in ``onehot``."""
+        """Normalised error ``(T, P)`` of sampled one-hots ``(T, P, D, O)``, differentiable in ``onehot``."""
         raise NotImplementedError
 
     def epoch_length(self) -> int:
@@ -159,24 +150,24 @@ class HypernetSearch:
 
     @torch.no_grad()
     def _latency_bounds(self, chunk: int = 2048) -> tuple[Tensor, Tensor]:
-        """MetaPredictor's min and max over all 15,625 architectures on every training device.
+        """The hardware predictor's min and max over the bound architectures on every training device.
 
-        Cached per process by the embeddings' bytes: the frozen predictor gives the same bounds every time, and
-        computing them takes seconds (most of a small search's start-up).
+        Cached per process by problem and the embeddings' bytes: the frozen predictor gives the same bounds every
+        time, and computing them takes seconds (most of a small search's start-up).
         """
-        key = self.train_emb.numpy().tobytes()
+        key = (self.config.space, self.train_emb.numpy().tobytes())
         if key not in _LATENCY_BOUNDS:
-            preds = over_all_archs(lambda x: self.predictor(x, self.train_emb), self.onehots, chunk)
+            preds = over_archs(lambda x: self.predictor(x, self.train_emb), self.bound_onehots, chunk)
             low, high = preds.min(dim=0).values, preds.max(dim=0).values
             _LATENCY_BOUNDS[key] = (low, torch.maximum(high, low + 1e-6))
         low, high = _LATENCY_BOUNDS[key]
         return low.clone(), high.clone()
 
     def _energy_bounds(self) -> tuple[Tensor, Tensor] | None:
-        """Exact energy models' min and max over all architectures on every training device."""
+        """Exact models' min and max over the bound architectures on every training device."""
         if not self.energy:
             return None
-        values = torch.stack([model(self.onehots) for model in self.energy], dim=1)  # (N, T)
+        values = torch.stack([model(self.bound_onehots) for model in self.energy], dim=1)  # (N, T)
         low, high = values.min(dim=0).values, values.max(dim=0).values
         return low, torch.maximum(high, low + 1e-6)
 
@@ -192,18 +183,18 @@ class HypernetSearch:
         """Per-training-device scalarised losses ``(T,)`` for fresh preferences and samples.
 
         Returns ``(loss, alpha, alpha_leaf, info)``: the losses are built on ``alpha_leaf``, a detached copy of the
-        hypernetwork output ``alpha`` (T, P, 6, 5), so one backward pass through the predictors gives every
+        hypernetwork output ``alpha`` (T, P, D, O), so one backward pass through the predictors gives every
         device's gradient at its own logits (device t's loss only reads device t's rows), and nothing outside the
-        hypernetwork (a supernet, an error model) receives a gradient from this phase (spec 12.1).
+        hypernetwork (a supernet, an error model) receives a gradient from this phase.
         """
         t, p = len(self.train_devices), self.preferences_per_step()
         r = self.sample_preferences(p)
-        alpha = self.hypernet(r, self.train_emb[:, None, :])  # (T, P, 6, 5)
+        alpha = self.space.mask_logits(self.hypernet(r, self.train_emb[:, None, :]))  # (T, P, D, O)
         leaf = alpha.detach().requires_grad_(True)
         onehot = self.sampler(leaf)
         err_n = self.normalised_error(onehot)
         lat = self.predictor.forward_pairs(
-            onehot.reshape(t * p, NUM_EDGES, NUM_OPS), self.train_emb.repeat_interleave(p, dim=0)
+            onehot.reshape(t * p, *onehot.shape[2:]), self.train_emb.repeat_interleave(p, dim=0)
         ).reshape(t, p)
         lat_n = (lat - self.lat_low[:, None]) / (self.lat_high - self.lat_low)[:, None]
         loss = r[..., 0] * err_n + r[..., 1] * lat_n
@@ -222,7 +213,7 @@ class HypernetSearch:
         """One hypernetwork update from the T per-device gradients combined by MGDA (or mean/sum)."""
         loss, alpha, leaf, info = self.losses()
         t = loss.shape[0]
-        (grad_alpha,) = torch.autograd.grad(loss.sum(), leaf)  # (T, P, 6, 5); row block t = d loss_t / d alpha_t
+        (grad_alpha,) = torch.autograd.grad(loss.sum(), leaf)  # (T, P, D, O); row block t = d loss_t / d alpha_t
         # per-device gradient outputs: device t's block, zeros elsewhere; one batched pass through the hypernet
         eye = torch.eye(t, dtype=grad_alpha.dtype)
         outputs = eye[:, :, None, None, None] * grad_alpha[None]
@@ -264,45 +255,46 @@ class HypernetSearch:
 
     @torch.no_grad()
     def proposals(self, device_names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
-        """Argmax architecture (canonical index) per evaluation ray, for each named device."""
+        """Argmax architecture (canonical key) per evaluation ray, for each named device."""
         names = device_names or self.eval_devices
-        emb = device_embeddings(names)
+        emb = self.problem.devices.embeddings(names)
         rays = torch.tensor(self.eval_prefs, dtype=torch.float32)
         was_training = self.hypernet.training
         self.hypernet.eval()
-        alpha = self.hypernet(rays[None, :, :], emb[:, None, :])  # (D, R, 6, 5)
+        alpha = self.hypernet(rays[None, :, :], emb[:, None, :])  # (D, R, decisions, options)
         self.hypernet.train(was_training)
-        ops = from_onehot(alpha)  # (D, R, 6)
-        idx = to_index(ops.reshape(-1, NUM_EDGES)).reshape(len(names), -1)
-        return {n: idx[i] for i, n in enumerate(names)}
+        choices = self.space.from_logits(alpha)  # (D, R, decisions)
+        keys = np.asarray(self.space.keys(choices.reshape(-1, self.space.num_decisions)), dtype=object)
+        keys = keys.reshape(len(names), -1)
+        return {n: keys[i] for i, n in enumerate(names)}
 
-    def front_indices(self, device_names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    def front_keys(self, device_names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
         """The architecture reported per evaluation ray, for each named device: the hypernetwork's argmax
         (benchmark mode can swap in a measured architecture that dominates it, see ``config.front``)."""
         return self.proposals(device_names)
 
     def evaluate(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Shared-scorer rows for all 19 devices and the (device, ray) -> architecture table."""
+        """Shared-scorer rows for every evaluation device and the (device, ray) -> architecture table."""
         prefs = self.eval_prefs
         rows, fronts = [], []
-        for name, idx in self.front_indices(self.eval_devices).items():
-            s = score_indices(idx, name, self.config.objectives)
+        for name, keys in self.front_keys(self.eval_devices).items():
+            s = score_keys(list(keys), name, self.config.objectives, self.problem)
             rows.append(
                 {"device": name, "split": s.split, "hv": s.hv, "igd_plus": s.igd_plus, "n_front": s.n_front}
             )
-            for k, i in enumerate(idx):
+            for k, key in enumerate(keys):
                 fronts.append(
                     {
                         "device": name,
                         "ray": k,
                         "preference": ";".join(f"{v:.6f}" for v in prefs[k]),
-                        "arch_str": index_to_string(int(i)),
+                        "arch_str": str(key),
                     }
                 )
         return rows, fronts
 
     def run_epoch(self, progress: Callable[[], None] | None = None) -> EpochResult:
-        """Train one epoch, then score it on every protocol device."""
+        """Train one epoch, then score it on every evaluation device."""
         start = time.perf_counter()
         info = self.train_epoch(progress)
         rows, fronts = self.evaluate()
@@ -337,3 +329,16 @@ class HypernetSearch:
         torch.set_rng_state(state["rng"]["torch"])
         self.generator.set_state(state["rng"]["sampler"])
         self.rng.bit_generator.state = state["rng"]["numpy"]
+
+
+def build_hypernet(config: SearchConfig, problem: Problem) -> HyperNetwork:
+    """The configured hypernetwork, shaped for the problem's space (decisions x options) and device embeddings."""
+    kwargs: dict[str, Any] = {"hidden": config.hypernet_hidden} if config.hypernet == "mlp" else {}
+    return make_hypernet(
+        config.hypernet,
+        num_objectives=len(config.objectives),
+        num_edges=problem.space.num_decisions,
+        num_ops=problem.space.max_options,
+        embedding_dim=problem.devices.embedding_dim,
+        **kwargs,
+    )

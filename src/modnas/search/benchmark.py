@@ -1,5 +1,5 @@
 """MODNAS search in benchmark mode: the hypernetwork learns against a fitted error predictor and the frozen
-hardware MetaPredictor, with accuracies read from the table only through a :class:`QueryBudget`.
+hardware predictor, with accuracies read from the ground truth only through a :class:`QueryBudget`.
 
 The loop itself (preferences, samples, per-device losses, MGD, evaluation) is :class:`~modnas.search.base.HypernetSearch`;
 this mode supplies the error term: the error predictor's output, min-max normalised with the queried
@@ -22,13 +22,11 @@ from torch import Tensor
 
 from modnas.config import SearchConfig
 from modnas.evaluation import scalarised_argmin
-from modnas.hardware.devices import Device, registry
-from modnas.hardware.energy import energy_model
-from modnas.hardware.training import over_all_archs, to_device_unit
-from modnas.search.base import EpochResult, HypernetSearch
+from modnas.hardware.devices import Device
+from modnas.hardware.training import to_device_unit
+from modnas.problem import Problem
+from modnas.search.base import EpochResult, HypernetSearch, over_archs
 from modnas.search.error_model import ErrorPredictor, QueryBudget
-from modnas.spaces.nb201.encoding import NUM_EDGES, NUM_OPS, index_to_string, to_index, to_onehot
-from modnas.tables.nb201 import NUM_ARCHS, nb201_tables
 
 __all__ = ["BenchmarkSearch", "EpochResult"]
 
@@ -39,7 +37,7 @@ def prefer_measured(
 ) -> np.ndarray:
     """Per preference, the hypernetwork's proposal, or a measured architecture that dominates it.
 
-    ``prefs`` ``(R, M)``; ``proposed`` ``(R,)`` canonical indices with their (positive) objective values ``(R, M)``
+    ``prefs`` ``(R, M)``; ``proposed`` ``(R,)`` canonical keys with their (positive) objective values ``(R, M)``
     (error %, latency ms[, energy]); ``measured`` ``(Q,)`` with values ``(Q, M)``, their errors being true ones.
     Among the measured architectures that dominate a proposal, the one with the largest preference-weighted
     *relative* improvement over it wins: relative, so that no normalisation bounds are needed and any device,
@@ -58,80 +56,83 @@ def prefer_measured(
     return np.where(dominates.any(axis=1), np.asarray(measured)[best], proposed)
 
 
-def _one_edge_neighbours(index: int) -> list[int]:
-    """Canonical indices of the 24 architectures that differ from ``index`` on exactly one edge."""
-    ops = np.asarray(to_onehot(index_to_string(index)).argmax(-1))
-    out = []
-    for edge in range(NUM_EDGES):
-        for op in range(NUM_OPS):
-            if op != ops[edge]:
-                other = ops.copy()
-                other[edge] = op
-                out.append(int(to_index(other[None])[0]))
-    return out
-
-
 def measured_architectures(budget: QueryBudget, degenerate_error: float) -> tuple[np.ndarray, np.ndarray]:
-    """The queried architectures that are not degenerate cells, and their true errors (%)."""
-    idx, err = np.asarray(budget.queried, dtype=np.int64), np.asarray(budget.errors, dtype=np.float64)
+    """The queried architectures (keys) that are not degenerate, and their true errors (%)."""
+    keys, err = np.asarray(budget.queried, dtype=object), np.asarray(budget.errors, dtype=np.float64)
     keep = err < degenerate_error
-    return idx[keep], err[keep]
+    return keys[keep], err[keep]
 
 
 @torch.no_grad()
 def candidate_values(
-    indices: np.ndarray, device: Device, error_model: torch.nn.Module, predictor: torch.nn.Module,
-    objectives: tuple[str, ...], budget: QueryBudget | None = None, latency_source: str = "predicted",
+    keys: np.ndarray | list[str], device: Device, error_model: torch.nn.Module, predictor: torch.nn.Module,
+    objectives: tuple[str, ...], problem: Problem, budget: QueryBudget | None = None,
+    latency_source: str = "predicted",
 ) -> np.ndarray:
-    """Objective values ``(N, M)`` of canonical indices on ``device``: error % (true where ``budget`` has read it,
+    """Objective values ``(N, M)`` of canonical keys on ``device``: error % (true where ``budget`` has read it,
     else predicted), latency in the device's unit (with ``latency_source="measured"``, the device's measurement
-    where :meth:`~modnas.hardware.devices.Device.known_latencies` has one; otherwise the MetaPredictor's) and,
-    with three objectives, exact energy in mJ."""
-    indices = np.asarray(indices, dtype=np.int64)
-    onehot = to_onehot(nb201_tables.ops_codes[indices])
-    known = np.array([budget is not None and int(i) in budget for i in indices], dtype=bool)
-    error = np.zeros(len(indices))
+    where the problem's device set knows one; otherwise the hardware predictor's) and, with a third objective,
+    the problem's exact model of it."""
+    keys = [str(k) for k in keys]
+    space = problem.space
+    choices = space.parse_many(keys)
+    onehot = space.to_onehot(choices)
+    known = np.array([budget is not None and k in budget for k in keys], dtype=bool)
+    error = np.zeros(len(keys))
     if known.any():
-        error[known] = budget.query(indices[known])  # already read: costs nothing
+        error[known] = budget.query([k for k, m in zip(keys, known) if m])  # already read: costs nothing
     if not known.all():  # the error model runs only where no true error is known
         error[~known] = error_model.error(onehot[torch.from_numpy(~known)]).numpy()
     emb = torch.tensor(device.embedding, dtype=torch.float32)[None]
-    latency = to_device_unit(predictor(onehot, emb)[:, 0].numpy(), device) if len(indices) else np.zeros(0)
-    if latency_source == "measured" and len(indices):
-        measured = device.known_latencies(indices)
+    latency = to_device_unit(predictor(onehot, emb)[:, 0].numpy(), device) if len(keys) else np.zeros(0)
+    if latency_source == "measured" and len(keys):
+        measured = problem.devices.known_latencies(device, keys)
         latency = np.where(np.isnan(measured), latency, measured)
     columns = [error, latency]
-    if "energy" in objectives:
-        columns.append(energy_model(device.name).predict(nb201_tables.ops_codes[indices]))
+    for objective in objectives[2:]:
+        columns.append(problem.exact_model(objective, device.name).predict(choices))
     return np.stack(columns, axis=1)
 
 
 def measured_front(
     prefs: np.ndarray, proposed: np.ndarray, device: Device, error_model: torch.nn.Module,
-    predictor: torch.nn.Module, objectives: tuple[str, ...], budget: QueryBudget, degenerate_error: float,
-    latency_source: str = "measured",
+    predictor: torch.nn.Module, objectives: tuple[str, ...], problem: Problem, budget: QueryBudget,
+    degenerate_error: float, latency_source: str = "measured",
 ) -> np.ndarray:
     """:func:`prefer_measured` on one device: the proposals ``(R,)`` for ``prefs`` ``(R, M)`` against every
     non-degenerate architecture ``budget`` has read (what ``front: hypernet+measured`` reports), compared by
     the latency of ``latency_source`` (see :func:`candidate_values`)."""
     measured, _ = measured_architectures(budget, degenerate_error)
-    own = candidate_values(proposed, device, error_model, predictor, objectives, budget, latency_source)
-    known = candidate_values(measured, device, error_model, predictor, objectives, budget, latency_source)
+    own = candidate_values(proposed, device, error_model, predictor, objectives, problem, budget, latency_source)
+    known = candidate_values(measured, device, error_model, predictor, objectives, problem, budget, latency_source)
     return prefer_measured(prefs, proposed, own, measured, known)
 
 
 class BenchmarkSearch(HypernetSearch):
     """One benchmark-mode search: build with a config, then :meth:`run_epoch` (or :meth:`train_epoch` by hand)."""
 
-    def __init__(self, config: SearchConfig) -> None:
-        super().__init__(config)
-        self.budget = QueryBudget(config.query_budget)
-        self.error_model = ErrorPredictor(config.error_predictor)
+    def __init__(self, config: SearchConfig, problem: Problem | None = None) -> None:
+        super().__init__(config, problem)
+        self.budget = QueryBudget(config.query_budget, self.problem)
+        self.error_model = ErrorPredictor(config.error_predictor, self.space)
         self.fits = 0
         self.err_low = self.err_high = 0.0
-        initial = self.rng.choice(NUM_ARCHS, size=config.initial_queries, replace=False)
-        self.budget.query(initial)
+        self.budget.query(self.initial_architectures(config.initial_queries))
         self._refit()
+
+    def initial_architectures(self, count: int) -> list[str]:
+        """``count`` distinct random architectures: drawn from the enumeration where the space has one (uniform
+        over architectures), else sampled decision by decision."""
+        archs = self.space.enumerate()
+        if archs is not None:
+            return self.space.keys(archs[self.rng.choice(len(archs), size=count, replace=False)])
+        chosen: dict[str, None] = {}
+        for _ in range(100):
+            for key in self.space.keys(self.space.sample(count, self.rng)):
+                chosen.setdefault(key, None)
+            if len(chosen) >= count:
+                break
+        return list(chosen)[:count]
 
     @property
     def queries_used(self) -> int:
@@ -139,9 +140,9 @@ class BenchmarkSearch(HypernetSearch):
 
     def _refit(self) -> None:
         """Fit the error predictor on every query so far; error bounds from the non-degenerate queries."""
-        idx = np.asarray(self.budget.queried, dtype=np.int64)
+        onehots = self.space.to_onehot(self.space.parse_many(self.budget.queried))
         errors = np.asarray(self.budget.errors)
-        self.error_model.fit(self.onehots[idx], errors, seed=self.config.seed * 1000 + self.fits)
+        self.error_model.fit(onehots, errors, seed=self.config.seed * 1000 + self.fits)
         self.fits += 1
         valid = errors[errors < self.config.error_predictor.degenerate_error]
         self.err_low, self.err_high = float(valid.min()), float(max(valid.max(), valid.min() + 1e-6))
@@ -150,7 +151,7 @@ class BenchmarkSearch(HypernetSearch):
         t, p = onehot.shape[:2]
         # pessimism only once no more queries can correct the predictor: before that, optimism finds what to query
         kappa = self.config.error_predictor.pessimism if self.budget.remaining == 0 else 0.0
-        err = self.error_model.error(onehot.reshape(t * p, NUM_EDGES, NUM_OPS), kappa).reshape(t, p)
+        err = self.error_model.error(onehot.reshape(t * p, *onehot.shape[2:]), kappa).reshape(t, p)
         return (err - self.err_low) / (self.err_high - self.err_low)
 
     def after_epoch(self) -> dict[str, float]:
@@ -167,16 +168,17 @@ class BenchmarkSearch(HypernetSearch):
         cfg = self.config
         limit = min(cfg.queries_per_round, self.budget.remaining)
         proposed = self.proposals(self.train_devices)
-        counts = Counter(int(i) for idx in proposed.values() for i in idx)
+        counts = Counter(str(k) for keys in proposed.values() for k in keys)
         if cfg.query_proposals == "hypernet+argmin":
-            counts.update(int(i) for i in self.predicted_argmins().reshape(-1))
-        ranked = sorted(counts, key=lambda i: (-counts[i], i))
-        chosen = [i for i in ranked if i not in self.budget][:limit]
+            counts.update(str(k) for k in self.predicted_argmins().reshape(-1))
+        order = dict(zip(counts, self.space.key_order(list(counts))))  # ties: the space's canonical order
+        ranked = sorted(counts, key=lambda k: (-counts[k], order[k]))
+        chosen = [k for k in ranked if k not in self.budget][:limit]
         if cfg.fill_with_neighbours and len(chosen) < limit:
-            pool = sorted({n for i in ranked for n in _one_edge_neighbours(i)} - set(chosen))
-            pool = [n for n in pool if n not in self.budget]
-            extra = self.rng.permutation(pool)[: limit - len(chosen)] if pool else []
-            chosen += [int(i) for i in extra]
+            near = {n for k in ranked for n in self.space.keys(self.space.neighbours(self.space.parse(k)))}
+            pool = [n for n in self.space.sort_keys(list(near - set(chosen))) if n not in self.budget]
+            extra = self.rng.permutation(len(pool))[: limit - len(chosen)] if pool else []
+            chosen += [pool[int(i)] for i in extra]
         if not chosen:
             return 0
         self.budget.query(chosen)
@@ -185,7 +187,7 @@ class BenchmarkSearch(HypernetSearch):
 
     # -- the reported front -------------------------------------------------------------------------------------
 
-    def front_indices(self, device_names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    def front_keys(self, device_names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
         """The hypernetwork's proposals; with ``front: hypernet+measured``, measured ones swapped in where they
         dominate (see :func:`prefer_measured`)."""
         proposed = self.proposals(device_names)
@@ -194,26 +196,29 @@ class BenchmarkSearch(HypernetSearch):
         cfg = self.config
         return {
             name: measured_front(
-                self.eval_prefs, idx, registry.get(name), self.error_model, self.predictor, cfg.objectives,
-                self.budget, cfg.error_predictor.degenerate_error, cfg.front_latency,
+                self.eval_prefs, keys, self.problem.devices.get(name), self.error_model, self.predictor,
+                cfg.objectives, self.problem, self.budget, cfg.error_predictor.degenerate_error, cfg.front_latency,
             )
-            for name, idx in proposed.items()
+            for name, keys in proposed.items()
         }
 
     def predicted_argmins(self) -> np.ndarray:
-        """Per training device and evaluation ray, the architecture minimising the scalarised predicted objectives
-        over all 15,625: what an ideal hypernetwork would propose ``(T, R)``. The objectives are normalised as
-        the search's loss normalises them (energy, with three objectives, is exact)."""
-        err_n = (over_all_archs(self.error_model.error, self.onehots) - self.err_low) / (self.err_high - self.err_low)
-        lat = over_all_archs(lambda x: self.predictor(x, self.train_emb), self.onehots)  # (N, T)
+        """Per training device and evaluation ray, the key minimising the scalarised predicted objectives over the
+        bound architectures (every architecture of an enumerable space): what an ideal hypernetwork would propose
+        ``(T, R)``. The objectives are normalised as the search's loss normalises them (a third objective is
+        exact)."""
+        onehots = self.bound_onehots
+        err_n = (over_archs(self.error_model.error, onehots) - self.err_low) / (self.err_high - self.err_low)
+        lat = over_archs(lambda x: self.predictor(x, self.train_emb), onehots)  # (N, T)
         columns = [err_n[None].expand(lat.shape[1], -1), ((lat - self.lat_low) / (self.lat_high - self.lat_low)).T]
         if self.energy_bounds is not None:
             low, high = self.energy_bounds
             with torch.no_grad():
-                energy = torch.stack([model(self.onehots) for model in self.energy], dim=1)  # (N, T)
+                energy = torch.stack([model(onehots) for model in self.energy], dim=1)  # (N, T)
             columns.append(((energy - low) / (high - low)).T)
         objectives = torch.stack(columns, dim=-1)  # (T, N, M)
-        return scalarised_argmin(self.eval_prefs.astype(np.float32), objectives.numpy())
+        best = scalarised_argmin(self.eval_prefs.astype(np.float32), objectives.numpy())
+        return self.bound_keys[best]
 
     # -- checkpoints --------------------------------------------------------------------------------------------
 
@@ -234,4 +239,4 @@ class BenchmarkSearch(HypernetSearch):
             p.requires_grad_(False)
         self.fits = int(state["error_fits"])
         self.err_low, self.err_high = (float(v) for v in state["error_bounds"])
-        self.budget = QueryBudget.from_state_dict(state["budget"])
+        self.budget = QueryBudget.from_state_dict(state["budget"], self.problem)

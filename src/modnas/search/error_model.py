@@ -1,24 +1,24 @@
-"""Benchmark mode's accuracy signal: a differentiable error predictor fitted on a budget of table queries.
+"""Benchmark mode's accuracy signal: a differentiable error predictor fitted on a budget of ground-truth queries.
 
 * :class:`QueryBudget` is the only way the search reads true accuracies. It counts every *distinct* architecture
-  whose accuracy was read and refuses to go past its limit K, so a search can never see more of the table than
-  it paid for.
-* :class:`ErrorPredictor` maps a one-hot ``(B, 6, 5)`` to a standardised (log-)error ``(B,)``: a small GCN over
-  the HELP graph of :func:`modnas.spaces.nb201.graph_encoding` plus an MLP on the flat one-hot (optionally plus an
-  MLP on the :func:`~modnas.spaces.nb201.path_encoding`), averaged over a few independently initialised members.
+  (canonical key) whose accuracy was read and refuses to go past its limit K, so a search can never see more of the
+  ground truth than it paid for.
+* :class:`ErrorPredictor` maps a one-hot ``(B, decisions, options)`` to a standardised (log-)error ``(B,)``: an
+  ensemble of independently initialised members, each built by the space (NB201: a GCN over the HELP graph plus
+  flat and path-encoding MLPs) or, for a space without its own, an MLP on the space's gated features.
   Everything is differentiable in the one-hot, so the hypernetwork gets gradients through it.
 
-Errors span 5.6 % to 54 % on valid cells and ~90 % on degenerate ones (output cut off from the input). The fit
-works on ``log(error)`` standardised with the non-degenerate queries' statistics, so the differences that matter
-near the Pareto front (6 % vs 7 %) are not drowned by the gap to 90 %; degenerate errors are clipped to the cutoff
-and down-weighted so the few of them cannot dominate the loss.
+Errors near the Pareto front differ by a few percent while degenerate architectures (NB201: output cut off from
+the input) sit near 90 %. The fit works on ``log(error)`` standardised with the non-degenerate queries'
+statistics, so the differences that matter near the front (6 % vs 7 %) are not drowned by the gap to 90 %;
+degenerate errors are clipped to the cutoff and down-weighted so the few of them cannot dominate the loss.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,31 +26,25 @@ from torch import Tensor, nn
 
 from modnas.config import ErrorPredictorConfig
 from modnas.errors import ModnasError
-from modnas.hardware.predictor import GraphConv
-from modnas.spaces.nb201.encoding import (
-    NUM_EDGES,
-    NUM_NODE_FEATURES,
-    NUM_OPS,
-    NUM_PATH_FEATURES,
-    graph_encoding,
-    path_encoding,
-)
-from modnas.tables.nb201 import NUM_ARCHS, nb201_tables
 
-#: The accuracy column benchmark mode queries: CIFAR-10 test accuracy after 200 epochs, as the scorer uses.
-ACCURACY_COLUMN = "cifar10_test_acc_200ep"
+if TYPE_CHECKING:
+    from modnas.problem import Problem
+    from modnas.spaces.base import SearchSpace
 
 
 class QueryBudget:
-    """Reads true errors (``100 - CIFAR-10 test accuracy``) from the table, at most ``limit`` distinct archs."""
+    """Reads true errors from the problem's ground truth, at most ``limit`` distinct architectures (keys)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, problem: Problem | str = "nb201") -> None:
+        from modnas.problem import get_problem
+
         if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
             raise ModnasError(f"query budget must be an integer >= 1, got {limit!r}")
         self.limit = int(limit)
-        self.queried: list[int] = []  # canonical indices, in the order they were first read
-        self.errors: list[float] = []  # their true errors (%)
-        self._seen: dict[int, float] = {}
+        self.problem = get_problem(problem)
+        self.queried: list[str] = []  # canonical keys, in the order they were first read
+        self.errors: list[float] = []  # their true errors
+        self._seen: dict[str, float] = {}
 
     @property
     def used(self) -> int:
@@ -60,74 +54,64 @@ class QueryBudget:
     def remaining(self) -> int:
         return self.limit - self.used
 
-    def __contains__(self, index: object) -> bool:
-        return isinstance(index, (int, np.integer)) and int(index) in self._seen
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in self._seen
 
-    def query(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        """True errors of ``indices`` (repeats are free); raises before reading anything if K would be exceeded."""
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if idx.size and (idx.min() < 0 or idx.max() >= NUM_ARCHS):
-            raise ModnasError(f"architecture index {int(idx[(idx < 0) | (idx >= NUM_ARCHS)][0])} is out of range")
-        new = [int(i) for i in dict.fromkeys(idx.tolist()) if int(i) not in self._seen]
+    def query(self, keys: Sequence[str] | np.ndarray) -> np.ndarray:
+        """True errors of canonical ``keys`` (repeats are free); raises before reading anything if K would be
+        exceeded."""
+        wanted = [str(k) for k in (keys.tolist() if isinstance(keys, np.ndarray) else keys)]
+        new = [k for k in dict.fromkeys(wanted) if k not in self._seen]
         if len(new) > self.remaining:
             raise ModnasError(
                 f"query budget exceeded: {len(new)} new architectures requested, {self.remaining} of {self.limit} left"
             )
         if new:
-            errors = 100.0 - nb201_tables.accuracy(np.asarray(new, dtype=np.int64))
-            for i, e in zip(new, errors.tolist()):
-                self._seen[i] = float(e)
-                self.queried.append(i)
+            errors = self.problem.truth.evaluate(new, None, ("error",))[:, 0]
+            for k, e in zip(new, errors.tolist()):
+                self._seen[k] = float(e)
+                self.queried.append(k)
                 self.errors.append(float(e))
-        return np.asarray([self._seen[int(i)] for i in idx], dtype=np.float64)
+        return np.asarray([self._seen[k] for k in wanted], dtype=np.float64)
 
     def state_dict(self) -> dict:
         return {"limit": self.limit, "queried": list(self.queried), "errors": list(self.errors)}
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> QueryBudget:
-        budget = cls(int(state["limit"]))
-        for i, e in zip(state["queried"], state["errors"]):
-            budget._seen[int(i)] = float(e)
-            budget.queried.append(int(i))
+    def from_state_dict(cls, state: dict, problem: Problem | str = "nb201") -> QueryBudget:
+        budget = cls(int(state["limit"]), problem)
+        queried = list(state["queried"])
+        if queried and not isinstance(queried[0], str):
+            # checkpoints written before keys were the identity hold positions in the enumerated (tabular) space
+            archs = budget.problem.space.enumerate()
+            queried = budget.problem.space.keys(archs[np.asarray(queried, dtype=np.int64)])
+        for k, e in zip(queried, state["errors"]):
+            budget._seen[str(k)] = float(e)
+            budget.queried.append(str(k))
             budget.errors.append(float(e))
         return budget
 
 
-class _Member(nn.Module):
-    """One network of the ensemble: GCN read-out at the global node, concatenated with a flat one-hot MLP."""
+class FeatureMLPMember(nn.Module):
+    """The error model member of a space without its own: an MLP on the space's gated flat features."""
 
-    def __init__(self, config: ErrorPredictorConfig) -> None:
+    def __init__(self, config: ErrorPredictorConfig, space: SearchSpace) -> None:
         super().__init__()
-        dims = [NUM_NODE_FEATURES] + [config.gcn_hidden] * config.gcn_layers
-        self.gcn = nn.ModuleList(GraphConv(a, b) for a, b in itertools.pairwise(dims))
-        width = config.gcn_hidden
-        self.flat: nn.Module | None = None
-        if config.flat_hidden:
-            self.flat = nn.Sequential(nn.Linear(NUM_EDGES * NUM_OPS, config.flat_hidden), nn.ReLU())
-            width += config.flat_hidden
-        self.head = nn.Sequential(
-            nn.Linear(width, config.head_hidden), nn.ReLU(), nn.Linear(config.head_hidden, 1)
+        self.space = space
+        width = config.flat_hidden or config.head_hidden
+        self.net = nn.Sequential(
+            nn.Linear(space.num_features, width), nn.ReLU(), nn.Linear(width, config.head_hidden), nn.ReLU(),
+            nn.Linear(config.head_hidden, 1),
         )
-        self.path: nn.Module | None = None
-        if config.path_hidden:
-            h = config.path_hidden
-            self.path = nn.Sequential(
-                nn.Linear(NUM_PATH_FEATURES + NUM_EDGES * NUM_OPS, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(),
-                nn.Linear(h, 1),
-            )
 
     def forward(self, onehot: Tensor) -> Tensor:
-        x, adj = graph_encoding(onehot)
-        for layer in self.gcn:
-            x = layer(x, adj)
-        features = x[..., -1, :]
-        if self.flat is not None:
-            features = torch.cat([features, self.flat(onehot.flatten(-2))], dim=-1)
-        out = self.head(features).squeeze(-1)
-        if self.path is not None:  # a residual model on path features, summed with the graph model's output
-            out = out + self.path(torch.cat([path_encoding(onehot), onehot.flatten(-2)], dim=-1)).squeeze(-1)
-        return out
+        return self.net(self.space.features(onehot)).squeeze(-1)
+
+
+def make_member(config: ErrorPredictorConfig, space: SearchSpace) -> nn.Module:
+    """One ensemble member: the space's own error model (``space.error_model_member``) or a feature MLP."""
+    own = getattr(space, "error_model_member", None)
+    return own(config) if own is not None else FeatureMLPMember(config, space)
 
 
 class ErrorPredictor(nn.Module):
@@ -137,18 +121,24 @@ class ErrorPredictor(nn.Module):
     ``exp(mean + std * z)``. Call :meth:`fit` before use.
     """
 
-    def __init__(self, config: ErrorPredictorConfig | None = None) -> None:
+    def __init__(self, config: ErrorPredictorConfig | None = None, space: SearchSpace | None = None) -> None:
         super().__init__()
+        if space is None:
+            from modnas.problem import get_problem
+
+            space = get_problem("nb201").space
         self.config = config or ErrorPredictorConfig()
-        self.members = nn.ModuleList(_Member(self.config) for _ in range(self.config.ensemble))
+        self.space = space
+        self.members = nn.ModuleList(make_member(self.config, space) for _ in range(self.config.ensemble))
         self.register_buffer("target_mean", torch.zeros(()))
         self.register_buffer("target_std", torch.ones(()))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
     def forward(self, onehot: Tensor) -> Tensor:
-        """Standardised log-error ``(B,)`` of one-hots ``(B, 6, 5)`` (the ensemble mean)."""
-        if onehot.dim() < 2 or onehot.shape[-2:] != (NUM_EDGES, NUM_OPS):
-            raise ModnasError(f"expected one-hots of shape (B, {NUM_EDGES}, {NUM_OPS}), got {tuple(onehot.shape)}")
+        """Standardised log-error ``(B,)`` of one-hots ``(B, decisions, options)`` (the ensemble mean)."""
+        shape = (self.space.num_decisions, self.space.max_options)
+        if onehot.dim() < 2 or tuple(onehot.shape[-2:]) != shape:
+            raise ModnasError(f"expected one-hots of shape (B, {shape[0]}, {shape[1]}), got {tuple(onehot.shape)}")
         return torch.stack([m(onehot) for m in self.members]).mean(dim=0)
 
     def error(self, onehot: Tensor, pessimism: float = 0.0) -> Tensor:
@@ -164,7 +154,7 @@ class ErrorPredictor(nn.Module):
         return torch.exp(self.target_mean + self.target_std * z)
 
     def fit(self, onehot: Tensor, errors: Sequence[float] | np.ndarray, seed: int = 0) -> float:
-        """(Re)fit every member from a fresh seeded initialisation on ``(onehot (N, 6, 5), error % (N,))``.
+        """(Re)fit every member from a fresh seeded initialisation on ``(onehot (N, D, O), error % (N,))``.
 
         Returns the final weighted training MSE in standardised units. The global torch RNG is left untouched.
         """
@@ -188,7 +178,7 @@ class ErrorPredictor(nn.Module):
         self.target_std.fill_(std)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
-            fresh = [_Member(cfg) for _ in range(cfg.ensemble)]
+            fresh = [make_member(cfg, self.space) for _ in range(cfg.ensemble)]
         self.members = nn.ModuleList(fresh)
         self.train()
         loss = torch.zeros(())

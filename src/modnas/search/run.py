@@ -3,8 +3,8 @@
 A run directory holds
 
 * ``config.yaml`` -- the resolved :class:`~modnas.config.SearchConfig`;
-* ``metrics.csv`` -- ``epoch, device, split, hv, igd_plus, n_front, queries`` for all 19 devices after every
-  epoch (``queries``: distinct architectures whose true accuracy the search had read by then);
+* ``metrics.csv`` -- ``epoch, device, split, hv, igd_plus, n_front, queries`` for every evaluation device after
+  every epoch (``queries``: distinct architectures whose true accuracy the search had read by then);
 * ``fronts.csv`` -- ``epoch, device, ray, preference, arch_str``: the architecture chosen for every evaluation ray;
 * ``queries.csv`` -- ``order, arch_str, error``: every architecture whose true accuracy was read, in order;
 * ``checkpoints/last.pt`` -- hypernetwork, optimiser, error predictor, query budget, RNG states and epoch;
@@ -18,8 +18,6 @@ complete files behind, and ``search(..., resume=True)`` continues it from its la
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
@@ -37,13 +35,13 @@ from modnas.io import (
     atomic_torch_save,
     atomic_write_json,
     atomic_write_text,
+    csv_text,
     prepare_out_dir,
     read_csv_rows,
     read_yaml_mapping,
 )
 from modnas.search.metadata import RunMetadata
 from modnas.search.trackers import EpochCallback, EpochInfo
-from modnas.spaces.nb201.encoding import index_to_string
 
 logger = logging.getLogger(__name__)
 
@@ -56,15 +54,6 @@ ROW_FIELDS = ("device", "split", "hv", "igd_plus", "n_front")
 Progress = Callable[[int, int, "float | None"], None]
 
 
-def _csv_text(fields: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(fields), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in fields})
-    return buffer.getvalue()
-
-
 def prepare_run_dir(out_dir: str | Path) -> Path:
     """Create ``out_dir`` (or accept an empty one) with its ``checkpoints`` folder; refuse one that holds files."""
     path = prepare_out_dir(out_dir)
@@ -74,7 +63,6 @@ def prepare_run_dir(out_dir: str | Path) -> Path:
 
 def _plain(obj: Any) -> Any:
     """Numpy scalars and arrays -> Python numbers and tensors, so the checkpoint loads with ``weights_only=True``."""
-    import numpy as np
 
     if isinstance(obj, dict):
         return {k: _plain(v) for k, v in obj.items()}
@@ -161,15 +149,15 @@ class _RunWriter:
         state = {**loop.state_dict(), "run": {"version": CHECKPOINT_VERSION, "seconds": seconds}}
         # the checkpoint first: the CSVs and the summary then never describe an epoch it does not hold
         atomic_torch_save(_plain(state), self.run_dir / "checkpoints" / "last.pt")
-        atomic_write_text(self.run_dir / "metrics.csv", _csv_text(METRIC_FIELDS, self.metrics))
-        atomic_write_text(self.run_dir / "fronts.csv", _csv_text(FRONT_FIELDS, self.fronts))
+        atomic_write_text(self.run_dir / "metrics.csv", csv_text(METRIC_FIELDS, self.metrics))
+        atomic_write_text(self.run_dir / "fronts.csv", csv_text(FRONT_FIELDS, self.fronts))
         budget = getattr(loop, "budget", None)
         if budget is not None:
             rows_q = [
-                {"order": k, "arch_str": index_to_string(i), "error": e}
-                for k, (i, e) in enumerate(zip(budget.queried, budget.errors), start=1)
+                {"order": k, "arch_str": key, "error": e}
+                for k, (key, e) in enumerate(zip(budget.queried, budget.errors), start=1)
             ]
-            atomic_write_text(self.run_dir / "queries.csv", _csv_text(QUERY_FIELDS, rows_q))
+            atomic_write_text(self.run_dir / "queries.csv", csv_text(QUERY_FIELDS, rows_q))
 
 
 def search(
@@ -265,7 +253,7 @@ def _check_compatible(state: dict[str, Any], config: SearchConfig, run_dir: Path
         raise ModnasError(
             f"checkpoint of {str(run_dir)!r} has format version {version!r}, this modnas writes {CHECKPOINT_VERSION}"
         )
-    saved = state["config"]
+    saved = {"space": "nb201", **state["config"]}  # runs written before spaces were named searched NB201
     if saved != config.model_dump(mode="json"):
         current = config.model_dump(mode="json")
         diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
@@ -303,15 +291,26 @@ def queried_architectures(run_dir: str | Path) -> list[str]:
     Measuring these on a new device (``modnas device measure --archs-from RUN``) lets the run's front compare
     them by measured latency there (``front_latency: measured``).
     """
-    from modnas.spaces.nb201 import to_index
-
     path = Path(run_dir)
     if not path.is_dir():
         raise ModnasError(f"run directory {str(path)!r} does not exist")
     if not (path / "queries.csv").is_file():
         raise ModnasError(f"{str(path)!r} has no queries.csv: only a benchmark-mode run queries architectures")
+    from modnas.problem import get_problem
+
+    space = get_problem(run_space(path)).space
     archs = [row["arch_str"] for row in read_csv_rows(path / "queries.csv", ("arch_str",))]
-    return [index_to_string(int(i)) for i in np.atleast_1d(to_index(archs))] if archs else []
+    return [space.canonical_key(a) for a in archs]
+
+
+def run_space(run_dir: str | Path) -> str:
+    """The search space (problem name) a run directory was written for; ``nb201`` for runs that predate the
+    ``space`` field."""
+    try:
+        data = read_yaml_mapping(Path(run_dir) / "config.yaml", "config file")
+    except ModnasError:
+        return "nb201"
+    return str(data.get("space", "nb201"))
 
 
 def _float_or_none(text: str, what: str) -> float | None:
@@ -364,8 +363,6 @@ def evaluate_run(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def _last_complete_epoch(metrics: Path, run_dir: Path) -> list[dict[str, Any]]:
-    from modnas.hardware.devices import PROTOCOL_DEVICES
-
     needed = ("epoch", *ROW_FIELDS)  # runs written before the ``queries`` column still read
     reader = read_csv_rows(metrics, needed)
     by_epoch: dict[int, list[dict[str, Any]]] = {}
@@ -388,7 +385,7 @@ def _last_complete_epoch(metrics: Path, run_dir: Path) -> list[dict[str, Any]]:
             "n_front": n_front,
         }
         by_epoch.setdefault(epoch, []).append(row)
-    expected = set(PROTOCOL_DEVICES)
+    expected = run_devices(run_dir)
     complete = [e for e, rows in by_epoch.items() if {r["device"] for r in rows} >= expected]
     if not complete:
         raise ModnasError(f"{str(run_dir)!r} is truncated: metrics.csv holds no complete epoch")
@@ -400,3 +397,13 @@ def _last_complete_epoch(metrics: Path, run_dir: Path) -> list[dict[str, Any]]:
             seen.add(row["device"])
             ordered.append(row)
     return ordered
+
+
+def run_devices(run_dir: Path) -> set[str]:
+    """The devices every complete epoch of a run scores: its config's evaluation devices (a directory without a
+    readable config.yaml is taken to hold a default NB201 run, as every run did before spaces were named)."""
+    try:
+        config = make_config(read_yaml_mapping(run_dir / "config.yaml", "config file"))
+    except ModnasError:
+        config = make_config({})
+    return set(config.evaluation_devices())

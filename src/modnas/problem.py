@@ -1,0 +1,308 @@
+"""The one object a search, a baseline, the scorer and the CLI receive: a :class:`Problem`.
+
+``Problem = (space, truth, devices, reference)`` plus the hardware predictor of that space:
+
+* ``space`` -- a :class:`~modnas.spaces.base.SearchSpace` (decisions, keys, encodings, networks);
+* ``truth`` -- a :class:`GroundTruth`: true objective values of architectures on a device, from tables or
+  surrogates, and which objectives cost a query (accuracy) and which do not (hardware);
+* ``devices`` -- a :class:`DeviceSet`: built-in devices with their splits and embeddings, plus custom ones;
+* ``reference`` -- a :class:`Reference`: explicit normalisation bounds per device and objective and a reference
+  front (enumerated for tabular spaces, stored for the others).
+
+Problems are looked up by name (:func:`get_problem`): a built-in name such as ``nb201``, or ``package.module:attr``
+naming a problem object or a function that returns one, so a space that lives outside modnas needs no edit here.
+The name is recorded in every run directory, so ``front``/``export``/``evaluate``/``plot``/``--resume`` reload it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from modnas.errors import ModnasError
+
+if TYPE_CHECKING:
+    from modnas.hardware.devices import Device
+    from modnas.spaces.base import SearchSpace
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A named objective with its unit; every objective is minimised. ``costs_query``: reading its true value
+    costs one query of the budget (accuracy does, hardware measurements do not)."""
+
+    name: str
+    unit: str
+    description: str
+    costs_query: bool = False
+
+
+class GroundTruth(ABC):
+    """True objective values of a space's architectures (a table or a surrogate)."""
+
+    #: The objectives this truth knows, by name; the first is the quality objective (``error``).
+    objectives: dict[str, Objective]
+    #: Architectures at or above this error are degenerate and excluded from scoring (None: no cut-off).
+    error_cutoff: float | None = None
+
+    @abstractmethod
+    def evaluate(self, keys: Sequence[str], device: str | None, objectives: Sequence[str]) -> np.ndarray:
+        """Raw values ``(N, M)`` of ``objectives`` for canonical ``keys`` on ``device`` (NaN where unknown).
+
+        ``device`` may be None when only device-free objectives (error) are asked for.
+        """
+
+    def supports(self, objective: str, device: str) -> bool:
+        """Whether ``objective`` has true values on ``device``."""
+        return objective in self.objectives
+
+    @property
+    def query_objectives(self) -> tuple[str, ...]:
+        """Objectives whose true value costs a query."""
+        return tuple(n for n, o in self.objectives.items() if o.costs_query)
+
+    def valid(self, values: np.ndarray) -> np.ndarray:
+        """Rows that take part in scoring: every value known and the error below the cut-off."""
+        ok = np.isfinite(values).all(axis=1)
+        if self.error_cutoff is not None:
+            ok &= values[:, 0] < self.error_cutoff
+        return ok
+
+    def describe(self, keys: Sequence[str]) -> list[dict[str, Any]]:
+        """Extra per-architecture columns for tables and exports (e.g. a tabular index); empty by default."""
+        return [{} for _ in keys]
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Protocol state of one device: min-max bounds and the reference front."""
+
+    device: str
+    objectives: tuple[str, ...]
+    lower: np.ndarray  # (M,)
+    upper: np.ndarray  # (M,)
+    front_keys: tuple[str, ...]  # architectures of the reference front, sorted by error
+    front_raw: np.ndarray  # their raw values
+    front_points: np.ndarray  # their normalised values
+    reference_front: np.ndarray  # the distinct front points: what IGD / IGD+ measure against
+    true_hv: float  # HV of the reference front (the best any method can reach when the front is exact)
+    exact: bool = True  # True when the front is the true front (enumerated), False for a stored estimate
+
+    def normalise(self, values: np.ndarray) -> np.ndarray:
+        return (values - self.lower) / (self.upper - self.lower)
+
+
+class Reference(ABC):
+    """Normalisation bounds and reference fronts per device and objectives."""
+
+    @abstractmethod
+    def normalisation(self, device: str, objectives: tuple[str, ...]) -> Normalisation:
+        """Bounds and reference front of one device (implementations cache)."""
+
+
+class EnumeratedReference(Reference):
+    """Bounds and true fronts by enumerating a small space through its ground truth (as the MODNAS NB201 protocol
+    does): min-max over every valid architecture, the true Pareto front of all of them."""
+
+    def __init__(self, space: SearchSpace, truth: GroundTruth) -> None:
+        self.space, self.truth = space, truth
+        self._cache: dict[tuple[str, tuple[str, ...]], Normalisation] = {}
+
+    @functools.cached_property
+    def keys(self) -> list[str]:
+        archs = self.space.enumerate()
+        if archs is None:
+            raise ModnasError(f"search space {self.space.name!r} cannot be enumerated")
+        return self.space.keys(archs)
+
+    def normalisation(self, device: str, objectives: tuple[str, ...]) -> Normalisation:
+        from modnas.evaluation.pareto import hypervolume, nondominated_mask, pareto_front
+
+        cache_key = (device, tuple(objectives))
+        if cache_key in self._cache:
+            return self._cache[cache_key]
+        raw = self.truth.evaluate(self.keys, device, objectives)
+        valid = self.truth.valid(raw)
+        pool = raw[valid]
+        lower, upper = pool.min(axis=0), pool.max(axis=0)
+        if (upper <= lower).any():
+            raise ModnasError(f"objective values on {device!r} are constant; the protocol's normalisation is undefined")
+        normalised = (pool - lower) / (upper - lower)
+        on_front = nondominated_mask(normalised, keep_duplicates=True)
+        front_pos = np.flatnonzero(valid)[on_front]
+        front_pts = normalised[on_front]
+        order = np.lexsort(front_pts.T[::-1])
+        norm = Normalisation(
+            device=device,
+            objectives=tuple(objectives),
+            lower=lower,
+            upper=upper,
+            front_keys=tuple(self.keys[i] for i in front_pos[order]),
+            front_raw=raw[front_pos[order]],
+            front_points=front_pts[order],
+            reference_front=pareto_front(front_pts),
+            true_hv=hypervolume(front_pts, 1.0),
+        )
+        self._cache[cache_key] = norm
+        return norm
+
+
+class DeviceSet(ABC):
+    """The devices of one space: built-in ones with splits and embeddings, plus custom ones (profiles)."""
+
+    @abstractmethod
+    def get(self, name: str) -> Device:
+        """The device called ``name``; an unknown name is a one-line error listing close matches."""
+
+    @abstractmethod
+    def names(self, split: str = "all") -> tuple[str, ...]:
+        """Device names of a split: ``train``, ``test``, ``protocol`` (train then test), ``other``, ``custom``,
+        ``all``."""
+
+    def embeddings(self, names: Sequence[str]) -> torch.Tensor:
+        """The devices' embeddings as a ``(D, embedding_dim)`` float tensor."""
+        return torch.tensor(np.stack([self.get(n).embedding for n in names]), dtype=torch.float32)
+
+    @property
+    def embedding_dim(self) -> int:
+        return len(self.get(self.names("train")[0]).embedding)
+
+    def known_latencies(self, device: Device, keys: Sequence[str]) -> np.ndarray:
+        """Measured latency of ``keys`` where ``device`` has a measurement (its references and a profile's extra
+        measurements), else NaN. Never a zero-shot test device's ground-truth table."""
+        known = dict(zip(device.reference_keys or (), device.reference_latencies))
+        known.update(device.extra_latencies)
+        return np.array([known.get(k, np.nan) for k in keys], dtype=np.float64)
+
+
+@dataclass
+class Problem:
+    """A search space with its ground truth, devices, reference and hardware models (see the module docstring)."""
+
+    name: str
+    space: SearchSpace
+    truth: GroundTruth
+    devices: DeviceSet
+    reference: Reference
+    #: builds the frozen hardware predictor ``f(onehot (B, D, O), embeddings (E, k)) -> (B, E)``
+    predictor_factory: Callable[[], torch.nn.Module]
+    #: exact, differentiable models of hardware objectives other than latency: (objective, device) -> model with
+    #: ``__call__(onehot) -> tensor`` and ``predict(choice indices) -> array`` (NB201: HW-NAS-Bench energy)
+    exact_models: Callable[[str, str], Any] | None = None
+    #: the default devices of a search and its default evaluation devices, per objective tuple
+    default_devices: Callable[[tuple[str, ...]], tuple[tuple[str, ...], tuple[str, ...]]] | None = None
+    #: one-shot mode: dataset presets and the caveat printed with a one-shot HV
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @functools.cached_property
+    def predictor(self) -> torch.nn.Module:
+        """The frozen hardware predictor (loaded once per problem)."""
+        model = self.predictor_factory()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model.eval()
+
+    def check_objectives(self, objectives: Sequence[str]) -> tuple[str, ...]:
+        """Validate an objective list: ``error`` first, then distinct hardware objectives this truth knows."""
+        objs = tuple(objectives)
+        unknown = [o for o in objs if o not in self.truth.objectives]
+        if unknown:
+            raise ModnasError(f"unknown objective {unknown[0]!r}; choose from: {', '.join(self.truth.objectives)}")
+        if len(objs) < 2 or objs[0] != "error" or len(set(objs)) != len(objs):
+            raise ModnasError(f"objectives must be 'error' followed by distinct hardware objectives, got {list(objs)}")
+        return objs
+
+    def check_devices(self, names: Sequence[str], objectives: Sequence[str]) -> None:
+        """Every device must exist, and have values for every hardware objective beyond latency."""
+        for name in names:
+            self.devices.get(name)
+        for objective in objectives[2:]:
+            missing = [n for n in names if not self.truth.supports(objective, n)]
+            if missing:
+                has = [n for n in self.devices.names("all") if self.truth.supports(objective, n)]
+                raise ModnasError(
+                    f"{objective} is an objective, but {', '.join(missing)} has no {objective} data "
+                    f"(only {', '.join(has)})"
+                )
+
+    def exact_model(self, objective: str, device: str) -> Any:
+        """The exact model of a hardware objective other than latency on ``device``."""
+        if self.exact_models is None:
+            raise ModnasError(f"problem {self.name!r} has no model for {objective!r}")
+        return self.exact_models(objective, device)
+
+    def bound_candidates(self, samples: int = 4096, seed: int = 0) -> np.ndarray:
+        """Architectures over which predicted bounds are taken: every one when the space can be enumerated,
+        else its two extremes plus a fixed uniform sample."""
+        archs = self.space.enumerate()
+        if archs is not None:
+            return archs
+        extremes = self.space.parse_many(list(self.space.extremes()))
+        drawn = self.space.sample(samples, np.random.default_rng(seed))
+        return np.concatenate([extremes, drawn])
+
+    def true_latencies(self, device: Device, keys: Sequence[str]) -> np.ndarray:
+        """True latency of ``keys`` on ``device``: the ground truth where the device has one, else its own
+        measurements (profiles); NaN where unknown."""
+        if device.has_table:
+            return self.truth.evaluate(keys, device.name, ("latency",))[:, 0]
+        return self.devices.known_latencies(device, keys)
+
+
+# -- the registry of problems -------------------------------------------------------------------------------------
+
+#: Built-in problems: name -> "module:attribute" of a function returning the :class:`Problem`.
+BUILTIN_PROBLEMS: dict[str, str] = {"nb201": "modnas.spaces.nb201.problem:make_problem"}
+
+_LOADED: dict[str, Problem] = {}
+
+
+def get_problem(name: str | Problem = "nb201") -> Problem:
+    """The problem called ``name``: a built-in name, or ``package.module:attr`` (a :class:`Problem` or a function
+    returning one). Loaded once per process."""
+    if isinstance(name, Problem):
+        return name
+    if not isinstance(name, str) or not name.strip():
+        raise ModnasError(f"search space must be a name, got {name!r}")
+    name = name.strip()
+    if name in _LOADED:
+        return _LOADED[name]
+    target = BUILTIN_PROBLEMS.get(name, name)
+    if ":" not in target:
+        raise ModnasError(
+            f"unknown search space {name!r}; available: {', '.join(BUILTIN_PROBLEMS)} (or package.module:attr)"
+        )
+    module_name, _, attr = target.partition(":")
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ModnasError(f"search space {name!r} cannot be loaded ({type(exc).__name__}: {exc})") from None
+    problem = obj() if callable(obj) and not isinstance(obj, Problem) else obj
+    if not isinstance(problem, Problem):
+        raise ModnasError(f"search space {name!r} does not name a modnas Problem")
+    _LOADED[name] = problem
+    return problem
+
+
+def register_problem(name: str, target: str | Problem | Callable[[], Problem]) -> None:
+    """Make ``name`` usable as ``--space``/``space:`` in this process: a ``module:attr`` string, a problem, or a
+    function returning one. Built-in names cannot be replaced."""
+    if name in BUILTIN_PROBLEMS and BUILTIN_PROBLEMS[name] != target:
+        raise ModnasError(f"search space name {name!r} is taken by a built-in space")
+    _LOADED.pop(name, None)
+    if isinstance(target, str):
+        BUILTIN_PROBLEMS[name] = target
+    else:
+        _LOADED[name] = target if isinstance(target, Problem) else target()
+
+
+def problem_names() -> tuple[str, ...]:
+    """Names of the built-in problems."""
+    return tuple(BUILTIN_PROBLEMS)
