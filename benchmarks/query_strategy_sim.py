@@ -7,11 +7,12 @@ scalarised (predicted error, predicted latency) over all 15,625 architectures. I
 architectures on the 19 protocol devices with the shared scorer. One configuration over 3 seeds takes 1-2 minutes
 on 2 CPU cores instead of 3 full searches.
 
-With the default schedule (100 + 5 x 20) and the third session's error model (``--path-hidden 0``) it gives a
-mean HV of 0.9519 over seeds 0-2, close to that session's real searches (0.9521); with the default path-encoding
-model 0.9559, and 0.9558 with ``--final queried`` (the argmin over the queried architectures only). Schedules that
-finish querying late score better here than in real searches, whose hypernetwork has settled by then (see the
-README). Use it to compare error models and query rules, then confirm with real runs.
+With the default schedule (100 + 5 x 20) and the error model of the defaults before commit db8bafc
+(``--path-hidden 0``) it gives a mean HV of 0.9519 over seeds 0-2, close to the real searches with those defaults
+(0.9521); with the default path-encoding model 0.9559, and 0.9558 with ``--final queried`` (the argmin over the
+queried architectures only). Schedules that finish querying late score better here than in real searches, whose
+hypernetwork has settled by then (see docs/experiments.md). Use it to compare error models and query rules, then
+confirm with real runs.
 
     python benchmarks/query_strategy_sim.py --initial 100 --per-round 20 --path-hidden 0 --seeds 0 1 2
     python benchmarks/query_strategy_sim.py --initial 50 --per-round 25 --ensemble 5 --fit-steps 500
