@@ -128,3 +128,28 @@ def test_score_names_the_bad_line(tmp_path):
     assert "entry 2" in result.stderr
     missing = run("score", str(tmp_path / "nope.txt"))
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
+
+
+def test_version_prints_the_version():
+    from modnas import __version__
+
+    result = run("--version")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"modnas {__version__}"
+
+
+def test_python_m_modnas_runs_the_command_line():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import modnas
+
+    env = {**os.environ, "PYTHONPATH": str(Path(modnas.__file__).parents[1])}
+    for args, needle in ((["--help"], "Usage: modnas"), (["--version"], modnas.__version__)):
+        done = subprocess.run(
+            [sys.executable, "-m", "modnas", *args], capture_output=True, text=True, env=env, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        assert needle in done.stdout

@@ -264,19 +264,25 @@ def arch(
             console.print(f"  {key}: {value:.4f}", highlight=False)
 
 
+def _print_version(value: bool) -> None:
+    """Eager ``--version``: print and exit before click looks for a command."""
+    if value:
+        from modnas import __version__
+
+        console.print(f"modnas {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True)
+    ] = False,
 ) -> None:
     """Multi-objective, hardware-aware neural architecture search (MODNAS)."""
     from modnas.commands.common import configure_logging
 
     configure_logging()
-    if version:
-        from modnas import __version__
-
-        console.print(__version__)
-        raise typer.Exit()
 
 
 if __name__ == "__main__":  # pragma: no cover
