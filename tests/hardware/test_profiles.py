@@ -42,7 +42,12 @@ def home(monkeypatch, tmp_path):
     return tmp_path / "home"
 
 
+#: A fixed creation time: profiles made a second apart by a slow machine must still compare equal.
+CREATED = "2025-01-01T12:00:00+00:00"
+
+
 def make(name: str = "my_phone", latencies: dict[str, float] | None = None, **fields) -> DeviceProfile:
+    fields.setdefault("created", CREATED)
     return DeviceProfile(name=name, latencies_ms=dict(latencies or LATENCIES), **fields)
 
 
@@ -163,6 +168,23 @@ def test_direct_construction_raises_one_line_modnas_error():
     with pytest.raises(ModnasError) as exc:
         parse_profile("not a dict", origin="somewhere")
     assert_one_line(exc, "somewhere", "JSON object")
+
+
+def test_make_does_not_depend_on_the_clock(monkeypatch):
+    """Two profiles made on either side of a second boundary are equal (the clock is faked to tick per call)."""
+    from datetime import datetime, timedelta
+
+    ticks = iter(range(60))
+
+    class TickingClock(datetime):
+        @classmethod
+        def now(cls, tz=None):  # each call is one second later
+            return datetime(2025, 1, 1, 12, 0, 0, tzinfo=tz) + timedelta(seconds=next(ticks))
+
+    monkeypatch.setattr(profiles, "datetime", TickingClock)
+    assert DeviceProfile(name="x", latencies_ms=LATENCIES) != DeviceProfile(name="x", latencies_ms=LATENCIES)
+    assert make() == make()
+    assert make("b_board") == make("b_board")
 
 
 def test_save_profile_refuses_to_overwrite_without_force(tmp_path):
