@@ -65,6 +65,13 @@ def test_front_for_a_custom_device_without_a_table(trained):
         assert r["predicted_latency_ms"] == pytest.approx(2 * fpga_rows[r["arch_str"]]["predicted_latency_ms"], rel=1e-4)
 
 
+def test_front_of_a_noisy_custom_device_lists_positive_latencies(trained):
+    """Reference timings of a busy machine (2.5 ms to 2.5 s) once gave the fast end of the front negative ms."""
+    busy = [167.3, 2.5, 23.4, 17.1, 33.0, 30.2, 5.0, 47.6, 10.1, 2501.9]
+    rows = trained.front(DeviceRegistry().register("busy_laptop", busy), n_prefs=24)
+    assert rows and all(r["predicted_latency_ms"] > 0 for r in rows)
+
+
 def test_a_custom_device_that_measured_the_queried_architectures(trained, run_dir):
     import numpy as np
 
