@@ -74,7 +74,7 @@ def measure(
 ) -> None:
     """Time the 10 HELP reference architectures (and --extra random ones, and a run's queried ones with
     --archs-from) here; write and register the profile."""
-    from modnas.hardware.measure import measure_device
+    from modnas.hardware.measure import measure_device, noise_warnings
     from modnas.hardware.profiles import check_device_name, save_profile
 
     check_device_name(name)
@@ -104,14 +104,22 @@ def measure(
             shown = True
         bar.update(task, completed=done, total=total)
 
+    passes: dict[str, list[float]] = {}
     try:
         profile = measure_device(
             name, archs=archs, n_extra=extra, seed=seed, batch_size=batch_size, cuda=cuda,
-            warmup=warmup, repeats=repeats, progress=tick,
+            warmup=warmup, repeats=repeats, progress=tick, timings=passes.__setitem__,
         )  # fmt: skip
     finally:
         if shown:
             bar.stop()
+    noise = noise_warnings(profile, passes)
+    if noise:
+        err_console.print(
+            f"[bold yellow]warning:[/] these timings look disturbed ({'; '.join(noise)}); the machine was probably "
+            "busy: re-measure on an idle machine (other programs closed) with --force before relying on this profile",
+            highlight=False, soft_wrap=True,
+        )
     save_profile(profile, target, force=force)
     console.print(f"wrote {target} ({len(profile.latencies_ms)} architectures)", highlight=False)
     console.print(f"embedding: {_embedding_text(profile.embedding)}", highlight=False)
