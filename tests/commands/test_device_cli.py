@@ -245,3 +245,41 @@ def test_measure_flags_a_busy_machine_and_suggests_re_measuring(home, tmp_path, 
     )
     result = run("measure", "--name", "quiet", "--no-register")
     assert result.exit_code == 0 and "warning" not in result.stderr
+
+
+def blocked(tmp_path: Path) -> Path:
+    """A folder nobody can create, even root: its parent is a regular file."""
+    (tmp_path / "plain_file").write_text("")
+    return tmp_path / "plain_file" / "sub"
+
+
+def test_measure_and_add_refuse_unwritable_targets_before_timing(home, tmp_path, monkeypatch):
+    monkeypatch.setattr("modnas.hardware.measure.time_forward_passes", lambda *a, **k: pytest.fail("measured"))
+    out = blocked(tmp_path) / "lab.json"
+    assert_user_error(run("measure", "--name", "lab", "--out", str(out), "--no-register"), "cannot write", "lab.json")
+    monkeypatch.setenv("MODNAS_HOME", str(blocked(tmp_path)))
+    assert_user_error(run("measure", "--name", "lab"), "device store", "MODNAS_HOME")
+    assert not Path("lab.json").exists()
+    assert_user_error(run("add", str(profile_file(tmp_path / "p.json"))), "device store", "MODNAS_HOME")
+
+
+def test_measure_keeps_the_timings_when_the_write_fails_after_measuring(home, tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    monkeypatch.setattr("modnas.hardware.measure.time_forward_passes", lambda arch, *a, **k: [LATENCIES[arch]])
+
+    def full_disk(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(profiles, "atomic_write_json", full_disk)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    result = run("measure", "--name", "lab", "--no-register")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "No space left on device" in line and "modnas device add" in line
+    (kept,) = (tmp_path / "tmp").glob("modnas-lab-*.json")
+    assert str(kept) in line
+    assert load_profile(kept).reference_latencies == [LATENCIES[a] for a in REFERENCE_ARCHS]

@@ -14,7 +14,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from modnas.errors import ModnasError
+from modnas.errors import ModnasError, OutputError
+from modnas.io import os_error_reason
 
 console = Console()
 err_console = Console(stderr=True)
@@ -23,16 +24,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def user_errors(fn: F) -> F:
-    """Turn :class:`ModnasError` into a one-line message on stderr and exit status 2."""
+    """Turn :class:`ModnasError` into a one-line message on stderr and exit status 2; a failed write
+    (:class:`OutputError`, or an ``OSError`` no command foresaw) is one line too, with exit status 1."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except OutputError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
         except ModnasError as exc:
             # escaped: messages hold brackets that are not markup (pip extras, NB201 strings, paths)
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except OSError as exc:
+            err_console.print(f"[bold red]error:[/] {os_error_reason(exc)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 
