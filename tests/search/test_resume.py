@@ -140,3 +140,35 @@ def test_cli_resume(runs, tmp_path):
     assert (run / "metrics.csv").read_text() == (straight / "metrics.csv").read_text()
     refused = CliRunner().invoke(app, ["search", "--resume", str(run), "--seed", "1"])
     assert refused.exit_code == 2 and "drop seed" in refused.output
+
+
+def test_full_disk_during_a_search_is_one_line_naming_what_was_kept(tmp_path, monkeypatch):
+    """torch.save on a full disk raises RuntimeError ('unexpected pos'); the previous checkpoint stays intact."""
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(load_config(None, TINY).to_yaml())
+    real_save, calls = torch.save, []
+
+    def save_until_the_disk_fills(obj, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file "
+                               "data/3: file write failed\nunexpected pos 1234 vs 5678")
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_until_the_disk_fills)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["search", str(config_file), "--out", str(run)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "file write failed" in line and "checkpoints/last.pt holds epoch 1" in line
+    assert f"modnas search --resume {run}" in line
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
+    assert not list((run / "checkpoints").glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_unwritable_out_is_refused_before_the_search(tmp_path):
+    (tmp_path / "plain_file").write_text("")
+    result = CliRunner().invoke(app, ["search", "--out", str(tmp_path / "plain_file" / "run"), "--epochs", "1"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "cannot write" in result.stderr

@@ -168,6 +168,14 @@ def test_export_bad_preference(run_dir, tmp_path):
     assert not (tmp_path / "x.json").exists()
 
 
+def test_export_to_an_unwritable_place_is_one_line(run_dir, tmp_path):
+    (tmp_path / "plain_file").write_text("")
+    out = tmp_path / "plain_file" / "sub" / "arch"
+    result = runner.invoke(app, ["export", str(run_dir), "--device", "fpga", "--preference", "0.5,0.5", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "cannot write" in result.stderr
+
+
 def test_missing_and_damaged_runs(run_dir, tmp_path):
     with pytest.raises(ModnasError, match="does not exist"):
         TrainedSearch.load(tmp_path / "nothing")

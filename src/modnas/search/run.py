@@ -32,11 +32,13 @@ import numpy as np
 import torch
 
 from modnas.config import SearchConfig, make_config
-from modnas.errors import ModnasError
+from modnas.errors import ModnasError, OutputError
 from modnas.io import (
     atomic_torch_save,
     atomic_write_json,
     atomic_write_text,
+    check_writable,
+    os_error_reason,
     prepare_out_dir,
     read_csv_rows,
     read_yaml_mapping,
@@ -160,7 +162,26 @@ class _RunWriter:
         self.fronts += [{"epoch": loop.epoch, **row} for row in fronts]
         state = {**loop.state_dict(), "run": {"version": CHECKPOINT_VERSION, "seconds": seconds}}
         # the checkpoint first: the CSVs and the summary then never describe an epoch it does not hold
-        atomic_torch_save(_plain(state), self.run_dir / "checkpoints" / "last.pt")
+        try:
+            atomic_torch_save(_plain(state), self.run_dir / "checkpoints" / "last.pt")
+        except OSError as exc:
+            raise self.write_failed(exc, loop.epoch - 1) from None
+        try:
+            self._write_csvs(loop)
+        except OSError as exc:
+            raise self.write_failed(exc, loop.epoch) from None
+
+    def write_failed(self, exc: OSError, saved_epoch: int) -> OutputError:
+        """The one-line error of a failed write: what failed, what the directory still holds, how to go on."""
+        kept = (
+            f"checkpoints/last.pt holds epoch {saved_epoch}" if saved_epoch > 0 else "no epoch was checkpointed yet"
+        )
+        return OutputError(
+            f"writing run directory {str(self.run_dir)!r} failed ({os_error_reason(exc)}); {kept}: free space and "
+            f"continue with `modnas search --resume {self.run_dir}`"
+        )
+
+    def _write_csvs(self, loop: Any) -> None:
         atomic_write_text(self.run_dir / "metrics.csv", _csv_text(METRIC_FIELDS, self.metrics))
         atomic_write_text(self.run_dir / "fronts.csv", _csv_text(FRONT_FIELDS, self.fronts))
         budget = getattr(loop, "budget", None)
@@ -237,7 +258,10 @@ def search(
         result = loop.run_epoch(tick)
         rows, last_hv = result.rows, result.mean_hv
         writer.epoch_done(loop, result.rows, result.fronts, time.perf_counter() - start)
-        metadata.update(epoch=loop.epoch)
+        try:
+            metadata.update(epoch=loop.epoch)
+        except OSError as exc:
+            raise writer.write_failed(exc, loop.epoch) from None
         info = EpochInfo(
             loop.epoch, config.epochs, result.rows, result.fronts, loop.queries_used, writer.seconds, run_dir,
             dict(result.extra),
@@ -253,8 +277,11 @@ def search(
     note = proxy_note(config)
     if note:
         summary["note"] = note
-    atomic_write_json(run_dir / "summary.json", summary)
-    metadata.finish()
+    try:
+        atomic_write_json(run_dir / "summary.json", summary)
+        metadata.finish()
+    except OSError as exc:
+        raise writer.write_failed(exc, loop.epoch) from None
     return summary
 
 
@@ -291,6 +318,7 @@ def resume_search(
     if not (path / "config.yaml").is_file():
         raise ModnasError(f"{str(path)!r} is not a run directory: config.yaml is missing")
     config = load_config(path / "config.yaml")
+    check_writable(path, "run directory", directory=True)
     state = load_checkpoint(path / "checkpoints" / "last.pt")
     if int(state["epoch"]) >= config.epochs and (path / "summary.json").is_file():
         raise ModnasError(f"run {str(path)!r} is already complete ({config.epochs} epochs); nothing to resume")

@@ -345,7 +345,7 @@ if __name__ == "__main__":
 
 def export_architecture(choice: dict[str, Any], out: str | Path, force: bool = False) -> tuple[Path, Path]:
     """Write ``<out>.json`` (the choice) and ``<out>.py`` (a standalone PyTorch definition); refuse to overwrite."""
-    from modnas.io import atomic_write_json, atomic_write_text
+    from modnas.io import atomic_write_json, atomic_write_text, check_writable
 
     base = Path(out)
     if base.suffix in (".json", ".py"):
@@ -354,6 +354,7 @@ def export_architecture(choice: dict[str, Any], out: str | Path, force: bool = F
     for path in (json_path, py_path):
         if path.exists() and not force:
             raise ModnasError(f"{path} already exists; pass --force to overwrite it")
+    check_writable(json_path, "export")
     true_note = (
         f"\\nTrue (NB201 table): error {choice['true_error']:.2f} %, latency {choice['true_latency_ms']:.3g} ms"
         if choice.get("true_latency_ms") is not None
