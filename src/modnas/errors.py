@@ -24,3 +24,7 @@ class OutputError(ModnasError):
 
     The CLI exits with status 1 for it: the input was fine, the machine refused the write.
     """
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during long work, carrying one line on what was saved and how to go on (still a KeyboardInterrupt)."""

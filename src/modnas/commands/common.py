@@ -25,7 +25,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def user_errors(fn: F) -> F:
     """Turn :class:`ModnasError` into a one-line message on stderr and exit status 2; a failed write
-    (:class:`OutputError`, or an ``OSError`` no command foresaw) is one line too, with exit status 1."""
+    (:class:`OutputError`, or an ``OSError`` no command foresaw) is one line too, with exit status 1, and Ctrl-C
+    prints one line (an :class:`~modnas.errors.Interrupted`'s note of what was saved) with exit status 130."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -41,6 +42,9 @@ def user_errors(fn: F) -> F:
         except OSError as exc:
             err_console.print(f"[bold red]error:[/] {os_error_reason(exc)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
+        except KeyboardInterrupt as exc:  # Ctrl-C: one line (what was saved, when the command says), no traceback
+            err_console.print(str(exc) or "interrupted", highlight=False, soft_wrap=True)
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -10,7 +10,8 @@ A run directory holds
 * ``checkpoints/last.pt`` -- hypernetwork, optimiser, error predictor, query budget, RNG states and epoch;
 * ``summary.json`` -- the last epoch's rows and means, the number of queries used and the wall time;
 * ``metadata.json`` -- modnas version and git commit, command line, start/end times, host, library versions, seed
-  (see :mod:`modnas.search.metadata`).
+  (see :mod:`modnas.search.metadata`);
+* ``.modnas.lock`` -- locked by the process writing the run, so a second one (``--resume`` twice) is refused.
 
 Every file is rewritten atomically after each epoch (the checkpoint first), so a run killed at any moment leaves
 complete files behind, and ``search(..., resume=True)`` continues it from its last checkpoint.
@@ -18,13 +19,14 @@ complete files behind, and ``search(..., resume=True)`` continues it from its la
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ import numpy as np
 import torch
 
 from modnas.config import SearchConfig, make_config
-from modnas.errors import ModnasError, OutputError
+from modnas.errors import Interrupted, ModnasError, OutputError
 from modnas.io import (
     atomic_torch_save,
     atomic_write_json,
@@ -67,11 +69,85 @@ def _csv_text(fields: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+#: The lock a search holds on its run directory, so that two processes never write one run at once.
+LOCK_NAME = ".modnas.lock"
+#: What a run writes before its first checkpoint: a directory holding no more can be resumed from the start or
+#: reused as ``--out`` (the rest of a run, written from the first checkpoint on, is what makes it worth keeping).
+_BEFORE_FIRST_CHECKPOINT = ("config.yaml", "metadata.json", LOCK_NAME)
+
+
+def is_unstarted_run(path: str | Path) -> bool:
+    """Whether ``path`` is a directory holding nothing but what a run writes before its first checkpoint (an
+    empty directory included)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return False
+    for entry in folder.iterdir():
+        if entry.name == "checkpoints" and entry.is_dir():
+            # dot-files are the temporary files of an interrupted atomic write
+            if any(not p.name.startswith(".") for p in entry.iterdir()):
+                return False
+        elif entry.name not in _BEFORE_FIRST_CHECKPOINT:
+            return False
+    return True
+
+
 def prepare_run_dir(out_dir: str | Path) -> Path:
-    """Create ``out_dir`` (or accept an empty one) with its ``checkpoints`` folder; refuse one that holds files."""
-    path = prepare_out_dir(out_dir)
+    """Create ``out_dir`` (or accept an empty one, or one of a run that saved nothing) with its ``checkpoints``
+    folder; refuse one that holds files."""
+    path = Path(out_dir)
+    if is_unstarted_run(path):
+        for name in _BEFORE_FIRST_CHECKPOINT:
+            if name != LOCK_NAME:  # the lock is held by this process
+                (path / name).unlink(missing_ok=True)
+        for leftover in (path / "checkpoints").glob(".*") if (path / "checkpoints").is_dir() else ():
+            leftover.unlink(missing_ok=True)
+        check_writable(path, "output directory", directory=True)
+    else:
+        prepare_out_dir(path)
     (path / "checkpoints").mkdir(exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold :data:`LOCK_NAME` in ``run_dir`` for the block; a run another process is writing is refused."""
+    import filelock
+
+    lock = filelock.FileLock(str(run_dir / LOCK_NAME), timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise ModnasError(
+            f"run directory {str(run_dir)!r} is in use by another modnas process; wait for it to finish"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def interruption_note(run_dir: str | Path, epochs: int | None = None) -> str:
+    """One line for a search stopped by Ctrl-C: what ``run_dir`` holds and how to go on."""
+    path = Path(run_dir)
+    checkpoint = path / "checkpoints" / "last.pt"
+    if checkpoint.is_file():
+        try:
+            epoch = int(load_checkpoint(checkpoint)["epoch"])
+        except (ModnasError, KeyError, TypeError, ValueError):
+            epoch = None
+        if epoch is not None:
+            of = f" of {epochs}" if epochs else ""
+            return (
+                f"interrupted: {path} holds epoch {epoch}{of} (checkpoints/last.pt); continue with "
+                f"`modnas search --resume {path}`"
+            )
+    if is_unstarted_run(path):
+        return (
+            f"interrupted before the first epoch was saved: nothing to keep; `modnas search --resume {path}` starts "
+            f"the run again, or give {path} as --out to a new search"
+        )
+    return "interrupted before anything was written"
 
 
 def _plain(obj: Any) -> Any:
@@ -203,10 +279,24 @@ def search(
     """Run one search into a new run directory and return its summary (also written to ``summary.json``).
 
     With ``resume=True``, ``out_dir`` is an existing run directory: its checkpoint is loaded (it must come from the
-    same ``config``; see :func:`resume_search`) and the search continues from the epoch after it.
+    same ``config``; see :func:`resume_search`) and the search continues from the epoch after it. The run
+    directory is locked while the search writes it (see :func:`run_lock`).
     After every epoch, once its files are written, the epoch's line is logged (``logging.INFO`` on this module's
     logger) and each of ``callbacks`` is called with an :class:`~modnas.search.trackers.EpochInfo`.
     """
+    path = Path(out_dir)
+    if not resume and not is_unstarted_run(path):
+        prepare_out_dir(path)  # refuses a file or a directory holding results; creates the folder for the lock
+    with run_lock(path):
+        try:
+            return _search(config, path, progress, resume, callbacks)
+        except KeyboardInterrupt:
+            raise Interrupted(interruption_note(path, config.epochs)) from None
+
+
+def _search(
+    config: SearchConfig, out_dir: Path, progress: Progress | None, resume: bool, callbacks: Sequence[EpochCallback]
+) -> dict[str, Any]:
     if resume:
         run_dir = Path(out_dir)
         state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
@@ -319,6 +409,9 @@ def resume_search(
         raise ModnasError(f"{str(path)!r} is not a run directory: config.yaml is missing")
     config = load_config(path / "config.yaml")
     check_writable(path, "run directory", directory=True)
+    if not (path / "checkpoints" / "last.pt").exists() and is_unstarted_run(path):
+        # stopped before its first checkpoint: start again
+        return search(config, path, progress=progress, callbacks=callbacks)
     state = load_checkpoint(path / "checkpoints" / "last.pt")
     if int(state["epoch"]) >= config.epochs and (path / "summary.json").is_file():
         raise ModnasError(f"run {str(path)!r} is already complete ({config.epochs} epochs); nothing to resume")
