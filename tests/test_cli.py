@@ -153,3 +153,38 @@ def test_python_m_modnas_runs_the_command_line():
         )
         assert done.returncode == 0, done.stderr
         assert needle in done.stdout
+
+
+def test_a_corrupt_stored_profile_breaks_only_its_own_device(tmp_path, monkeypatch):
+    import os
+
+    from modnas.hardware import devices as devices_module
+    from modnas.hardware import profiles
+
+    monkeypatch.setattr(devices_module, "registry", devices_module.DeviceRegistry())
+    monkeypatch.setattr(profiles, "_LOADED_ROOTS", set())
+    store = tmp_path / "devices"
+    store.mkdir()
+    (store / "broken_phone.json").write_text('{"name": "broken_phone", ')
+    monkeypatch.setenv("MODNAS_HOME", str(tmp_path))
+    assert os.environ["MODNAS_HOME"] == str(tmp_path)
+    result = run("true-front", "--device", "fpga", "--json")
+    assert result.exit_code == 0, result.output
+    archs = tmp_path / "a.txt"
+    archs.write_text("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|\n")
+    result = run("predictor", "predict", "--device", "broken_phone", "--archs", str(archs))
+    assert result.exit_code == 2
+    assert "broken_phone.json" in result.stderr and "Traceback" not in result.output
+
+
+def test_error_messages_keep_bracketed_values():
+    """Console markup ate "[nan, 1.]" from the message: it read "preference  contains NaN"."""
+    result = run("true-front", "--device", "fpga", "--preference", "nan,1")
+    assert result.exit_code == 2
+    assert "preference [nan, 1.] contains NaN" in result.stderr
+
+
+def test_an_architecture_file_that_is_a_directory_is_named_as_such(tmp_path):
+    result = run("predictor", "predict", "--device", "fpga", "--archs", str(tmp_path))
+    assert result.exit_code == 2
+    assert "is a directory" in result.stderr and "does not exist" not in result.stderr

@@ -118,6 +118,8 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
 def read_user_text(path: str | Path, what: str) -> str:
     """Read a UTF-8 text file the user named; a missing or unreadable file is a one-line error naming ``what``."""
     file = Path(path)
+    if file.is_dir():
+        raise ModnasError(f"{what} {str(file)!r} is a directory; give a file")
     if not file.is_file():
         raise ModnasError(f"{what} {str(file)!r} does not exist")
     try:

@@ -33,20 +33,24 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except OutputError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            _print_error(str(exc))
             raise typer.Exit(1) from None
         except ModnasError as exc:
-            # escaped: messages hold brackets that are not markup (pip extras, NB201 strings, paths)
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            _print_error(str(exc))
             raise typer.Exit(2) from None
         except OSError as exc:
-            err_console.print(f"[bold red]error:[/] {os_error_reason(exc)}", highlight=False, soft_wrap=True)
+            _print_error(os_error_reason(exc))
             raise typer.Exit(1) from None
         except KeyboardInterrupt as exc:  # Ctrl-C: one line (what was saved, when the command says), no traceback
-            err_console.print(str(exc) or "interrupted", highlight=False, soft_wrap=True)
+            err_console.print(escape(str(exc) or "interrupted"), highlight=False, soft_wrap=True)
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _print_error(message: str) -> None:
+    # escaped: messages hold brackets that are not markup (pip extras, NB201 strings, paths, "[nan, 1.]")
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:
