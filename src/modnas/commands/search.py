@@ -126,12 +126,17 @@ def evaluate_command(
 ) -> None:
     """Per-device HV, IGD+ and front size of a run (the last complete epoch of an interrupted run)."""
     from modnas.search import evaluate_run, run_note
+    from modnas.search.run import checkpoint_problem
 
     rows = evaluate_run(run_dir)
     if as_json:
         print_json(rows)
-        return
-    console.print(_table(rows, f"run {run_dir}"))
-    note = run_note(run_dir)
-    if note:
-        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    else:
+        console.print(_table(rows, f"run {run_dir}"))
+        note = run_note(run_dir)
+        if note:
+            console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    problem = checkpoint_problem(run_dir)
+    if problem:  # the scores above are intact, but the run cannot be used further: say so, and fail scripts
+        err_console.print(f"warning: {problem}", highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(1)

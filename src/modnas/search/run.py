@@ -208,6 +208,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
+def checkpoint_problem(run_dir: str | Path) -> str | None:
+    """Why ``run_dir``'s checkpoint cannot be used by ``front``, ``export`` or ``--resume`` (``None``: it can)."""
+    try:
+        load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")
+    except ModnasError as exc:
+        return f"{exc}; `modnas front`, `export` and `search --resume` cannot use this run"
+    return None
+
+
 def _previous_rows(path: Path, fields: tuple[str, ...], last_epoch: int) -> list[dict[str, Any]]:
     """Rows of a run's CSV up to ``last_epoch`` (later or cut-off rows belong to no checkpoint and are dropped)."""
     if not path.is_file():
