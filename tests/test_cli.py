@@ -188,3 +188,15 @@ def test_an_architecture_file_that_is_a_directory_is_named_as_such(tmp_path):
     result = run("predictor", "predict", "--device", "fpga", "--archs", str(tmp_path))
     assert result.exit_code == 2
     assert "is a directory" in result.stderr and "does not exist" not in result.stderr
+
+
+@pytest.mark.parametrize("columns", ["80", "250"])
+def test_true_front_and_arch_never_wrap_or_cut_architecture_strings(monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", columns)
+    front = json.loads(run("true-front", "--device", "fpga", "--json").stdout)["front"]
+    table = run("true-front", "--device", "fpga").stdout
+    assert "…" not in table
+    for row in front:
+        assert any(row["arch_str"] in line for line in table.splitlines()), row["arch_str"]
+    arch = front[0]["arch_str"]
+    assert arch in run("arch", arch).stdout.splitlines()[0]

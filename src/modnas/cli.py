@@ -14,7 +14,7 @@ from rich.table import Table
 from modnas.commands import device as device_commands
 from modnas.commands import predictor as predictor_commands
 from modnas.commands.benchmark import benchmark_command
-from modnas.commands.common import console, print_json, user_errors
+from modnas.commands.common import console, print_arch_table, print_json, user_errors
 from modnas.commands.plot import plot_command
 from modnas.commands.results import export_command, front_command
 from modnas.commands.search import evaluate_command, search_command
@@ -142,14 +142,13 @@ def true_front_cmd(
         if as_json:
             print_json(front.to_dict())
             return
-        table = Table(title=f"true Pareto front on {device} ({front.split}): HV = {front.hv:.4f}")
-        table.add_column("index", justify="right")
-        table.add_column("arch_str")
-        for obj in objs:
-            table.add_column(obj, justify="right")
-        for i, idx in enumerate(front.indices):
-            table.add_row(str(idx), front.arch_strs[i], *(f"{front.raw[i, j]:.4g}" for j in range(len(objs))))
-        console.print(table)
+        columns = [("index", "right"), ("arch_str", "left"), *((obj, "right") for obj in objs)]
+        rows = [
+            [str(idx), front.arch_strs[i], *(f"{front.raw[i, j]:.4g}" for j in range(len(objs)))]
+            for i, idx in enumerate(front.indices)
+        ]
+        title = f"true Pareto front on {device} ({front.split}): HV = {front.hv:.4f}"
+        print_arch_table(title, columns, rows, arch_column=1, key_column=0)
         return
     fronts = [true_front(d, objs) for d in PROTOCOL_DEVICES if _has(d, objs)]
     mean_hv = sum(f.hv for f in fronts) / len(fronts)
@@ -253,7 +252,7 @@ def arch(
     if as_json:
         print_json(info)
         return
-    console.print(f"[bold]{arch_str}[/]  (index {index})")
+    console.print(f"[bold]{arch_str}[/]  (index {index})", soft_wrap=True)
     for key, value in info.items():
         if key in ("arch_str", "arch_index"):
             continue

@@ -147,6 +147,36 @@ def test_front_cli_json_and_profile(run_dir, tmp_path):
     assert all(r["true_latency_ms"] is None for r in json.loads(result.stdout))
 
 
+@pytest.mark.parametrize("columns", ["80", "250"])
+def test_front_tables_never_wrap_or_cut_architecture_strings(run_dir, tmp_path, monkeypatch, columns):
+    """At 80 columns (and in a pipe) arch strings were folded into fragments; each must stay on one line."""
+    monkeypatch.setenv("COLUMNS", columns)
+    rows = json.loads(runner.invoke(app, ["front", str(run_dir), "--device", "fpga", "--json"]).stdout)
+    result = runner.invoke(app, ["front", str(run_dir), "--device", "fpga"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "…" not in result.stdout
+    for row in rows:
+        assert any(row["arch_str"] in line for line in lines), row["arch_str"]
+
+
+def test_front_says_what_was_measured(run_dir, tmp_path, monkeypatch):
+    """'(measured)' beside a '-' latency read as a latency measurement; it meant the search had read the error."""
+    monkeypatch.setenv("COLUMNS", "250")
+    fpga = registry.get("fpga")
+    from modnas.hardware.devices import REFERENCE_ARCH_INDICES
+
+    refs = {nb201_tables.arch_strings[i]: v for i, v in zip(REFERENCE_ARCH_INDICES, fpga.reference_latencies)}
+    path = tmp_path / "board.json"
+    path.write_text(json.dumps({"name": "board", "latencies_ms": refs}))
+    rows = json.loads(runner.invoke(app, ["front", str(run_dir), "--profile", str(path), "--json"]).stdout)
+    assert any(r["measured"] for r in rows)  # the table below has something to explain
+    out = runner.invoke(app, ["front", str(run_dir), "--profile", str(path)]).stdout
+    assert "(measured)" not in out
+    assert "error queried" in out and "the search read this architecture's true error" in out
+    assert "measured latency ms" in out and "'-' where it was not" in out
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
