@@ -200,3 +200,27 @@ def test_true_front_and_arch_never_wrap_or_cut_architecture_strings(monkeypatch,
         assert any(row["arch_str"] in line for line in table.splitlines()), row["arch_str"]
     arch = front[0]["arch_str"]
     assert arch in run("arch", arch).stdout.splitlines()[0]
+
+
+def _command_paths(group, prefix=()):
+    import typer.core
+
+    yield prefix
+    for name, command in group.commands.items():
+        if isinstance(command, typer.core.TyperGroup):
+            yield from _command_paths(command, (*prefix, name))
+        else:
+            yield (*prefix, name)
+
+
+def test_help_shows_no_type_after_plain_flags():
+    """Typer printed '<bool>' after every flag (--json, --force, --help), as if it took a value."""
+    import typer.main
+
+    paths = list(_command_paths(typer.main.get_command(app)))
+    assert ("device", "measure") in paths and ("train",) in paths
+    for path in paths:
+        result = run(*path, "--help")
+        assert result.exit_code == 0, (path, result.output)
+        assert "<bool>" not in result.output, path
+        assert "--help" in result.output

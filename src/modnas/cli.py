@@ -14,7 +14,7 @@ from rich.table import Table
 from modnas.commands import device as device_commands
 from modnas.commands import predictor as predictor_commands
 from modnas.commands.benchmark import benchmark_command
-from modnas.commands.common import console, print_arch_table, print_json, user_errors
+from modnas.commands.common import FlagsWithoutType, console, print_arch_table, print_json, user_errors
 from modnas.commands.plot import plot_command
 from modnas.commands.results import export_command, front_command
 from modnas.commands.search import evaluate_command, search_command
@@ -22,6 +22,7 @@ from modnas.commands.train import train_command
 from modnas.errors import ModnasError
 
 app = typer.Typer(
+    cls=FlagsWithoutType,
     name="modnas",
     help="Multi-objective, hardware-aware neural architecture search (MODNAS).",
     no_args_is_help=True,

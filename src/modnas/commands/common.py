@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -111,6 +112,30 @@ def _table(
     for row in rows:
         table.add_row(*(cell for k, cell in enumerate(row) if k != skip))
     return table
+
+
+class FlagsWithoutType(typer.core.TyperGroup):
+    """A command group whose help shows no ``<bool>`` after plain flags such as ``--json`` or ``--help``.
+
+    Typer prints every option's type; a flag takes no value, so its metavar is set empty (as each command is
+    looked up, which also covers the ``--help`` option typer adds to each command).
+    """
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _untyped_flags(super().get_params(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _untyped_flags(command.get_params(ctx))
+        return command
+
+
+def _untyped_flags(params: list[Any]) -> list[Any]:
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
 
 
 def print_json(data: Any) -> None:

@@ -13,11 +13,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from modnas.commands.common import console, err_console, print_json, user_errors
+from modnas.commands.common import FlagsWithoutType, console, err_console, print_json, user_errors
 from modnas.errors import ModnasError
 from modnas.hardware.devices import EMBEDDING_DIM
 
 app = typer.Typer(
+    cls=FlagsWithoutType,
     help="Device profiles for your own hardware: measure latencies, add, list and remove stored devices.",
     no_args_is_help=True,
 )

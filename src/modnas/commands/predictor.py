@@ -13,10 +13,12 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from modnas.commands.common import console, err_console, print_json, user_errors
+from modnas.commands.common import FlagsWithoutType, console, err_console, print_json, user_errors
 from modnas.errors import ModnasError
 
-app = typer.Typer(help="Train, evaluate and query the hardware latency MetaPredictor.", no_args_is_help=True)
+app = typer.Typer(
+    cls=FlagsWithoutType, help="Train, evaluate and query the hardware latency MetaPredictor.", no_args_is_help=True
+)
 
 CheckpointOpt = Annotated[
     Path | None, typer.Option("--checkpoint", help="Predictor checkpoint (default: the one shipped with modnas).")
