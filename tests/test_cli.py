@@ -224,3 +224,35 @@ def test_help_shows_no_type_after_plain_flags():
         assert result.exit_code == 0, (path, result.output)
         assert "<bool>" not in result.output, path
         assert "--help" in result.output
+
+
+def test_search_set_overrides_any_config_field(tmp_path, monkeypatch):
+    """--set KEY=VALUE (dotted, repeatable), validated by the config model like the YAML file."""
+    import modnas.search
+
+    seen = {}
+
+    def fake_search(config, run_dir, progress=None):
+        seen["config"] = config
+        return {"epoch": 0}
+
+    monkeypatch.setattr(modnas.search, "search", fake_search)
+    out = str(tmp_path / "run")
+    args = ["search", "--out", out, "--epochs", "2", "--set", "error_predictor.steps=300", "--set", "lr=0.002",
+            "--set", "train_devices=[fpga, eyeriss]", "--set", "oneshot.C=4", "--json"]  # fmt: skip
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    config = seen["config"]
+    assert config.error_predictor.steps == 300 and config.lr == 0.002 and config.epochs == 2
+    assert config.train_devices == ("fpga", "eyeriss") and config.oneshot.C == 4
+    for bad, needle in (
+        (["--set", "error_predictor.stepz=3"], "unknown config key 'error_predictor.stepz'"),
+        (["--set", "epochs=true"], "config epochs"),
+        (["--set", "epochs"], "KEY=VALUE"),
+        (["--epochs", "2", "--set", "epochs=3"], "give it once"),
+        (["--set", "seed=1", "--set", "seed=2"], "twice"),
+        (["--resume", out, "--set", "seed=1"], "drop seed"),
+    ):
+        result = run("search", "--out", out, *bad) if "--resume" not in bad else run("search", *bad)
+        assert result.exit_code == 2, (bad, result.output)
+        assert needle in result.stderr and "Traceback" not in result.output

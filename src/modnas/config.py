@@ -7,7 +7,7 @@ result. Unknown keys and bad values raise :class:`~modnas.errors.ModnasError` wi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -274,6 +274,25 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
             raise ModnasError(f"config key {part!r} is not a section, cannot set {key!r}")
         node = child
     node[parts[-1]] = value
+
+
+def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
+    """``["error_predictor.steps=300", "lr=2e-3"]`` -> overrides for :func:`load_config`; values are read as YAML
+    (``300`` an int, ``true`` a bool, ``[fpga, eyeriss]`` a list). A key given twice is refused."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, eq, text = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise ModnasError(f"--set takes KEY=VALUE (e.g. error_predictor.steps=300), got {item!r}")
+        if key in overrides:
+            raise ModnasError(f"--set gives {key!r} twice")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            raise ModnasError(f"--set {key}: {text!r} is not a valid YAML value") from None
+        overrides[key] = value
+    return overrides
 
 
 def make_config(data: Mapping[str, Any]) -> SearchConfig:
