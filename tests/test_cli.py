@@ -232,7 +232,7 @@ def test_search_set_overrides_any_config_field(tmp_path, monkeypatch):
 
     seen = {}
 
-    def fake_search(config, run_dir, progress=None):
+    def fake_search(config, run_dir, progress=None, callbacks=()):
         seen["config"] = config
         return {"epoch": 0}
 

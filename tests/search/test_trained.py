@@ -198,12 +198,28 @@ def test_export_bad_preference(run_dir, tmp_path):
     assert not (tmp_path / "x.json").exists()
 
 
-def test_export_to_an_unwritable_place_is_one_line(run_dir, tmp_path):
+def test_export_to_an_unwritable_place_is_one_line(run_dir, tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
     (tmp_path / "plain_file").write_text("")
     out = tmp_path / "plain_file" / "sub" / "arch"
     result = runner.invoke(app, ["export", str(run_dir), "--device", "fpga", "--preference", "0.5,0.5", "--out", str(out)])
     assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and "cannot write" in result.stderr
+    assert "Traceback" not in result.output and "plain_file" in result.stderr
+    # a read-only folder (root may write anywhere, so the refusal is simulated)
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+
+    def refuse(*args, dir=None, **kwargs):  # noqa: A002
+        raise PermissionError(errno.EACCES, "Permission denied", str(dir))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    args = ["export", str(run_dir), "--device", "fpga", "--preference", "0.5,0.5", "--out", str(read_only / "arch")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "cannot write export" in result.stderr
+    assert "Permission denied" in result.stderr and not list(read_only.iterdir())
 
 
 def test_missing_and_damaged_runs(run_dir, tmp_path):
