@@ -13,10 +13,13 @@ from modnas.hardware import profiles
 def isolated_device_registry(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("MODNAS_HOME", str(tmp_path_factory.mktemp("modnas_home")))
     custom = dict(devices_module.registry._custom)
+    unavailable = dict(devices_module.registry._unavailable)
     loaded = set(profiles._LOADED_ROOTS)
     yield
     devices_module.registry._custom.clear()
     devices_module.registry._custom.update(custom)
+    devices_module.registry._unavailable.clear()
+    devices_module.registry._unavailable.update(unavailable)
     profiles._LOADED_ROOTS.clear()
     profiles._LOADED_ROOTS.update(loaded)
 

@@ -128,3 +128,131 @@ def test_score_names_the_bad_line(tmp_path):
     assert "entry 2" in result.stderr
     missing = run("score", str(tmp_path / "nope.txt"))
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
+
+
+def test_version_prints_the_version():
+    from modnas import __version__
+
+    result = run("--version")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"modnas {__version__}"
+
+
+def test_python_m_modnas_runs_the_command_line():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import modnas
+
+    env = {**os.environ, "PYTHONPATH": str(Path(modnas.__file__).parents[1])}
+    for args, needle in ((["--help"], "Usage: modnas"), (["--version"], modnas.__version__)):
+        done = subprocess.run(
+            [sys.executable, "-m", "modnas", *args], capture_output=True, text=True, env=env, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        assert needle in done.stdout
+
+
+def test_a_corrupt_stored_profile_breaks_only_its_own_device(tmp_path, monkeypatch):
+    import os
+
+    from modnas.hardware import devices as devices_module
+    from modnas.hardware import profiles
+
+    monkeypatch.setattr(devices_module, "registry", devices_module.DeviceRegistry())
+    monkeypatch.setattr(profiles, "_LOADED_ROOTS", set())
+    store = tmp_path / "devices"
+    store.mkdir()
+    (store / "broken_phone.json").write_text('{"name": "broken_phone", ')
+    monkeypatch.setenv("MODNAS_HOME", str(tmp_path))
+    assert os.environ["MODNAS_HOME"] == str(tmp_path)
+    result = run("true-front", "--device", "fpga", "--json")
+    assert result.exit_code == 0, result.output
+    archs = tmp_path / "a.txt"
+    archs.write_text("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|\n")
+    result = run("predictor", "predict", "--device", "broken_phone", "--archs", str(archs))
+    assert result.exit_code == 2
+    assert "broken_phone.json" in result.stderr and "Traceback" not in result.output
+
+
+def test_error_messages_keep_bracketed_values():
+    """Console markup ate "[nan, 1.]" from the message: it read "preference  contains NaN"."""
+    result = run("true-front", "--device", "fpga", "--preference", "nan,1")
+    assert result.exit_code == 2
+    assert "preference [nan, 1.] contains NaN" in result.stderr
+
+
+def test_an_architecture_file_that_is_a_directory_is_named_as_such(tmp_path):
+    result = run("predictor", "predict", "--device", "fpga", "--archs", str(tmp_path))
+    assert result.exit_code == 2
+    assert "is a directory" in result.stderr and "does not exist" not in result.stderr
+
+
+@pytest.mark.parametrize("columns", ["80", "250"])
+def test_true_front_and_arch_never_wrap_or_cut_architecture_strings(monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", columns)
+    front = json.loads(run("true-front", "--device", "fpga", "--json").stdout)["front"]
+    table = run("true-front", "--device", "fpga").stdout
+    assert "…" not in table
+    for row in front:
+        assert any(row["arch_str"] in line for line in table.splitlines()), row["arch_str"]
+    arch = front[0]["arch_str"]
+    assert arch in run("arch", arch).stdout.splitlines()[0]
+
+
+def _command_paths(group, prefix=()):
+    import typer.core
+
+    yield prefix
+    for name, command in group.commands.items():
+        if isinstance(command, typer.core.TyperGroup):
+            yield from _command_paths(command, (*prefix, name))
+        else:
+            yield (*prefix, name)
+
+
+def test_help_shows_no_type_after_plain_flags():
+    """Typer printed '<bool>' after every flag (--json, --force, --help), as if it took a value."""
+    import typer.main
+
+    paths = list(_command_paths(typer.main.get_command(app)))
+    assert ("device", "measure") in paths and ("train",) in paths
+    for path in paths:
+        result = run(*path, "--help")
+        assert result.exit_code == 0, (path, result.output)
+        assert "<bool>" not in result.output, path
+        assert "--help" in result.output
+
+
+def test_search_set_overrides_any_config_field(tmp_path, monkeypatch):
+    """--set KEY=VALUE (dotted, repeatable), validated by the config model like the YAML file."""
+    import modnas.search
+
+    seen = {}
+
+    def fake_search(config, run_dir, progress=None, callbacks=()):
+        seen["config"] = config
+        return {"epoch": 0}
+
+    monkeypatch.setattr(modnas.search, "search", fake_search)
+    out = str(tmp_path / "run")
+    args = ["search", "--out", out, "--epochs", "2", "--set", "error_predictor.steps=300", "--set", "lr=0.002",
+            "--set", "train_devices=[fpga, eyeriss]", "--set", "oneshot.C=4", "--json"]  # fmt: skip
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    config = seen["config"]
+    assert config.error_predictor.steps == 300 and config.lr == 0.002 and config.epochs == 2
+    assert config.train_devices == ("fpga", "eyeriss") and config.oneshot.C == 4
+    for bad, needle in (
+        (["--set", "error_predictor.stepz=3"], "unknown config key 'error_predictor.stepz'"),
+        (["--set", "epochs=true"], "config epochs"),
+        (["--set", "epochs"], "KEY=VALUE"),
+        (["--epochs", "2", "--set", "epochs=3"], "give it once"),
+        (["--set", "seed=1", "--set", "seed=2"], "twice"),
+        (["--resume", out, "--set", "seed=1"], "drop seed"),
+    ):
+        result = run("search", "--out", out, *bad) if "--resume" not in bad else run("search", *bad)
+        assert result.exit_code == 2, (bad, result.output)
+        assert needle in result.stderr and "Traceback" not in result.output

@@ -40,6 +40,9 @@ def test_yaml_then_overrides(tmp_path):
         ("", {"objectives": "error,energy"}, "objectives"),
         ("[1, 2]\n", {}, "mapping"),
         ("a: [\n", {}, "not valid YAML"),
+        ("epochs: true\n", {}, "config epochs: Input should be a valid integer"),
+        ("error_predictor:\n  steps: false\n", {}, "config error_predictor.steps: Input should be a valid integer"),
+        ("oneshot:\n  C: true\n", {}, "config oneshot.C"),
     ],
 )
 def test_bad_configs_raise_one_line(tmp_path, text, overrides, match):
@@ -75,3 +78,9 @@ def test_example_configs_are_valid(path):
 
 def test_examples_exist():
     assert {p.name for p in EXAMPLES} >= {"oneshot_fashion_cpu.yaml", "oneshot_fashion_gpu.yaml"}
+
+
+def test_whole_config_errors_say_config_once():
+    with pytest.raises(ModnasError) as info:
+        load_config(None, {"query_budget": 10, "initial_queries": 20})
+    assert str(info.value) == "config: initial_queries (20) exceeds query_budget (10)"

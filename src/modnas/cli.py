@@ -14,7 +14,7 @@ from rich.table import Table
 from modnas.commands import device as device_commands
 from modnas.commands import predictor as predictor_commands
 from modnas.commands.benchmark import benchmark_command
-from modnas.commands.common import console, print_json, user_errors
+from modnas.commands.common import FlagsWithoutType, console, print_arch_table, print_json, user_errors
 from modnas.commands.plot import plot_command
 from modnas.commands.results import export_command, front_command
 from modnas.commands.search import evaluate_command, search_command
@@ -22,6 +22,7 @@ from modnas.commands.train import train_command
 from modnas.errors import ModnasError
 
 app = typer.Typer(
+    cls=FlagsWithoutType,
     name="modnas",
     help="Multi-objective, hardware-aware neural architecture search (MODNAS).",
     no_args_is_help=True,
@@ -147,17 +148,16 @@ def true_front_cmd(
         if as_json:
             print_json(front.to_dict())
             return
-        table = Table(title=f"true Pareto front on {device} ({front.split}): HV = {front.hv:.4f}")
-        indices = front.indices
-        if indices:
-            table.add_column("index", justify="right")
-        table.add_column("arch_str")
-        for obj in objs:
-            table.add_column(obj, justify="right")
-        for i, arch_str in enumerate(front.arch_strs):
-            values = [f"{front.raw[i, j]:.4g}" for j in range(len(objs))]
-            table.add_row(*([str(indices[i])] if indices else []), arch_str, *values)
-        console.print(table)
+        indices = front.indices  # tabular spaces only
+        columns = [*([("index", "right")] if indices else []), ("arch_str", "left"), *((obj, "right") for obj in objs)]
+        rows = [
+            [*([str(indices[i])] if indices else []), arch_str, *(f"{front.raw[i, j]:.4g}" for j in range(len(objs)))]
+            for i, arch_str in enumerate(front.arch_strs)
+        ]
+        title = f"true Pareto front on {device} ({front.split}): HV = {front.hv:.4f}"
+        print_arch_table(
+            title, columns, rows, arch_column=1 if indices else 0, key_column=0 if indices else None
+        )
         return
     fronts = [true_front(d, objs, problem) for d in problem.devices.names("protocol") if _has(problem, d, objs)]
     mean_hv = sum(f.hv for f in fronts) / len(fronts)
@@ -264,7 +264,7 @@ def arch(
     if as_json:
         print_json(info)
         return
-    console.print(f"[bold]{arch_str}[/]  (index {index})")
+    console.print(f"[bold]{arch_str}[/]  (index {index})", soft_wrap=True)
     for key, value in info.items():
         if key in ("arch_str", "arch_index"):
             continue
@@ -275,19 +275,25 @@ def arch(
             console.print(f"  {key}: {value:.4f}", highlight=False)
 
 
+def _print_version(value: bool) -> None:
+    """Eager ``--version``: print and exit before click looks for a command."""
+    if value:
+        from modnas import __version__
+
+        console.print(f"modnas {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True)
+    ] = False,
 ) -> None:
     """Multi-objective, hardware-aware neural architecture search (MODNAS)."""
     from modnas.commands.common import configure_logging
 
     configure_logging()
-    if version:
-        from modnas import __version__
-
-        console.print(__version__)
-        raise typer.Exit()
 
 
 if __name__ == "__main__":  # pragma: no cover

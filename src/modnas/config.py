@@ -7,12 +7,12 @@ result. Unknown keys and bad values raise :class:`~modnas.errors.ModnasError` wi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
 from modnas.errors import ModnasError
 from modnas.io import read_yaml_mapping
@@ -25,15 +25,15 @@ class ErrorPredictorConfig(BaseModel):
 
     model_config = _STRICT
 
-    gcn_hidden: int = Field(32, ge=1, description="width of the graph convolutions")
-    gcn_layers: int = Field(3, ge=1, description="number of graph convolutions")
-    flat_hidden: int = Field(64, ge=0, description="width of the MLP on the flat one-hot (0 disables it)")
-    path_hidden: int = Field(
+    gcn_hidden: StrictInt = Field(32, ge=1, description="width of the graph convolutions")
+    gcn_layers: StrictInt = Field(3, ge=1, description="number of graph convolutions")
+    flat_hidden: StrictInt = Field(64, ge=0, description="width of the MLP on the flat one-hot (0 disables it)")
+    path_hidden: StrictInt = Field(
         64, ge=0, description="width of the two-layer MLP on the path encoding and the flat one-hot (0 disables it)"
     )
-    head_hidden: int = Field(64, ge=1, description="width of the output MLP")
-    ensemble: int = Field(3, ge=1, description="independently initialised members whose mean is the prediction")
-    steps: int = Field(300, ge=1, description="full-batch Adam steps per (re)fit")
+    head_hidden: StrictInt = Field(64, ge=1, description="width of the output MLP")
+    ensemble: StrictInt = Field(3, ge=1, description="independently initialised members whose mean is the prediction")
+    steps: StrictInt = Field(300, ge=1, description="full-batch Adam steps per (re)fit")
     lr: float = Field(3e-3, gt=0)
     weight_decay: float = Field(0.1, ge=0)
     degenerate_error: float = Field(
@@ -81,25 +81,25 @@ class OneShotConfig(BaseModel):
     )
     data_dir: str | None = Field(None, description="folder holding the dataset files (Fashion-MNIST IDX, CIFAR)")
     download: bool = Field(False, description="CIFAR only: let torchvision download into data_dir")
-    train_limit: int | None = Field(None, ge=4, description="use only the first n training images (None: all)")
+    train_limit: StrictInt | None = Field(None, ge=4, description="use only the first n training images (None: all)")
     train_portion: float = Field(0.5, gt=0, lt=1, description="share of the training images for the weights")
-    batch_size: int | None = Field(None, ge=2, description="images per batch, both phases")
+    batch_size: StrictInt | None = Field(None, ge=2, description="images per batch, both phases")
     lr: float | None = Field(None, gt=0, description="supernet SGD learning rate (paper: 0.025 x 13)")
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float | None = Field(None, ge=0, description="supernet SGD weight decay (paper: 0.0027)")
     eta_min: float = Field(0.001, ge=0, description="end of the cosine learning-rate schedule")
     grad_clip: float = Field(5.0, gt=0, description="global gradient-norm clip of the weight update")
-    C: int | None = Field(None, ge=1, description="channels of the first stage (paper: 16)")
-    N: int | None = Field(None, ge=1, description="search cells per stage (paper: 5)")
+    C: StrictInt | None = Field(None, ge=1, description="channels of the first stage (paper: 16)")
+    N: StrictInt | None = Field(None, ge=1, description="search cells per stage (paper: 5)")
     entangle: bool = Field(True, description="nor_conv_1x1 uses the centre tap of nor_conv_3x3's kernel")
     augment: bool | None = Field(None, description="random crop + flip of weight batches (None: per dataset)")
-    preferences_per_device: int | None = Field(
+    preferences_per_device: StrictInt | None = Field(
         None, ge=1, description="preferences per device and step, sharing the hypernetwork batch (paper: 1)"
     )
-    warmup_epochs: int | None = Field(
+    warmup_epochs: StrictInt | None = Field(
         None, ge=0, description="first epochs train only the supernet, on paths of the untrained (uniform) hypernetwork"
     )
-    ce_window: int = Field(
+    ce_window: StrictInt = Field(
         20, ge=1, description="steps whose cross-entropies set the running min-max range of the error term"
     )
     ce_quantile: float = Field(
@@ -130,9 +130,9 @@ class SearchConfig(BaseModel):
     space: str = Field(
         "nb201", description="search space (problem): a built-in name such as nb201, or package.module:attr"
     )
-    seed: int = 0
-    epochs: int = Field(30, ge=1)
-    steps_per_epoch: int = Field(100, ge=1)
+    seed: StrictInt = 0
+    epochs: StrictInt = Field(30, ge=1)
+    steps_per_epoch: StrictInt = Field(100, ge=1)
     objectives: tuple[str, ...] = Field(
         ("error", "latency"), description="error,latency or error,latency,energy (energy: eyeriss and fpga only)"
     )
@@ -146,13 +146,13 @@ class SearchConfig(BaseModel):
     )
 
     hypernet: Literal["meta", "mlp"] = "meta"
-    hypernet_hidden: int = Field(128, ge=1, description="MLP hypernetwork width (mlp only)")
-    pretrain_steps: int = Field(200, ge=1, description="steps of pretraining towards uniform op weights")
+    hypernet_hidden: StrictInt = Field(128, ge=1, description="MLP hypernetwork width (mlp only)")
+    pretrain_steps: StrictInt = Field(200, ge=1, description="steps of pretraining towards uniform op weights")
     sampler: Literal["reinmax", "gdas"] = "reinmax"
     tau: float = Field(1.0, gt=0, description="ReinMax temperature; GDAS anneals from tau_max down to tau")
     tau_max: float = Field(10.0, gt=0, description="GDAS start temperature")
     aggregation: Literal["mgda", "mean", "sum"] = "mgda"
-    preferences_per_device: int = Field(16, ge=1, description="Dirichlet preferences per device and step")
+    preferences_per_device: StrictInt = Field(16, ge=1, description="Dirichlet preferences per device and step")
     dirichlet_concentration: float = Field(1.0, gt=0)
     lr: float = Field(3.9e-3, gt=0, description="hypernetwork AdamW learning rate (MODNAS: 3e-4 x 13)")
     betas: tuple[float, float] = (0.5, 0.999)
@@ -161,11 +161,11 @@ class SearchConfig(BaseModel):
         "cosine", description="cosine: decay to 5 % of lr over the run, so the final argmax settles"
     )
 
-    query_budget: int = Field(200, ge=1, description="K: distinct architectures whose true accuracy may be read")
-    initial_queries: int = Field(100, ge=1, description="random architectures queried before the search starts")
-    query_start_epoch: int = Field(1, ge=1, description="first epoch after which proposals are queried")
-    query_every: int = Field(1, ge=1, description="epochs between adaptive query rounds")
-    queries_per_round: int = Field(20, ge=1, description="most architectures queried in one adaptive round")
+    query_budget: StrictInt = Field(200, ge=1, description="K: distinct architectures whose true accuracy may be read")
+    initial_queries: StrictInt = Field(100, ge=1, description="random architectures queried before the search starts")
+    query_start_epoch: StrictInt = Field(1, ge=1, description="first epoch after which proposals are queried")
+    query_every: StrictInt = Field(1, ge=1, description="epochs between adaptive query rounds")
+    queries_per_round: StrictInt = Field(20, ge=1, description="most architectures queried in one adaptive round")
     query_proposals: Literal["hypernet", "hypernet+argmin"] = Field(
         "hypernet+argmin",
         description="what a round queries: the hypernetwork's argmax architectures, or those plus the argmin of the "
@@ -188,7 +188,7 @@ class SearchConfig(BaseModel):
         "MetaPredictor's; or the MetaPredictor's everywhere",
     )
 
-    eval_rays: int = Field(
+    eval_rays: StrictInt = Field(
         24, ge=1, description="evaluation preferences per device (circle rays; a simplex grid of about as many for 3)"
     )
     oneshot: OneShotConfig = Field(default_factory=OneShotConfig)
@@ -261,14 +261,14 @@ class SearchConfig(BaseModel):
 
 def _one_line(err: ValidationError) -> str:
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ())) or "config"
+    where = ".".join(str(p) for p in first.get("loc", ()))
     kind = first.get("type", "")
     if kind == "extra_forbidden":
         return f"unknown config key {where!r}"
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     value = first.get("input")
     shown = "" if isinstance(value, dict) else f" (got {value!r})"
-    return f"config {where}: {message}{shown}"
+    return f"config {where}: {message}{shown}" if where else f"config: {message}"
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
@@ -280,6 +280,25 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
             raise ModnasError(f"config key {part!r} is not a section, cannot set {key!r}")
         node = child
     node[parts[-1]] = value
+
+
+def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
+    """``["error_predictor.steps=300", "lr=2e-3"]`` -> overrides for :func:`load_config`; values are read as YAML
+    (``300`` an int, ``true`` a bool, ``[fpga, eyeriss]`` a list). A key given twice is refused."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, eq, text = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise ModnasError(f"--set takes KEY=VALUE (e.g. error_predictor.steps=300), got {item!r}")
+        if key in overrides:
+            raise ModnasError(f"--set gives {key!r} twice")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            raise ModnasError(f"--set {key}: {text!r} is not a valid YAML value") from None
+        overrides[key] = value
+    return overrides
 
 
 def make_config(data: Mapping[str, Any]) -> SearchConfig:

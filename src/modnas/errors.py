@@ -17,3 +17,14 @@ class UnknownDeviceError(ModnasError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class OutputError(ModnasError):
+    """A file could not be written (read-only folder, full disk); the message says what was kept and where.
+
+    The CLI exits with status 1 for it: the input was fine, the machine refused the write.
+    """
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during long work, carrying one line on what was saved and how to go on (still a KeyboardInterrupt)."""

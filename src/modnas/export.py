@@ -200,7 +200,7 @@ def export_choice(
     ``weights``: a ``modnas train`` checkpoint of the same architecture (ONNX and pt2 only). Everything is
     checked -- formats, packages, existing files, the checkpoint -- before the first file is written.
     """
-    from modnas.io import atomic_write_json
+    from modnas.io import atomic_write_json, check_writable
     from modnas.search.trained import export_architecture
 
     formats = list(dict.fromkeys(formats))  # repeated formats once, in the order given
@@ -218,6 +218,7 @@ def export_choice(
             raise ModnasError(f"{path} already exists; pass --force to overwrite it")
     if not base.parent.is_dir():
         raise ModnasError(f"output folder {str(base.parent)!r} does not exist")
+    check_writable(paths["json"], "export")  # before the networks are built and exported
     spec, state_dict = NetworkSpec(choice["arch_str"]), None
     if weights is not None:
         spec, state_dict = load_weights(weights, choice["arch_str"])

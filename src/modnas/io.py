@@ -51,11 +51,55 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:  # torch reports a failed write (a full disk) as a RuntimeError
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise OSError(f"torch.save could not write {target} ({first})") from exc
         atomic_replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def os_error_reason(exc: OSError) -> str:
+    """The short reason of an OS error (``No space left on device``), naming the file when it does."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{reason}: {exc.filename}" if exc.filename else reason
+
+
+def check_writable(target: str | Path, what: str, directory: bool = False) -> Path:
+    """Fail fast, before any long work, when ``target`` (a file, or with ``directory`` a folder) cannot be written.
+
+    The nearest existing folder on the way to ``target`` is probed with a temporary file (permission bits alone
+    say nothing for root, and nothing about read-only mounts); a path that runs through a regular file is refused.
+    Returns ``target``.
+    """
+    path = Path(target)
+    probe = path if directory else path.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ModnasError(f"cannot write {what} {str(path)!r}: {str(probe)!r} is not a directory")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=probe, prefix=".modnas-write-check.")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise ModnasError(f"cannot write {what} {str(path)!r}: {os_error_reason(exc)}") from None
+    return path
+
+
+def rescue_text(text: str, name: str) -> Path | None:
+    """Keep ``text`` in a new file of the system's temporary folder after a failed write; ``None`` if that fails too."""
+    stem, dot, suffix = name.rpartition(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f"modnas-{stem or name}-", suffix=f".{suffix}" if dot else "")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError:
+        return None
+    return Path(tmp)
 
 
 def read_csv_rows(path: str | Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
@@ -75,6 +119,8 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
 def read_user_text(path: str | Path, what: str) -> str:
     """Read a UTF-8 text file the user named; a missing or unreadable file is a one-line error naming ``what``."""
     file = Path(path)
+    if file.is_dir():
+        raise ModnasError(f"{what} {str(file)!r} is a directory; give a file")
     if not file.is_file():
         raise ModnasError(f"{what} {str(file)!r} does not exist")
     try:
@@ -100,14 +146,18 @@ def read_arch_file(path: str | Path) -> list[str]:
 
 
 def prepare_out_dir(out_dir: str | Path) -> Path:
-    """Create ``out_dir`` (or accept an empty one); refuse anything that already holds files."""
+    """Create ``out_dir`` (or accept an empty one); refuse anything that already holds files or cannot be written."""
     path = Path(out_dir)
     if path.exists():
         if not path.is_dir():
             raise ModnasError(f"output path {str(path)!r} exists and is not a directory")
         if any(path.iterdir()):
             raise ModnasError(f"output directory {str(path)!r} is not empty; choose a new --out")
-    path.mkdir(parents=True, exist_ok=True)
+    check_writable(path, "output directory", directory=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModnasError(f"cannot create output directory {str(path)!r}: {os_error_reason(exc)}") from None
     return path
 
 

@@ -48,9 +48,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ModnasError("device 'cuda' was requested but no CUDA GPU is available; use --device cpu or auto")
+        raise ModnasError("device 'cuda' was requested but no CUDA GPU is available; use --accelerator cpu or auto")
     if name not in ("cpu", "cuda"):
-        raise ModnasError(f"unknown device {name!r}; choose auto, cpu or cuda")
+        raise ModnasError(f"unknown accelerator {name!r}; choose auto, cpu or cuda")
     return torch.device(name)
 
 

@@ -35,6 +35,7 @@ def test_device_groups_order_and_small_budget():
         ({"devices": "everything"}, "unknown device group"),
         ({"seeds": [-1]}, "seeds must be >= 0"),
         ({"budget": 0}, "protocol budget"),
+        ({"budget": True}, "protocol budget: Input should be a valid integer"),
         ({"workers": 0}, "protocol workers"),
         ({"budgte": 5}, "unknown protocol key 'budgte'"),
         ({"modnas": {"overides": {}}}, "unknown protocol key 'modnas.overides'"),

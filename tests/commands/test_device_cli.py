@@ -151,7 +151,7 @@ def test_measure_archs_from_a_run_times_its_queried_architectures(home, tmp_path
 
 
 def test_measure_archs_from_bad_runs_is_one_line(home, tmp_path, monkeypatch):
-    monkeypatch.setattr("modnas.hardware.measure.measure_latency", lambda *a, **k: pytest.fail("measured"))
+    monkeypatch.setattr("modnas.hardware.measure.time_forward_passes", lambda *a, **k: pytest.fail("measured"))
     args = ("measure", "--name", "lab", "--no-register", "--archs-from")
     assert_user_error(run(*args, str(tmp_path / "ghost")), "ghost", "does not exist")
     (tmp_path / "oneshot").mkdir()
@@ -185,7 +185,7 @@ def test_measure_no_register_only_writes_the_file(home, tmp_path):
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, needles, monkeypatch):
-    monkeypatch.setattr("modnas.hardware.measure.measure_latency", lambda *a, **k: pytest.fail("measured"))
+    monkeypatch.setattr("modnas.hardware.measure.time_forward_passes", lambda *a, **k: pytest.fail("measured"))
     assert_user_error(run(*args), *needles)
     assert not Path("x.json").exists()
 
@@ -221,3 +221,65 @@ def test_list_reports_a_corrupt_store_naming_the_file(home, tmp_path):
     assert_user_error(run("list", "--json"), "zz.json", "invalid JSON")
     assert run("remove", "zz").exit_code == 0  # a corrupt profile can still be removed
     assert run("list", "--json").exit_code == 0
+
+
+def test_measure_flags_a_busy_machine_and_suggests_re_measuring(home, tmp_path, monkeypatch):
+    """Repeats that disagree, or a reference network far slower than a larger one, print one warning line."""
+    from modnas.tables.nb201 import nb201_tables
+
+    ref = dict(zip(REFERENCE_ARCHS, (float(x) for x in nb201_tables.latency("gold_6240", list(REFERENCE_ARCH_INDICES)))))
+    ref[REFERENCE_ARCHS[0]] *= 40  # a background job ran while this one was timed
+    monkeypatch.setattr(
+        "modnas.hardware.measure.time_forward_passes",
+        lambda arch, *a, **k: [ref[arch] * f for f in (1.0, 1.9, 1.0, 3.0, 0.8, 1.0)],
+    )
+    result = run("measure", "--name", "busy", "--no-register")
+    assert result.exit_code == 0, result.output
+    assert load_profile(tmp_path / "busy.json").name == "busy"  # still written: the user decides
+    (line,) = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert "warning" in line and "re-measure on an idle machine" in line
+    assert "repeated timings disagree" in line and "reference network 11982" in line
+    monkeypatch.setattr(
+        "modnas.hardware.measure.time_forward_passes",
+        lambda arch, *a, **k: [1.0 + 0.1 * REFERENCE_ARCHS.index(arch)] * 5,
+    )
+    result = run("measure", "--name", "quiet", "--no-register")
+    assert result.exit_code == 0 and "warning" not in result.stderr
+
+
+def blocked(tmp_path: Path) -> Path:
+    """A folder nobody can create, even root: its parent is a regular file."""
+    (tmp_path / "plain_file").write_text("")
+    return tmp_path / "plain_file" / "sub"
+
+
+def test_measure_and_add_refuse_unwritable_targets_before_timing(home, tmp_path, monkeypatch):
+    monkeypatch.setattr("modnas.hardware.measure.time_forward_passes", lambda *a, **k: pytest.fail("measured"))
+    out = blocked(tmp_path) / "lab.json"
+    assert_user_error(run("measure", "--name", "lab", "--out", str(out), "--no-register"), "cannot write", "lab.json")
+    monkeypatch.setenv("MODNAS_HOME", str(blocked(tmp_path)))
+    assert_user_error(run("measure", "--name", "lab"), "device store", "MODNAS_HOME")
+    assert not Path("lab.json").exists()
+    assert_user_error(run("add", str(profile_file(tmp_path / "p.json"))), "device store", "MODNAS_HOME")
+
+
+def test_measure_keeps_the_timings_when_the_write_fails_after_measuring(home, tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    monkeypatch.setattr("modnas.hardware.measure.time_forward_passes", lambda arch, *a, **k: [LATENCIES[arch]])
+
+    def full_disk(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(profiles, "atomic_write_json", full_disk)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    result = run("measure", "--name", "lab", "--no-register")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "No space left on device" in line and "modnas device add" in line
+    (kept,) = (tmp_path / "tmp").glob("modnas-lab-*.json")
+    assert str(kept) in line
+    assert load_profile(kept).reference_latencies == [LATENCIES[a] for a in REFERENCE_ARCHS]

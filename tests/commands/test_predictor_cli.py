@@ -104,3 +104,42 @@ def test_train_refuses_to_overwrite(tmp_path):
     result = runner.invoke(app, ["predictor", "train", "--out", str(out), "--steps", "1"])
     assert result.exit_code == 2 and "already exists" in result.stderr
     assert out.read_bytes() == b"mine"
+
+
+def test_predict_and_train_refuse_an_unwritable_out_before_working(arch_file, tmp_path, monkeypatch):
+    (tmp_path / "plain_file").write_text("")
+    blocked = tmp_path / "plain_file" / "sub"
+    monkeypatch.setattr("modnas.hardware.training.train_predictor", lambda *a, **k: pytest.fail("trained"))
+    for args in (
+        ["predictor", "predict", "--device", "fpga", "--archs", str(arch_file), "--out", str(blocked / "p.csv")],
+        ["predictor", "train", "--out", str(blocked / "p.pt"), "--steps", "1"],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output and "cannot write" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_train_keeps_the_model_when_the_write_fails(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    from modnas.hardware import predictor as predictor_module
+
+    real_save = predictor_module.atomic_torch_save
+    out = tmp_path / "p.pt"
+
+    def full_disk_at_out(payload, target):
+        if target == out:
+            raise OSError(errno.ENOSPC, "No space left on device", str(target))
+        real_save(payload, target)
+
+    monkeypatch.setattr(predictor_module, "atomic_torch_save", full_disk_at_out)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    result = runner.invoke(app, ["predictor", "train", "--out", str(out), "--steps", "1", "--batch-size", "8"])
+    assert result.exit_code == 1, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "No space left on device" in line and "kept in" in line
+    (kept,) = tmp_path.glob("modnas-predictor-*/p.pt")
+    assert str(kept) in line
+    predictor_module.load_predictor(kept)

@@ -127,9 +127,9 @@ def test_extra_architectures_are_seeded_distinct_and_not_reference(monkeypatch):
 
     def fake_latency(arch, batch_size, device, warmup, repeats):
         timed.append(arch)
-        return 1.0 + len(timed)
+        return [1.0 + len(timed)]
 
-    monkeypatch.setattr(measure, "measure_latency", fake_latency)
+    monkeypatch.setattr(measure, "time_forward_passes", fake_latency)
     given = "|nor_conv_1x1~0|+|nor_conv_1x1~0|nor_conv_1x1~1|+|nor_conv_1x1~0|nor_conv_1x1~1|nor_conv_1x1~2|"
     profile = measure_device("few_shot", archs=[given, REFERENCE_ARCHS[3]], n_extra=25, seed=7)
     extras = list(profile.extra_latencies)
@@ -152,7 +152,7 @@ def test_extra_architectures_refuses_impossible_counts():
 
 
 def test_measure_device_validates_before_timing(monkeypatch):
-    monkeypatch.setattr(measure, "measure_latency", lambda *a, **k: pytest.fail("timed despite bad arguments"))
+    monkeypatch.setattr(measure, "time_forward_passes", lambda *a, **k: pytest.fail("timed despite bad arguments"))
     for kwargs, needle in (
         ({"name": "bad name"}, "invalid device name"),
         ({"name": "ok", "n_extra": -2}, "extra"),
@@ -162,3 +162,25 @@ def test_measure_device_validates_before_timing(monkeypatch):
     ):
         with pytest.raises(ModnasError, match=needle):
             measure_device(**kwargs)
+
+
+def quiet_passes(ms: float, repeats: int = 10) -> list[float]:
+    return [ms * (1 + 0.01 * (k % 3)) for k in range(repeats)]
+
+
+def test_noise_warnings_flag_disagreeing_repeats_and_implausible_references():
+    from modnas.hardware.measure import noise_warnings
+    from modnas.hardware.profiles import DeviceProfile
+    from modnas.tables.nb201 import nb201_tables
+
+    ref = [float(x) for x in nb201_tables.latency("gold_6240", list(REFERENCE_ARCH_INDICES))]
+    quiet = DeviceProfile(name="quiet", latencies_ms=dict(zip(REFERENCE_ARCHS, ref)))
+    assert noise_warnings(quiet, {a: quiet_passes(v) for a, v in zip(REFERENCE_ARCHS, ref)}) == []
+    busy = {a: [v, 2 * v, v, 3 * v, v, 0.9 * v, 2.5 * v, v] for a, v in zip(REFERENCE_ARCHS, ref)}
+    (reason,) = noise_warnings(quiet, busy)
+    assert "repeated timings disagree" in reason
+    # the smallest reference network (index 55, 8 MFLOPs) timed slower than the all-conv one (220 MFLOPs)
+    slow = dict(zip(REFERENCE_ARCHS, ref))
+    slow[REFERENCE_ARCHS[2]] = 10 * max(ref)
+    (reason,) = noise_warnings(DeviceProfile(name="odd", latencies_ms=slow))
+    assert "reference network 55" in reason and "longer than network" in reason

@@ -135,3 +135,41 @@ def test_shipped_predictor_speaks_milliseconds(shipped):
         ms = to_device_unit(predict_normalised(model, all_onehots()[list(REFERENCE_ARCH_INDICES)], device), device)
         true = np.asarray(device.reference_latencies)
         assert np.median(np.abs(ms - true) / true) < 0.25
+
+
+#: Reference timings of a busy machine (ms): one reference network timed 2.5 s, the fastest 2.5 ms.
+BUSY_REFERENCES = [167.3, 2.5, 23.4, 17.1, 33.0, 30.2, 5.0, 47.6, 10.1, 2501.9]
+
+
+def test_latency_predictions_are_positive_and_ordered_for_a_noisy_custom_device(shipped):
+    """Read linearly, a noisy profile's inflated span gave 250 negative latencies (down to -184 ms)."""
+    from modnas.hardware.devices import DeviceRegistry
+
+    model, _ = shipped
+    device = DeviceRegistry().register("busy", BUSY_REFERENCES)
+    normalised = predict_normalised(model, all_onehots(), device)
+    ms = to_device_unit(normalised, device)
+    assert (ms > 0).all() and np.isfinite(ms).all()
+    order = np.argsort(normalised, kind="stable")
+    assert (np.diff(ms[order]) >= 0).all()  # the predictor's ranking is kept
+    ref = np.asarray(BUSY_REFERENCES)
+    raw = ref.min() + normalised * (ref.max() - ref.min())
+    high = raw >= 0.3 * ref.min()
+    np.testing.assert_array_equal(ms[high], raw[high])  # only implausibly low predictions move
+
+
+def test_latency_predictions_of_builtin_devices_are_unchanged(shipped):
+    """The positive transform leaves every built-in device's predictions exactly as the linear read-out gives
+    them, except pixel3's, whose lowest ones were negative."""
+    from modnas.hardware.training import over_all_archs
+
+    model, _ = shipped
+    names = [n for n in registry.names("all") if n != "pixel3"]
+    emb = torch.tensor(np.stack([registry.get(n).embedding for n in names]), dtype=torch.float32)
+    normalised = over_all_archs(lambda x: model(x, emb)).numpy()
+    for k, name in enumerate(names):
+        ref = np.asarray(registry.get(name).reference_latencies)
+        linear = ref.min() + normalised[:, k] * (ref.max() - ref.min())
+        np.testing.assert_array_equal(to_device_unit(normalised[:, k], registry.get(name)), linear, err_msg=name)
+    pixel3 = registry.get("pixel3")
+    assert (to_device_unit(predict_normalised(model, all_onehots(), pixel3), pixel3) > 0).all()

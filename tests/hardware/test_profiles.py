@@ -42,7 +42,12 @@ def home(monkeypatch, tmp_path):
     return tmp_path / "home"
 
 
+#: A fixed creation time: profiles made a second apart by a slow machine must still compare equal.
+CREATED = "2025-01-01T12:00:00+00:00"
+
+
 def make(name: str = "my_phone", latencies: dict[str, float] | None = None, **fields) -> DeviceProfile:
+    fields.setdefault("created", CREATED)
     return DeviceProfile(name=name, latencies_ms=dict(latencies or LATENCIES), **fields)
 
 
@@ -149,11 +154,14 @@ def test_load_profile_refuses_missing_file_bad_json_and_non_objects(tmp_path):
         load_profile(write_json(tmp_path / "broken.json", '{"name": "x", '))
     assert_one_line(exc, "broken.json", "invalid JSON", "line 1")
     with pytest.raises(ModnasError) as exc:
+        load_profile(write_json(tmp_path / "cut.json", '{"name": "x'))
+    assert_one_line(exc, "cut.json", "Unterminated string starting at line 1, column 10")
+    with pytest.raises(ModnasError) as exc:
         load_profile(write_json(tmp_path / "list.json", [1, 2]))
     assert_one_line(exc, "list.json", "JSON object")
     with pytest.raises(ModnasError) as exc:
         load_profile(tmp_path)
-    assert_one_line(exc, "does not exist")
+    assert_one_line(exc, "is a directory")
 
 
 def test_direct_construction_raises_one_line_modnas_error():
@@ -163,6 +171,23 @@ def test_direct_construction_raises_one_line_modnas_error():
     with pytest.raises(ModnasError) as exc:
         parse_profile("not a dict", origin="somewhere")
     assert_one_line(exc, "somewhere", "JSON object")
+
+
+def test_make_does_not_depend_on_the_clock(monkeypatch):
+    """Two profiles made on either side of a second boundary are equal (the clock is faked to tick per call)."""
+    from datetime import datetime, timedelta
+
+    ticks = iter(range(60))
+
+    class TickingClock(datetime):
+        @classmethod
+        def now(cls, tz=None):  # each call is one second later
+            return datetime(2025, 1, 1, 12, 0, 0, tzinfo=tz) + timedelta(seconds=next(ticks))
+
+    monkeypatch.setattr(profiles, "datetime", TickingClock)
+    assert DeviceProfile(name="x", latencies_ms=LATENCIES) != DeviceProfile(name="x", latencies_ms=LATENCIES)
+    assert make() == make()
+    assert make("b_board") == make("b_board")
 
 
 def test_save_profile_refuses_to_overwrite_without_force(tmp_path):
@@ -371,7 +396,7 @@ def test_ensure_stored_devices_loaded_once_into_the_global_registry(home, global
     ProfileStore().add(make("lab_gpu"))
     calls = []
     real = profiles.load_stored_devices
-    monkeypatch.setattr(profiles, "load_stored_devices", lambda *a: calls.append(a) or real(*a))
+    monkeypatch.setattr(profiles, "load_stored_devices", lambda *a, **k: calls.append(a) or real(*a, **k))
     ensure_stored_devices_loaded()
     ensure_stored_devices_loaded()
     assert len(calls) == 1
@@ -379,12 +404,22 @@ def test_ensure_stored_devices_loaded_once_into_the_global_registry(home, global
     assert dict(devices_module.get_device("lab_gpu").extra_latencies) == EXTRA
 
 
-def test_ensure_stored_devices_loaded_reports_a_corrupt_store_every_time(home, global_registry):
-    (home / "devices").mkdir(parents=True)
+def test_a_corrupt_stored_profile_only_fails_the_commands_that_use_it(home, global_registry, caplog):
+    """One corrupt file in MODNAS_HOME made every command fail, even those on built-in devices."""
+    ProfileStore().add(make("lab_gpu"))
     (home / "devices" / "bad.json").write_text("[")
-    for _ in range(2):
-        with pytest.raises(ModnasError, match="bad.json"):
-            ensure_stored_devices_loaded()
+    with caplog.at_level("WARNING"):
+        ensure_stored_devices_loaded()
+    assert "bad.json" in caplog.text and "invalid JSON" in caplog.text
+    assert devices_module.get_device("lab_gpu").split == "custom"
+    assert devices_module.get_device("fpga").split == "test"
+    with pytest.raises(ModnasError) as exc:
+        devices_module.get_device("bad")
+    assert_one_line(exc, "bad.json", "invalid JSON", "cannot be used")
+    # fixed by storing a good profile under the name
+    ProfileStore().add(make("bad"), force=True)
+    profiles.sync_global_registry(ProfileStore(), "bad")
+    assert devices_module.get_device("bad").name == "bad"
 
 
 def test_sync_global_registry_follows_add_and_remove(home, global_registry):

@@ -172,6 +172,24 @@ def test_commands(finished_run, tmp_path):
     assert result.exit_code == 2 and "config hypernet" in result.output
 
 
+def test_evaluate_warns_and_fails_on_a_damaged_checkpoint(finished_run, tmp_path):
+    """The scores still print, but a run whose checkpoint is damaged cannot be used further: rc 0 hid that."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    out, _, _ = finished_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    checkpoint = run / "checkpoints" / "last.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    result = CliRunner().invoke(_cli(), ["evaluate", str(run)])
+    assert result.exit_code == 1, result.output
+    assert "mean over 19" in result.stdout
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("warning:") and "last.pt" in line and "damaged" in line
+
+
 def test_predicted_argmins_minimise_the_scalarised_predictions():
     loop = BenchmarkSearch(load_config(None, {**TINY, "query_proposals": "hypernet+argmin"}))
     best = loop.predicted_argmins()

@@ -140,3 +140,106 @@ def test_cli_resume(runs, tmp_path):
     assert (run / "metrics.csv").read_text() == (straight / "metrics.csv").read_text()
     refused = CliRunner().invoke(app, ["search", "--resume", str(run), "--seed", "1"])
     assert refused.exit_code == 2 and "drop seed" in refused.output
+
+
+def test_full_disk_during_a_search_is_one_line_naming_what_was_kept(tmp_path, monkeypatch):
+    """torch.save on a full disk raises RuntimeError ('unexpected pos'); the previous checkpoint stays intact."""
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(load_config(None, TINY).to_yaml())
+    real_save, calls = torch.save, []
+
+    def save_until_the_disk_fills(obj, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file "
+                               "data/3: file write failed\nunexpected pos 1234 vs 5678")
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_until_the_disk_fills)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["search", str(config_file), "--out", str(run)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "file write failed" in line and "checkpoints/last.pt holds epoch 1" in line
+    assert f"modnas search --resume {run}" in line
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
+    assert not list((run / "checkpoints").glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_unwritable_out_is_refused_before_the_search(tmp_path):
+    (tmp_path / "plain_file").write_text("")
+    result = CliRunner().invoke(app, ["search", "--out", str(tmp_path / "plain_file" / "run"), "--epochs", "1"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "cannot write" in result.stderr
+
+
+def _ctrl_c_at_epoch_end(monkeypatch, after_writing: bool) -> None:
+    """Ctrl-C at the end of the first epoch, after its files are written or before."""
+    from modnas.search import run as run_module
+
+    real = run_module._RunWriter.epoch_done
+
+    def epoch_done(self, *args, **kwargs):
+        if after_writing:
+            real(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module._RunWriter, "epoch_done", epoch_done)
+
+
+def test_ctrl_c_says_what_was_saved_and_how_to_resume(runs, tmp_path, monkeypatch):
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(load_config(None, TINY).to_yaml())
+    _ctrl_c_at_epoch_end(monkeypatch, after_writing=True)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["search", str(config_file), "--out", str(run)])
+    assert result.exit_code == 130, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "holds epoch 1 of 3" in line and f"modnas search --resume {run}" in line
+    assert "Traceback" not in result.output
+
+
+def test_a_run_stopped_before_its_first_checkpoint_can_be_resumed_or_reused(tmp_path, monkeypatch):
+    one_epoch = {**TINY, "epochs": 1}
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(load_config(None, one_epoch).to_yaml())
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        _ctrl_c_at_epoch_end(patch, after_writing=False)
+        result = CliRunner().invoke(app, ["search", str(config_file), "--out", str(run)])
+        assert result.exit_code == 130, result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert "nothing to keep" in line and "--resume" in line and "--out" in line
+    assert not (run / "checkpoints" / "last.pt").exists()
+    summary = resume_search(run)  # starts again from the beginning
+    assert summary["epoch"] == 1 and torch.load(run / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
+    # reused as --out
+    again = tmp_path / "again"
+    with monkeypatch.context() as patch:
+        _ctrl_c_at_epoch_end(patch, after_writing=False)
+        assert CliRunner().invoke(app, ["search", str(config_file), "--out", str(again)]).exit_code == 130
+    result = CliRunner().invoke(app, ["search", str(config_file), "--out", str(again), "--json"])
+    assert result.exit_code == 0, result.output
+    assert (again / "metrics.csv").read_text() == (run / "metrics.csv").read_text()
+    # a run with results is still refused as --out
+    refused = CliRunner().invoke(app, ["search", str(config_file), "--out", str(again)])
+    assert refused.exit_code == 2 and "not empty" in refused.stderr
+
+
+def test_a_run_in_use_is_not_resumed_twice(runs, tmp_path):
+    from modnas.search.run import run_lock
+
+    _, _, interrupted, _ = runs
+    run = tmp_path / "run"
+    shutil.copytree(interrupted, run)
+    before = _snapshot(run)
+    with run_lock(run):  # as a first `modnas search --resume` holds it
+        with pytest.raises(ModnasError, match="in use by another modnas process"):
+            resume_search(run)
+        result = CliRunner().invoke(app, ["search", "--resume", str(run)])
+        assert result.exit_code == 2 and "in use" in result.stderr
+    after = _snapshot(run)
+    for files in (before, after):
+        files.pop(".modnas.lock", None)
+    assert after == before

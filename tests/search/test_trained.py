@@ -65,6 +65,13 @@ def test_front_for_a_custom_device_without_a_table(trained):
         assert r["predicted_latency_ms"] == pytest.approx(2 * fpga_rows[r["arch_str"]]["predicted_latency_ms"], rel=1e-4)
 
 
+def test_front_of_a_noisy_custom_device_lists_positive_latencies(trained):
+    """Reference timings of a busy machine (2.5 ms to 2.5 s) once gave the fast end of the front negative ms."""
+    busy = [167.3, 2.5, 23.4, 17.1, 33.0, 30.2, 5.0, 47.6, 10.1, 2501.9]
+    rows = trained.front(DeviceRegistry().register("busy_laptop", busy), n_prefs=24)
+    assert rows and all(r["predicted_latency_ms"] > 0 for r in rows)
+
+
 def test_a_custom_device_that_measured_the_queried_architectures(trained, run_dir):
     import numpy as np
 
@@ -141,6 +148,36 @@ def test_front_cli_json_and_profile(run_dir, tmp_path):
     assert all(r["true_latency_ms"] is None for r in json.loads(result.stdout))
 
 
+@pytest.mark.parametrize("columns", ["80", "250"])
+def test_front_tables_never_wrap_or_cut_architecture_strings(run_dir, tmp_path, monkeypatch, columns):
+    """At 80 columns (and in a pipe) arch strings were folded into fragments; each must stay on one line."""
+    monkeypatch.setenv("COLUMNS", columns)
+    rows = json.loads(runner.invoke(app, ["front", str(run_dir), "--device", "fpga", "--json"]).stdout)
+    result = runner.invoke(app, ["front", str(run_dir), "--device", "fpga"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "…" not in result.stdout
+    for row in rows:
+        assert any(row["arch_str"] in line for line in lines), row["arch_str"]
+
+
+def test_front_says_what_was_measured(run_dir, tmp_path, monkeypatch):
+    """'(measured)' beside a '-' latency read as a latency measurement; it meant the search had read the error."""
+    monkeypatch.setenv("COLUMNS", "250")
+    fpga = registry.get("fpga")
+    from modnas.hardware.devices import REFERENCE_ARCH_INDICES
+
+    refs = {nb201_tables.arch_strings[i]: v for i, v in zip(REFERENCE_ARCH_INDICES, fpga.reference_latencies)}
+    path = tmp_path / "board.json"
+    path.write_text(json.dumps({"name": "board", "latencies_ms": refs}))
+    rows = json.loads(runner.invoke(app, ["front", str(run_dir), "--profile", str(path), "--json"]).stdout)
+    assert any(r["measured"] for r in rows)  # the table below has something to explain
+    out = runner.invoke(app, ["front", str(run_dir), "--profile", str(path)]).stdout
+    assert "(measured)" not in out
+    assert "error queried" in out and "the search read this architecture's true error" in out
+    assert "measured latency ms" in out and "'-' where it was not" in out
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -160,6 +197,30 @@ def test_export_bad_preference(run_dir, tmp_path):
     )
     assert result.exit_code == 2 and "sum to 1" in result.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_export_to_an_unwritable_place_is_one_line(run_dir, tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    (tmp_path / "plain_file").write_text("")
+    out = tmp_path / "plain_file" / "sub" / "arch"
+    result = runner.invoke(app, ["export", str(run_dir), "--device", "fpga", "--preference", "0.5,0.5", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "plain_file" in result.stderr
+    # a read-only folder (root may write anywhere, so the refusal is simulated)
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+
+    def refuse(*args, dir=None, **kwargs):  # noqa: A002
+        raise PermissionError(errno.EACCES, "Permission denied", str(dir))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    args = ["export", str(run_dir), "--device", "fpga", "--preference", "0.5,0.5", "--out", str(read_only / "arch")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "cannot write export" in result.stderr
+    assert "Permission denied" in result.stderr and not list(read_only.iterdir())
 
 
 def test_missing_and_damaged_runs(run_dir, tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from modnas.errors import ModnasError
 from modnas.hardware.devices import PROTOCOL_DEVICES, TEST_DEVICES, TRAIN_DEVICES
@@ -56,12 +56,12 @@ class Protocol(BaseModel):
     methods: list[str] = Field(default_factory=lambda: list(all_methods()))
     devices: list[str] = Field(default_factory=lambda: list(PROTOCOL_DEVICES))
     seeds: list[int] = Field(default_factory=lambda: [0])
-    budget: int = Field(200, ge=1, le=15625, description="K: MODNAS's total budget; a baseline's per device")
-    small_budget: int | None = Field(
+    budget: StrictInt = Field(200, ge=1, le=15625, description="K: MODNAS's total budget; a baseline's per device")
+    small_budget: StrictInt | None = Field(
         None, ge=1, le=15625, description="the same-total-budget view per device (default: round(K / 19))"
     )
-    curve_points: int = Field(40, ge=2, le=1000, description="budgets at which the HV-versus-budget curves are scored")
-    workers: int = Field(2, ge=1, le=64, description="processes running (method, device, seed) jobs")
+    curve_points: StrictInt = Field(40, ge=2, le=1000, description="budgets at which the HV-versus-budget curves are scored")
+    workers: StrictInt = Field(2, ge=1, le=64, description="processes running (method, device, seed) jobs")
     modnas: ModnasSettings = Field(default_factory=ModnasSettings)
 
     @field_validator("methods")

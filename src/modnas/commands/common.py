@@ -7,14 +7,17 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
-from modnas.errors import ModnasError
+from modnas.errors import ModnasError, OutputError
+from modnas.io import os_error_reason
 
 console = Console()
 err_console = Console(stderr=True)
@@ -23,18 +26,116 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def user_errors(fn: F) -> F:
-    """Turn :class:`ModnasError` into a one-line message on stderr and exit status 2."""
+    """Turn :class:`ModnasError` into a one-line message on stderr and exit status 2; a failed write
+    (:class:`OutputError`, or an ``OSError`` no command foresaw) is one line too, with exit status 1, and Ctrl-C
+    prints one line (an :class:`~modnas.errors.Interrupted`'s note of what was saved) with exit status 130."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except OutputError as exc:
+            _print_error(str(exc))
+            raise typer.Exit(1) from None
         except ModnasError as exc:
-            # escaped: messages hold brackets that are not markup (pip extras, NB201 strings, paths)
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            _print_error(str(exc))
             raise typer.Exit(2) from None
+        except OSError as exc:
+            _print_error(os_error_reason(exc))
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt as exc:  # Ctrl-C: one line (what was saved, when the command says), no traceback
+            err_console.print(escape(str(exc) or "interrupted"), highlight=False, soft_wrap=True)
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _print_error(message: str) -> None:
+    # escaped: messages hold brackets that are not markup (pip extras, NB201 strings, paths, "[nan, 1.]")
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def print_arch_table(
+    title: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[Sequence[str]],
+    arch_column: int = 0,
+    key_column: int | None = None,
+    caption: str | None = None,
+) -> None:
+    """Print a table one of whose columns holds architecture strings, which are never wrapped or cut.
+
+    ``columns`` are ``(header, justify)``. When the table fits the console with the architecture column whole, it
+    is printed as is; otherwise (a narrow terminal, or a pipe, which rich treats as 80 columns) the table is printed
+    without that column and each architecture follows on a line of its own, keyed by ``key_column``'s value (or
+    by a ``#`` row number).
+    """
+    if _narrowest(columns, rows, arch_column) <= console.width:
+        table = _table(title, columns, rows, caption, skip=None)
+        table.columns[arch_column].no_wrap = True
+        console.print(table)
+        return
+    if key_column is None:
+        keys = [str(k) for k in range(1, len(rows) + 1)]
+        columns = [("#", "right"), *columns]
+        rows = [[key, *row] for key, row in zip(keys, rows)]
+        arch_column += 1
+    else:
+        keys = [row[key_column] for row in rows]
+    console.print(_table(title, columns, rows, caption, skip=arch_column))
+    width = max(len(k) for k in keys) if keys else 0
+    header = columns[key_column][0] if key_column is not None else "#"
+    console.print(f"{header:>{width}}  {columns[arch_column][0]}", highlight=False, soft_wrap=True, markup=False)
+    for key, row in zip(keys, rows):
+        console.print(f"{key:>{width}}  {row[arch_column]}", highlight=False, soft_wrap=True, markup=False)
+
+
+def _narrowest(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str]], arch_column: int) -> int:
+    """Width of the table with the architecture column whole and every other column wrapped at its words."""
+    widths = []
+    for k, (header, _) in enumerate(columns):
+        cells = [header, *(row[k] for row in rows)]
+        if k == arch_column:
+            widths.append(max(len(cell) for cell in cells))
+        else:
+            widths.append(max((len(word) for cell in cells for word in cell.split()), default=1))
+    return sum(w + 2 for w in widths) + len(widths) + 1  # one space of padding each side, and the borders
+
+
+def _table(
+    title: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str]], caption: str | None, skip: int | None
+) -> Table:
+    table = Table(title=title, caption=caption)
+    for k, (header, justify) in enumerate(columns):
+        if k != skip:
+            table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(*(cell for k, cell in enumerate(row) if k != skip))
+    return table
+
+
+class FlagsWithoutType(typer.core.TyperGroup):
+    """A command group whose help shows no ``<bool>`` after plain flags such as ``--json`` or ``--help``.
+
+    Typer prints every option's type; a flag takes no value, so its metavar is set empty (as each command is
+    looked up, which also covers the ``--help`` option typer adds to each command).
+    """
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _untyped_flags(super().get_params(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _untyped_flags(command.get_params(ctx))
+        return command
+
+
+def _untyped_flags(params: list[Any]) -> list[Any]:
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
 
 
 def print_json(data: Any) -> None:

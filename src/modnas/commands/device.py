@@ -13,11 +13,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from modnas.commands.common import console, err_console, print_json, user_errors
+from modnas.commands.common import FlagsWithoutType, console, err_console, print_json, user_errors
 from modnas.errors import ModnasError
 from modnas.hardware.devices import EMBEDDING_DIM
 
 app = typer.Typer(
+    cls=FlagsWithoutType,
     help="Device profiles for your own hardware: measure latencies, add, list and remove stored devices.",
     no_args_is_help=True,
 )
@@ -33,9 +34,19 @@ def _store_and_sync(profile: Any, force: bool) -> Path:
     from modnas.hardware.profiles import ProfileStore, sync_global_registry
 
     store = ProfileStore()
+    _check_store_writable(store.root)
     path = store.add(profile, force=force)
     sync_global_registry(store, profile.name)
     return path
+
+
+def _check_store_writable(root: Path) -> None:
+    from modnas.io import check_writable
+
+    try:
+        check_writable(root, "device store", directory=True)
+    except ModnasError as exc:
+        raise ModnasError(f"{exc} (set MODNAS_HOME to a writable folder)") from None
 
 
 def _check_storable(name: str, force: bool) -> None:
@@ -47,6 +58,7 @@ def _check_storable(name: str, force: bool) -> None:
     store = ProfileStore()
     if store.path(name).exists() and not force:
         raise ModnasError(f"device {name!r} is already stored in {store.path(name)} (use --force to replace it)")
+    _check_store_writable(store.root)
 
 
 @app.command()
@@ -74,8 +86,10 @@ def measure(
 ) -> None:
     """Time the 10 HELP reference architectures (and --extra random ones, and a run's queried ones with
     --archs-from) here; write and register the profile."""
-    from modnas.hardware.measure import measure_device
+    from modnas.errors import OutputError
+    from modnas.hardware.measure import measure_device, noise_warnings
     from modnas.hardware.profiles import check_device_name, save_profile
+    from modnas.io import check_writable, os_error_reason, rescue_text
 
     check_device_name(name)
     target = out if out is not None else Path(f"{name}.json")
@@ -83,6 +97,7 @@ def measure(
         raise ModnasError(f"{str(target)!r} is a directory, not a profile file")
     if target.exists() and not force:
         raise ModnasError(f"{str(target)!r} already exists (use --force to overwrite it)")
+    check_writable(target, "profile file")
     if register:
         _check_storable(name, force)
     archs: list[str] = []
@@ -104,19 +119,41 @@ def measure(
             shown = True
         bar.update(task, completed=done, total=total)
 
+    passes: dict[str, list[float]] = {}
     try:
         profile = measure_device(
             name, archs=archs, n_extra=extra, seed=seed, batch_size=batch_size, cuda=cuda,
-            warmup=warmup, repeats=repeats, progress=tick,
+            warmup=warmup, repeats=repeats, progress=tick, timings=passes.__setitem__,
         )  # fmt: skip
     finally:
         if shown:
             bar.stop()
-    save_profile(profile, target, force=force)
+    noise = noise_warnings(profile, passes)
+    if noise:
+        err_console.print(
+            f"[bold yellow]warning:[/] these timings look disturbed ({'; '.join(noise)}); the machine was probably "
+            "busy: re-measure on an idle machine (other programs closed) with --force before relying on this profile",
+            highlight=False, soft_wrap=True,
+        )
+    try:
+        save_profile(profile, target, force=force)
+    except OSError as exc:  # the folder became unwritable (or the disk filled) while measuring: keep the timings
+        import json
+
+        kept = rescue_text(json.dumps(profile.to_json(), indent=2) + "\n", f"{name}.json")
+        where = f"kept in {kept} (store it with `modnas device add {kept}`)" if kept else "lost"
+        raise OutputError(f"writing {target} failed ({os_error_reason(exc)}); the measured profile is {where}") from None
     console.print(f"wrote {target} ({len(profile.latencies_ms)} architectures)", highlight=False)
     console.print(f"embedding: {_embedding_text(profile.embedding)}", highlight=False)
     if register:
-        path = _store_and_sync(profile, force)
+        try:
+            path = _store_and_sync(profile, force)
+        except (OSError, ModnasError) as exc:
+            reason = os_error_reason(exc) if isinstance(exc, OSError) else str(exc)
+            raise OutputError(
+                f"registering device {name!r} failed ({reason}); the profile is in {target}: store it with "
+                f"`modnas device add {target}`"
+            ) from None
         console.print(f"registered device {name!r} in {path}", highlight=False)
 
 

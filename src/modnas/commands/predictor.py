@@ -13,10 +13,12 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from modnas.commands.common import console, err_console, print_json, user_errors
+from modnas.commands.common import FlagsWithoutType, console, err_console, print_json, user_errors
 from modnas.errors import ModnasError
 
-app = typer.Typer(help="Train, evaluate and query the hardware latency MetaPredictor.", no_args_is_help=True)
+app = typer.Typer(
+    cls=FlagsWithoutType, help="Train, evaluate and query the hardware latency MetaPredictor.", no_args_is_help=True
+)
 
 CheckpointOpt = Annotated[
     Path | None, typer.Option("--checkpoint", help="Predictor checkpoint (default: the one shipped with modnas).")
@@ -43,11 +45,14 @@ def train(
     """Train on the 13 MODNAS training devices (never the 6 test devices) and write a checkpoint."""
     import torch
 
+    from modnas.errors import OutputError
     from modnas.hardware.predictor import PredictorConfig, save_predictor
     from modnas.hardware.training import TrainConfig, train_predictor
+    from modnas.io import check_writable, os_error_reason
 
     if out.exists() and not force:
         raise ModnasError(f"{out} already exists; pass --force to overwrite it")
+    check_writable(out, "checkpoint")
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
     start = time.perf_counter()
     with _progress() as bar:
@@ -62,7 +67,18 @@ def train(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": f"modnas predictor train --steps {steps} --batch-size {batch_size} --lr {lr} --seed {seed}",
     }
-    save_predictor(model, out, metadata, force=force)
+    try:
+        save_predictor(model, out, metadata, force=force)
+    except OSError as exc:  # minutes of training are not thrown away: keep the model in the temporary folder
+        import tempfile
+
+        kept: Path | None = Path(tempfile.mkdtemp(prefix="modnas-predictor-")) / out.name
+        try:
+            save_predictor(model, kept, metadata)  # type: ignore[arg-type]
+        except OSError:
+            kept = None
+        where = f"kept in {kept}" if kept else "lost"
+        raise OutputError(f"writing {out} failed ({os_error_reason(exc)}); the trained predictor is {where}") from None
     size_kb = out.stat().st_size / 1024
     console.print(f"trained in {seconds:.0f} s; wrote {out} ({size_kb:.0f} KB)")
 
@@ -131,11 +147,13 @@ def predict(
     from modnas.cli import read_arch_file_checked
     from modnas.hardware.devices import registry
     from modnas.hardware.profiles import ensure_stored_devices_loaded
-    from modnas.io import atomic_write_text
+    from modnas.io import atomic_write_text, check_writable
     from modnas.spaces.nb201 import as_indices, index_to_string, to_index, to_onehot
 
     if out is not None and out.exists() and not force:
         raise ModnasError(f"{out} already exists; pass --force to overwrite it")
+    if out is not None:
+        check_writable(out, "output file")
     ensure_stored_devices_loaded()
     dev = registry.get(device)
     arch_list = read_arch_file_checked(archs)

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from modnas.commands.common import console, err_console, print_json, user_errors
+from modnas.commands.common import console, err_console, print_arch_table, print_json, user_errors
 from modnas.errors import ModnasError
 
 
@@ -106,18 +105,28 @@ def front_command(
     if as_json:
         print_json(rows if choice is None else choice)
         return
-    table = Table(title=f"{dev.name}: {len(rows)} architectures over {n_prefs} preferences ({1000 * seconds:.0f} ms)")
-    for col in ("arch_str", "pref (err,lat)", "pred. error %", "pred. latency ms", "true error %", "true latency ms"):
-        table.add_column(col, justify="left" if col == "arch_str" else "right", overflow="fold")
+    # a device with a table has a true latency for every architecture; a profile only for what it measured
+    latency = "true latency ms" if dev.has_table else "measured latency ms"
+    columns = [("arch_str", "left"), ("pref (err,lat)", "right"), ("pred. error %", "right"),
+               ("pred. latency ms", "right"), ("true error %", "right"), (latency, "right"), ("note", "left")]
+    body = []
     for r in rows:
-        mark = ("" if r["on_predicted_front"] else " (dominated)") + (" (measured)" if r["measured"] else "")
+        notes = ([] if r["on_predicted_front"] else ["dominated"]) + (["error queried"] if r["measured"] else [])
         true_lat = "-" if r["true_latency_ms"] is None else f"{r['true_latency_ms']:.3g}"
         true_err = "-" if r["true_error"] is None else f"{r['true_error']:.2f}"
-        table.add_row(
-            r["arch_str"] + mark, ",".join(f"{v:.2f}" for v in r["preference"]), f"{r['predicted_error']:.2f}",
-            f"{r['predicted_latency_ms']:.3g}", true_err, true_lat,
-        )
-    console.print(table)
+        body.append([
+            r["arch_str"], ",".join(f"{v:.2f}" for v in r["preference"]), f"{r['predicted_error']:.2f}",
+            f"{r['predicted_latency_ms']:.3g}", true_err, true_lat, ", ".join(notes),
+        ])
+    legend = [f"true error: the {trained.config.space} ground truth"]
+    if any(r["measured"] for r in rows):
+        legend.append("error queried: the search read this architecture's true error")
+    if not dev.has_table:
+        legend.append(f"measured latency: timed in {dev.name}'s profile, '-' where it was not")
+    print_arch_table(
+        f"{dev.name}: {len(rows)} architectures over {n_prefs} preferences ({1000 * seconds:.0f} ms)",
+        columns, body, caption="; ".join(legend),
+    )
     if choice is not None:
         console.print(_pick_line(choice), highlight=False, soft_wrap=True)
         console.print(choice["selection"]["note"], highlight=False, soft_wrap=True)

@@ -63,6 +63,11 @@ def search_command(
     resume: Annotated[
         Path | None, typer.Option(help="Continue this interrupted run directory from its last checkpoint.")
     ] = None,
+    set_fields: Annotated[
+        list[str],
+        typer.Option("--set", metavar="KEY=VALUE", help="Any config field, dotted for sections (repeat the option), "
+                     "e.g. --set error_predictor.steps=300 --set lr=0.002; values are read as YAML."),
+    ] = [],  # noqa: B006
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
     tensorboard: Annotated[
         bool, typer.Option("--tensorboard", help="Write TensorBoard scalars to RUN/tensorboard (needs [tracking]).")
@@ -73,7 +78,7 @@ def search_command(
 
     Without a terminal (CI, nohup, a pipe) one plain line per epoch goes to stderr instead of a progress bar.
     """
-    from modnas.config import load_config
+    from modnas.config import load_config, parse_assignments
     from modnas.errors import ModnasError
     from modnas.search import resume_search, search
     from modnas.search.trackers import TensorBoardTracker
@@ -83,6 +88,10 @@ def search_command(
         "sampler": sampler, "aggregation": aggregation, "query_budget": query_budget,
         "front": front, "front_latency": front_latency,
     }
+    for key, value in parse_assignments(set_fields).items():
+        if overrides.get(key) is not None:
+            raise ModnasError(f"{key} is given both as --{key.replace('_', '-')} and with --set; give it once")
+        overrides[key] = value
     if resume is not None:
         given = [k for k, v in overrides.items() if v is not None] + (["CONFIG"] if config else [])
         given += ["out"] if out is not None else []
@@ -130,12 +139,17 @@ def evaluate_command(
 ) -> None:
     """Per-device HV, IGD+ and front size of a run (the last complete epoch of an interrupted run)."""
     from modnas.search import evaluate_run, run_note
+    from modnas.search.run import checkpoint_problem
 
     rows = evaluate_run(run_dir)
     if as_json:
         print_json(rows)
-        return
-    console.print(_table(rows, f"run {run_dir}"))
-    note = run_note(run_dir)
-    if note:
-        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    else:
+        console.print(_table(rows, f"run {run_dir}"))
+        note = run_note(run_dir)
+        if note:
+            console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    problem = checkpoint_problem(run_dir)
+    if problem:  # the scores above are intact, but the run cannot be used further: say so, and fail scripts
+        err_console.print(f"warning: {problem}", highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(1)

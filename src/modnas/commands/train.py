@@ -8,12 +8,14 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from modnas.commands.common import console, err_console, log_level, plain_output, print_json, user_errors
+
+T = TypeVar("T")
 
 
 @user_errors
@@ -30,9 +32,14 @@ def train_command(
     batch_size: Annotated[int | None, typer.Option(help="Batch size (default per dataset).")] = None,
     lr: Annotated[float | None, typer.Option(help="SGD learning rate, cosine-decayed to 0 (default per dataset).")] = None,
     weight_decay: Annotated[float, typer.Option(help="SGD weight decay.")] = 5e-4,
-    channels: Annotated[int, typer.Option("--C", help="Channels of the first stage (NB201: 16).")] = 16,
-    cells: Annotated[int, typer.Option("--N", help="Cells per stage (NB201: 5).")] = 5,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    channels: Annotated[int | None, typer.Option("--channels", help="Channels of the first stage (default: 16, as NB201).")] = None,
+    cells: Annotated[int | None, typer.Option("--cells-per-stage", help="Cells per stage (default: 5, as NB201).")] = None,
+    accelerator: Annotated[
+        str | None, typer.Option("--accelerator", help="Where to train: auto (default: CUDA when available), cpu or cuda.")
+    ] = None,
+    old_channels: Annotated[int | None, typer.Option("--C", hidden=True)] = None,
+    old_cells: Annotated[int | None, typer.Option("--N", hidden=True)] = None,
+    old_device: Annotated[str | None, typer.Option("--device", hidden=True)] = None,
     no_augment: Annotated[bool, typer.Option("--no-augment", help="Train without crop/flip augmentation.")] = False,
     train_limit: Annotated[int | None, typer.Option(help="Use only the first N training images.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print result.json instead of a summary line.")] = False,
@@ -40,10 +47,14 @@ def train_command(
     """Train the standalone network of an architecture, test it, and write checkpoint.pt and result.json."""
     from modnas.train import TrainSettings, load_architecture, train_architecture
 
+    # the old spellings still work for one version (--device meant cpu/cuda here, a hardware device elsewhere)
+    channels = _renamed("--C", old_channels, "--channels", channels, 16)
+    cells = _renamed("--N", old_cells, "--cells-per-stage", cells, 5)
+    accelerator = _renamed("--device", old_device, "--accelerator", accelerator, "auto")
     arch_str, meta = load_architecture(arch)
     settings = TrainSettings(
         dataset=data, data_dir=None if data_dir is None else str(data_dir), download=download, epochs=epochs,
-        batch_size=batch_size, lr=lr, weight_decay=weight_decay, C=channels, N=cells, seed=seed, device=device,
+        batch_size=batch_size, lr=lr, weight_decay=weight_decay, C=channels, N=cells, seed=seed, device=accelerator,
         augment=not no_augment, train_limit=train_limit,
     ).resolved()
     out_dir = out or Path("trained") / time.strftime("%Y%m%d-%H%M%S")
@@ -74,3 +85,18 @@ def train_command(
         f"wrote {out_dir}/result.json",
         highlight=False, soft_wrap=True,
     )
+
+
+def _renamed(old: str, old_value: T | None, new: str, value: T | None, default: T) -> T:
+    """The value of an option given under its new name or (with a deprecation line) its old one."""
+    from modnas.errors import ModnasError
+
+    if old_value is None:
+        return default if value is None else value
+    if value is not None:
+        raise ModnasError(f"{old} is the old name of {new}; give only {new}")
+    err_console.print(
+        f"warning: {old} is deprecated and will be removed in the next version; use {new}",
+        highlight=False, soft_wrap=True,
+    )
+    return old_value

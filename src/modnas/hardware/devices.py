@@ -176,6 +176,8 @@ class DeviceRegistry:
     def __init__(self) -> None:
         self._builtin: dict[str, Device] | None = None
         self._custom: dict[str, Device] = {}
+        #: names of stored devices whose profile could not be loaded, with the reason: an error only when used
+        self._unavailable: dict[str, str] = {}
 
     @property
     def _devices(self) -> dict[str, Device]:
@@ -188,6 +190,8 @@ class DeviceRegistry:
         devices = self._devices
         if name in devices:
             return devices[name]
+        if name in self._unavailable:
+            raise UnknownDeviceError(self._unavailable[name])
         import difflib
 
         close = difflib.get_close_matches(name, devices, n=3)
@@ -251,7 +255,12 @@ class DeviceRegistry:
             extra_latencies=extra,
         )
         self._custom[name] = device
+        self._unavailable.pop(name, None)
         return device
+
+    def mark_unavailable(self, name: str, reason: str) -> None:
+        """Make :meth:`get` of ``name`` raise ``reason`` (a stored profile that could not be loaded)."""
+        self._unavailable[name] = reason
 
     def unregister(self, name: str) -> None:
         """Forget a custom device (built-in devices cannot be removed)."""

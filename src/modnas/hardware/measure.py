@@ -9,7 +9,7 @@ from __future__ import annotations
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -65,6 +65,22 @@ def measure_latency(
     come first (allocator, kernel selection, thread-pool start). On CUDA each pass is bracketed by
     ``torch.cuda.synchronize`` so the time covers the GPU work, not just the kernel launches.
     """
+    times = time_forward_passes(arch, batch_size, device, warmup, repeats, input_size, channels, num_classes)
+    return float(statistics.median(times))
+
+
+def time_forward_passes(
+    arch: ArchLike,
+    batch_size: int = 1,
+    device: str | torch.device = "cpu",
+    warmup: int = DEFAULT_WARMUP,
+    repeats: int = DEFAULT_REPEATS,
+    input_size: int = 32,
+    channels: int = 3,
+    num_classes: int = 10,
+) -> list[float]:
+    """Wall-clock times (ms) of the ``repeats`` timed forward passes that :func:`measure_latency` takes the
+    median of (their spread tells a quiet machine from a busy one)."""
     import torch
 
     from modnas.spaces.nb201.network import build_network
@@ -98,7 +114,7 @@ def measure_latency(
             net(x)
             sync()
             times.append((time.perf_counter() - start) * 1000.0)
-    return float(statistics.median(times))
+    return times
 
 
 def processor_name() -> str:
@@ -138,10 +154,12 @@ def measure_device(
     warmup: int = DEFAULT_WARMUP,
     repeats: int = DEFAULT_REPEATS,
     progress: Progress | None = None,
+    timings: Callable[[str, list[float]], None] | None = None,
 ) -> DeviceProfile:
     """Time the 10 reference architectures, the given ``archs`` and ``n_extra`` random ones; return the profile.
 
-    Everything is validated before the first network is timed, so bad arguments fail fast.
+    Everything is validated before the first network is timed, so bad arguments fail fast. ``timings`` is called
+    with each architecture and its timed passes (ms), e.g. to check them with :func:`noise_warnings`.
     """
     import torch
 
@@ -166,7 +184,10 @@ def measure_device(
     if progress is not None:
         progress(0, len(todo), "")
     for done, arch_str in enumerate(todo, start=1):
-        latencies[arch_str] = measure_latency(arch_str, batch_size, dev, warmup=warmup, repeats=repeats)
+        times = time_forward_passes(arch_str, batch_size, dev, warmup=warmup, repeats=repeats)
+        latencies[arch_str] = float(statistics.median(times))
+        if timings is not None:
+            timings(arch_str, times)
         if progress is not None:
             progress(done, len(todo), arch_str)
 
@@ -186,3 +207,50 @@ def measure_device(
         },
         origin=f"measured profile of {name!r}",
     )
+
+
+#: Repeated timings whose interquartile range exceeds this share of their median, for the typical reference
+#: architecture, come from a busy machine (an idle one gives a few per cent).
+NOISY_SPREAD = 0.2
+#: A reference network with fewer FLOPs than another yet this many times slower: on the 27 built-in devices the
+#: largest such ratio is 1.74 (eyeriss); beyond 3 the timings are disturbed rather than the hardware's.
+IMPLAUSIBLE_SLOWDOWN = 3.0
+
+
+def noise_warnings(profile: DeviceProfile, timings: Mapping[str, Sequence[float]] | None = None) -> list[str]:
+    """Reasons to distrust a profile's timings, one line each (empty when they look plausible).
+
+    Two signs of a busy machine: the repeated passes of the reference architectures disagree (``timings``, the
+    passes per architecture, as :func:`measure_device` reports them), and a reference network is far slower than
+    one with more FLOPs.
+    """
+    from modnas.tables.nb201 import nb201_tables
+
+    reasons = []
+    reference = list(profile.latencies_ms)[: len(REFERENCE_ARCH_INDICES)]
+    spreads = []
+    for arch in reference:
+        times = np.asarray((timings or {}).get(arch, ()), dtype=np.float64)
+        if times.size >= 4:
+            q1, median, q3 = np.percentile(times, [25, 50, 75])
+            spreads.append((q3 - q1) / median)
+    if spreads and float(np.median(spreads)) > NOISY_SPREAD:
+        reasons.append(
+            f"repeated timings disagree: their interquartile range is {100 * float(np.median(spreads)):.0f} % of "
+            f"the median for the typical reference architecture (up to {100 * max(spreads):.0f} %)"
+        )
+    latency = np.asarray(profile.reference_latencies)
+    flops = np.asarray(nb201_tables.flops(np.asarray(REFERENCE_ARCH_INDICES)), dtype=np.float64)
+    worst, pair = 0.0, (0, 0)
+    for a in range(len(latency)):
+        for b in range(len(latency)):
+            if flops[a] < flops[b] and latency[a] / latency[b] > worst:
+                worst, pair = latency[a] / latency[b], (a, b)
+    if worst > IMPLAUSIBLE_SLOWDOWN:
+        a, b = pair
+        reasons.append(
+            f"reference network {REFERENCE_ARCH_INDICES[a]} ({flops[a]:.0f} MFLOPs) took {latency[a]:.3g} ms, "
+            f"{worst:.1f}x longer than network {REFERENCE_ARCH_INDICES[b]} ({flops[b]:.0f} MFLOPs, "
+            f"{latency[b]:.3g} ms)"
+        )
+    return reasons

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 import re
@@ -36,6 +37,8 @@ from modnas.hardware.devices import (
     normalise_reference_latencies,
 )
 from modnas.io import atomic_write_json, read_user_text
+
+_log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 #: How closely an embedding stored in a file must match the one its reference latencies define.
@@ -229,7 +232,9 @@ def load_profile(path: str | Path) -> DeviceProfile:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ModnasError(f"{file}: invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+        # some messages end in "at" ("Unterminated string starting at"): do not say "at at line"
+        reason = exc.msg.removesuffix(" at")
+        raise ModnasError(f"{file}: invalid JSON ({reason} at line {exc.lineno}, column {exc.colno})") from None
     return parse_profile(data, origin=file)
 
 
@@ -382,19 +387,29 @@ def register_profile(profile: DeviceProfile, registry: DeviceRegistry, force: bo
     )
 
 
-def load_stored_devices(registry: DeviceRegistry, store: ProfileStore | None = None) -> list[Device]:
+def load_stored_devices(
+    registry: DeviceRegistry, store: ProfileStore | None = None, skip_broken: bool = False
+) -> list[Device]:
     """Register every stored profile in ``registry`` (stored profiles replace custom devices of the same name).
 
-    Nothing is skipped: a corrupt profile, or one named like a built-in device, raises naming its file.
+    A corrupt profile, or one named like a built-in device, raises naming its file; with ``skip_broken`` it is
+    skipped with a logged warning instead, and only asking ``registry`` for that device raises.
     """
     store = store or ProfileStore()
     devices = []
     for name in store.names():
-        profile = store.load(name)
         try:
-            devices.append(register_profile(profile, registry, force=True))
+            profile = store.load(name)
+            try:
+                devices.append(register_profile(profile, registry, force=True))
+            except ModnasError as exc:
+                raise ModnasError(f"{store.path(name)}: {exc}") from None
         except ModnasError as exc:
-            raise ModnasError(f"{store.path(name)}: {exc}") from None
+            if not skip_broken:
+                raise
+            reason = str(exc)
+            _log.warning("ignoring stored device %r (fix it, or `modnas device remove %s`): %s", name, name, reason)
+            registry.mark_unavailable(name, f"stored device {name!r} cannot be used: {reason}")
     return devices
 
 
@@ -411,13 +426,14 @@ def _global_registry() -> DeviceRegistry:
 def ensure_stored_devices_loaded(store: ProfileStore | None = None) -> None:
     """Load the stored devices into ``modnas.hardware.devices.registry``, once per process (idempotent).
 
-    Commands call this before resolving ``--device``. A failed load is not remembered, so it is reported again.
+    Commands call this before resolving ``--device``. A stored profile that cannot be loaded is skipped with a
+    warning naming its file, so it breaks only the commands that use that device.
     """
     store = store or ProfileStore()
     key = store.root.expanduser().resolve()
     if key in _LOADED_ROOTS:
         return
-    load_stored_devices(_global_registry(), store)
+    load_stored_devices(_global_registry(), store, skip_broken=True)
     _LOADED_ROOTS.add(key)
 
 

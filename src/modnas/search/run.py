@@ -10,7 +10,8 @@ A run directory holds
 * ``checkpoints/last.pt`` -- hypernetwork, optimiser, error predictor, query budget, RNG states and epoch;
 * ``summary.json`` -- the last epoch's rows and means, the number of queries used and the wall time;
 * ``metadata.json`` -- modnas version and git commit, command line, start/end times, host, library versions, seed
-  (see :mod:`modnas.search.metadata`).
+  (see :mod:`modnas.search.metadata`);
+* ``.modnas.lock`` -- locked by the process writing the run, so a second one (``--resume`` twice) is refused.
 
 Every file is rewritten atomically after each epoch (the checkpoint first), so a run killed at any moment leaves
 complete files behind, and ``search(..., resume=True)`` continues it from its last checkpoint.
@@ -18,11 +19,12 @@ complete files behind, and ``search(..., resume=True)`` continues it from its la
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +32,14 @@ import numpy as np
 import torch
 
 from modnas.config import SearchConfig, make_config
-from modnas.errors import ModnasError
+from modnas.errors import Interrupted, ModnasError, OutputError
 from modnas.io import (
     atomic_torch_save,
     atomic_write_json,
     atomic_write_text,
+    check_writable,
     csv_text,
+    os_error_reason,
     prepare_out_dir,
     read_csv_rows,
     read_yaml_mapping,
@@ -54,11 +58,85 @@ ROW_FIELDS = ("device", "split", "hv", "igd_plus", "n_front")
 Progress = Callable[[int, int, "float | None"], None]
 
 
+#: The lock a search holds on its run directory, so that two processes never write one run at once.
+LOCK_NAME = ".modnas.lock"
+#: What a run writes before its first checkpoint: a directory holding no more can be resumed from the start or
+#: reused as ``--out`` (the rest of a run, written from the first checkpoint on, is what makes it worth keeping).
+_BEFORE_FIRST_CHECKPOINT = ("config.yaml", "metadata.json", LOCK_NAME)
+
+
+def is_unstarted_run(path: str | Path) -> bool:
+    """Whether ``path`` is a directory holding nothing but what a run writes before its first checkpoint (an
+    empty directory included)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return False
+    for entry in folder.iterdir():
+        if entry.name == "checkpoints" and entry.is_dir():
+            # dot-files are the temporary files of an interrupted atomic write
+            if any(not p.name.startswith(".") for p in entry.iterdir()):
+                return False
+        elif entry.name not in _BEFORE_FIRST_CHECKPOINT:
+            return False
+    return True
+
+
 def prepare_run_dir(out_dir: str | Path) -> Path:
-    """Create ``out_dir`` (or accept an empty one) with its ``checkpoints`` folder; refuse one that holds files."""
-    path = prepare_out_dir(out_dir)
+    """Create ``out_dir`` (or accept an empty one, or one of a run that saved nothing) with its ``checkpoints``
+    folder; refuse one that holds files."""
+    path = Path(out_dir)
+    if is_unstarted_run(path):
+        for name in _BEFORE_FIRST_CHECKPOINT:
+            if name != LOCK_NAME:  # the lock is held by this process
+                (path / name).unlink(missing_ok=True)
+        for leftover in (path / "checkpoints").glob(".*") if (path / "checkpoints").is_dir() else ():
+            leftover.unlink(missing_ok=True)
+        check_writable(path, "output directory", directory=True)
+    else:
+        prepare_out_dir(path)
     (path / "checkpoints").mkdir(exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold :data:`LOCK_NAME` in ``run_dir`` for the block; a run another process is writing is refused."""
+    import filelock
+
+    lock = filelock.FileLock(str(run_dir / LOCK_NAME), timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise ModnasError(
+            f"run directory {str(run_dir)!r} is in use by another modnas process; wait for it to finish"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def interruption_note(run_dir: str | Path, epochs: int | None = None) -> str:
+    """One line for a search stopped by Ctrl-C: what ``run_dir`` holds and how to go on."""
+    path = Path(run_dir)
+    checkpoint = path / "checkpoints" / "last.pt"
+    if checkpoint.is_file():
+        try:
+            epoch = int(load_checkpoint(checkpoint)["epoch"])
+        except (ModnasError, KeyError, TypeError, ValueError):
+            epoch = None
+        if epoch is not None:
+            of = f" of {epochs}" if epochs else ""
+            return (
+                f"interrupted: {path} holds epoch {epoch}{of} (checkpoints/last.pt); continue with "
+                f"`modnas search --resume {path}`"
+            )
+    if is_unstarted_run(path):
+        return (
+            f"interrupted before the first epoch was saved: nothing to keep; `modnas search --resume {path}` starts "
+            f"the run again, or give {path} as --out to a new search"
+        )
+    return "interrupted before anything was written"
 
 
 def _plain(obj: Any) -> Any:
@@ -118,6 +196,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
+def checkpoint_problem(run_dir: str | Path) -> str | None:
+    """Why ``run_dir``'s checkpoint cannot be used by ``front``, ``export`` or ``--resume`` (``None``: it can)."""
+    try:
+        load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")
+    except ModnasError as exc:
+        return f"{exc}; `modnas front`, `export` and `search --resume` cannot use this run"
+    return None
+
+
 def _previous_rows(path: Path, fields: tuple[str, ...], last_epoch: int) -> list[dict[str, Any]]:
     """Rows of a run's CSV up to ``last_epoch`` (later or cut-off rows belong to no checkpoint and are dropped)."""
     if not path.is_file():
@@ -148,7 +235,26 @@ class _RunWriter:
         self.fronts += [{"epoch": loop.epoch, **row} for row in fronts]
         state = {**loop.state_dict(), "run": {"version": CHECKPOINT_VERSION, "seconds": seconds}}
         # the checkpoint first: the CSVs and the summary then never describe an epoch it does not hold
-        atomic_torch_save(_plain(state), self.run_dir / "checkpoints" / "last.pt")
+        try:
+            atomic_torch_save(_plain(state), self.run_dir / "checkpoints" / "last.pt")
+        except OSError as exc:
+            raise self.write_failed(exc, loop.epoch - 1) from None
+        try:
+            self._write_csvs(loop)
+        except OSError as exc:
+            raise self.write_failed(exc, loop.epoch) from None
+
+    def write_failed(self, exc: OSError, saved_epoch: int) -> OutputError:
+        """The one-line error of a failed write: what failed, what the directory still holds, how to go on."""
+        kept = (
+            f"checkpoints/last.pt holds epoch {saved_epoch}" if saved_epoch > 0 else "no epoch was checkpointed yet"
+        )
+        return OutputError(
+            f"writing run directory {str(self.run_dir)!r} failed ({os_error_reason(exc)}); {kept}: free space and "
+            f"continue with `modnas search --resume {self.run_dir}`"
+        )
+
+    def _write_csvs(self, loop: Any) -> None:
         atomic_write_text(self.run_dir / "metrics.csv", csv_text(METRIC_FIELDS, self.metrics))
         atomic_write_text(self.run_dir / "fronts.csv", csv_text(FRONT_FIELDS, self.fronts))
         budget = getattr(loop, "budget", None)
@@ -170,10 +276,24 @@ def search(
     """Run one search into a new run directory and return its summary (also written to ``summary.json``).
 
     With ``resume=True``, ``out_dir`` is an existing run directory: its checkpoint is loaded (it must come from the
-    same ``config``; see :func:`resume_search`) and the search continues from the epoch after it.
+    same ``config``; see :func:`resume_search`) and the search continues from the epoch after it. The run
+    directory is locked while the search writes it (see :func:`run_lock`).
     After every epoch, once its files are written, the epoch's line is logged (``logging.INFO`` on this module's
     logger) and each of ``callbacks`` is called with an :class:`~modnas.search.trackers.EpochInfo`.
     """
+    path = Path(out_dir)
+    if not resume and not is_unstarted_run(path):
+        prepare_out_dir(path)  # refuses a file or a directory holding results; creates the folder for the lock
+    with run_lock(path):
+        try:
+            return _search(config, path, progress, resume, callbacks)
+        except KeyboardInterrupt:
+            raise Interrupted(interruption_note(path, config.epochs)) from None
+
+
+def _search(
+    config: SearchConfig, out_dir: Path, progress: Progress | None, resume: bool, callbacks: Sequence[EpochCallback]
+) -> dict[str, Any]:
     if resume:
         run_dir = Path(out_dir)
         state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
@@ -225,7 +345,10 @@ def search(
         result = loop.run_epoch(tick)
         rows, last_hv = result.rows, result.mean_hv
         writer.epoch_done(loop, result.rows, result.fronts, time.perf_counter() - start)
-        metadata.update(epoch=loop.epoch)
+        try:
+            metadata.update(epoch=loop.epoch)
+        except OSError as exc:
+            raise writer.write_failed(exc, loop.epoch) from None
         info = EpochInfo(
             loop.epoch, config.epochs, result.rows, result.fronts, loop.queries_used, writer.seconds, run_dir,
             dict(result.extra),
@@ -241,8 +364,11 @@ def search(
     note = proxy_note(config)
     if note:
         summary["note"] = note
-    atomic_write_json(run_dir / "summary.json", summary)
-    metadata.finish()
+    try:
+        atomic_write_json(run_dir / "summary.json", summary)
+        metadata.finish()
+    except OSError as exc:
+        raise writer.write_failed(exc, loop.epoch) from None
     return summary
 
 
@@ -279,6 +405,10 @@ def resume_search(
     if not (path / "config.yaml").is_file():
         raise ModnasError(f"{str(path)!r} is not a run directory: config.yaml is missing")
     config = load_config(path / "config.yaml")
+    check_writable(path, "run directory", directory=True)
+    if not (path / "checkpoints" / "last.pt").exists() and is_unstarted_run(path):
+        # stopped before its first checkpoint: start again
+        return search(config, path, progress=progress, callbacks=callbacks)
     state = load_checkpoint(path / "checkpoints" / "last.pt")
     if int(state["epoch"]) >= config.epochs and (path / "summary.json").is_file():
         raise ModnasError(f"run {str(path)!r} is already complete ({config.epochs} epochs); nothing to resume")

@@ -262,7 +262,7 @@ def export_architecture(
 ) -> tuple[Path, Path]:
     """Write ``<out>.json`` (the choice) and ``<out>.py`` (a standalone PyTorch definition of its space);
     refuse to overwrite."""
-    from modnas.io import atomic_write_json, atomic_write_text
+    from modnas.io import atomic_write_json, atomic_write_text, check_writable
 
     space = get_problem(problem if problem is not None else choice.get("space", "nb201")).space
     base = Path(out)
@@ -272,6 +272,7 @@ def export_architecture(
     for path in (json_path, py_path):
         if path.exists() and not force:
             raise ModnasError(f"{path} already exists; pass --force to overwrite it")
+    check_writable(json_path, "export")
     source = space.export_source({**choice, "json_name": json_path.name})
     atomic_write_json(json_path, choice)
     atomic_write_text(py_path, source)
