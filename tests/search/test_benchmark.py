@@ -269,7 +269,6 @@ def test_measured_front_in_the_search_and_the_trained_run(tmp_path):
 def test_candidate_latency_is_measured_only_where_the_device_has_a_measurement():
     from modnas.hardware.devices import REFERENCE_ARCH_INDICES, registry
     from modnas.search.benchmark import candidate_values
-
     from modnas.spaces.nb201 import index_to_string
 
     loop = BenchmarkSearch(load_config(None, {**TINY, "epochs": 1}))
