@@ -2,5 +2,5 @@
 
 from modnas.errors import ModnasError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 __all__ = ["ModnasError", "__version__"]
