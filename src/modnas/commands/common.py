@@ -108,7 +108,8 @@ def _table(
     table = Table(title=title, caption=caption)
     for k, (header, justify) in enumerate(columns):
         if k != skip:
-            table.add_column(header, justify=justify)  # type: ignore[arg-type]
+            # fold, never cut: a narrow column wraps a long word instead of ending it with an ellipsis
+            table.add_column(header, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for row in rows:
         table.add_row(*(cell for k, cell in enumerate(row) if k != skip))
     return table

@@ -70,7 +70,7 @@ def search_command(
     ] = [],  # noqa: B006
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
     tensorboard: Annotated[
-        bool, typer.Option("--tensorboard", help="Write TensorBoard scalars to RUN/tensorboard (needs [tracking]).")
+        bool, typer.Option("--tensorboard", help="Write TensorBoard scalars to RUN/tensorboard (needs the tracking extra: pip install modnas\\[tracking]).")
     ] = False,
 ) -> None:
     """Train one preference- and device-conditioned hypernetwork; score it on every evaluation device each epoch
