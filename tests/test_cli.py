@@ -256,3 +256,20 @@ def test_search_set_overrides_any_config_field(tmp_path, monkeypatch):
         result = run("search", "--out", out, *bad) if "--resume" not in bad else run("search", *bad)
         assert result.exit_code == 2, (bad, result.output)
         assert needle in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("columns", ["40", "60", "80", "120", "250"])
+def test_arch_tables_cut_no_cell_at_any_width(monkeypatch, capsys, columns):
+    """rich squeezed a column below its longest word ('dominate…') when the table was wider than the console."""
+    from modnas.commands.common import print_arch_table
+    from modnas.tables.nb201 import nb201_tables
+
+    monkeypatch.setenv("COLUMNS", columns)
+    archs = [nb201_tables.arch_strings[i] for i in (0, 1462, 6111)]
+    header = [("arch_str", "left"), ("pref (err,lat)", "right"), ("pred. error %", "right"), ("note", "left")]
+    rows = [[a, "0.06,0.94", "13.49", "dominated, error queried"] for a in archs]
+    print_arch_table("a front", header, rows, caption="error queried: the search read this architecture's error")
+    out = capsys.readouterr().out
+    assert "…" not in out
+    assert all(any(a in line for line in out.splitlines()) for a in archs)
+    assert "dominated," in out and "0.06,0.94" in out

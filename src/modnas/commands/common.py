@@ -70,49 +70,69 @@ def print_arch_table(
     without that column and each architecture follows on a line of its own, keyed by ``key_column``'s value (or
     by a ``#`` row number).
     """
-    if _narrowest(columns, rows, arch_column) <= console.width:
-        table = _table(title, columns, rows, caption, skip=None)
-        table.columns[arch_column].no_wrap = True
-        console.print(table)
-        return
-    if key_column is None:
-        keys = [str(k) for k in range(1, len(rows) + 1)]
-        columns = [("#", "right"), *columns]
-        rows = [[key, *row] for key, row in zip(keys, rows)]
-        arch_column += 1
-    else:
+    whole = _narrowest(columns, rows, arch_column) <= console.width
+    if not whole:
+        if key_column is None:
+            columns = [("#", "right"), *columns]
+            rows = [[str(k), *row] for k, row in enumerate(rows, start=1)]
+            arch_column, key_column = arch_column + 1, 0
         keys = [row[key_column] for row in rows]
-    console.print(_table(title, columns, rows, caption, skip=arch_column))
+    kept = [k for k in range(len(columns)) if whole or k != arch_column]
+    widths = _fitted_widths(columns, rows, kept, arch_column if whole else None)
+    table = Table(title=title, caption=caption)
+    for k, width in zip(kept, widths):
+        header, justify = columns[k]
+        table.add_column(header, justify=justify, width=width, no_wrap=whole and k == arch_column)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(*(row[k] for k in kept))
+    needed = sum(w or 0 for w in widths) + 3 * len(kept) + 1
+    out = console
+    if needed > console.width:  # narrower than even the words: let the terminal wrap the lines, cut nothing
+        out = Console(
+            width=needed, file=console.file, force_terminal=console.is_terminal, color_system=console.color_system
+        )  # type: ignore[arg-type]
+    out.print(table)
+    if whole:
+        return
     width = max(len(k) for k in keys) if keys else 0
-    header = columns[key_column][0] if key_column is not None else "#"
-    console.print(f"{header:>{width}}  {columns[arch_column][0]}", highlight=False, soft_wrap=True, markup=False)
+    console.print(f"{columns[key_column][0]:>{width}}  {columns[arch_column][0]}", highlight=False, soft_wrap=True,
+                  markup=False)  # fmt: skip
     for key, row in zip(keys, rows):
         console.print(f"{key:>{width}}  {row[arch_column]}", highlight=False, soft_wrap=True, markup=False)
 
 
+def _word_widths(
+    columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str]], k: int, whole: bool
+) -> tuple[int, int]:
+    """The narrowest (a column wrapped at its words, or ``whole``) and the natural width of column ``k``."""
+    cells = [columns[k][0], *(row[k] for row in rows)]
+    natural = max(len(cell) for cell in cells)
+    if whole:
+        return natural, natural
+    return max((len(word) for cell in cells for word in cell.split()), default=1), natural
+
+
 def _narrowest(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str]], arch_column: int) -> int:
     """Width of the table with the architecture column whole and every other column wrapped at its words."""
-    widths = []
-    for k, (header, _) in enumerate(columns):
-        cells = [header, *(row[k] for row in rows)]
-        if k == arch_column:
-            widths.append(max(len(cell) for cell in cells))
-        else:
-            widths.append(max((len(word) for cell in cells for word in cell.split()), default=1))
+    widths = [_word_widths(columns, rows, k, k == arch_column)[0] for k in range(len(columns))]
     return sum(w + 2 for w in widths) + len(widths) + 1  # one space of padding each side, and the borders
 
 
-def _table(
-    title: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str]], caption: str | None, skip: int | None
-) -> Table:
-    table = Table(title=title, caption=caption)
-    for k, (header, justify) in enumerate(columns):
-        if k != skip:
-            # fold, never cut: a narrow column wraps a long word instead of ending it with an ellipsis
-            table.add_column(header, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    for row in rows:
-        table.add_row(*(cell for k, cell in enumerate(row) if k != skip))
-    return table
+def _fitted_widths(
+    columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str]], kept: list[int], whole: int | None
+) -> list[int | None]:
+    """Column widths that fit the console without cutting a word (rich alone squeezes a column below its longest
+    word and cuts it with "…"); ``None`` each when the table fits at its natural width."""
+    ranges = [_word_widths(columns, rows, k, k == whole) for k in kept]
+    available = console.width - 3 * len(kept) - 1  # padding and borders
+    if sum(natural for _, natural in ranges) <= available:
+        return [None] * len(kept)
+    widths = [low for low, _ in ranges]
+    spare = available - sum(widths)
+    slack = [natural - low for low, natural in ranges]
+    if spare > 0 and sum(slack):  # share the room left by the columns' slack, never past their natural width
+        widths = [low + min(extra, spare * extra // sum(slack)) for low, extra in zip(widths, slack)]
+    return widths  # type: ignore[return-value]
 
 
 class FlagsWithoutType(typer.core.TyperGroup):
