@@ -185,9 +185,18 @@ def add(
     else:
         raise ModnasError("give PROFILE.json, or --name NAME with --latencies FILE.csv")
     path = _store_and_sync(profile, force)
-    n_extra = len(profile.latencies_ms) - EMBEDDING_DIM
     console.print(f"stored device {profile.name!r} in {path}", highlight=False)
     console.print(f"embedding: {_embedding_text(profile.embedding)}", highlight=False)
+    if profile.embedding_fit is not None:
+        fit = profile.embedding_fit
+        console.print(
+            f"embedding fitted from {fit.measurements} measured architectures (not all {EMBEDDING_DIM} reference "
+            f"ones; RMS error of the fit {fit.rmse_ms:.3g} ms); all {fit.measurements} available for few-shot "
+            "adaptation",
+            highlight=False,
+        )
+        return
+    n_extra = len(profile.latencies_ms) - EMBEDDING_DIM
     console.print(
         f"{n_extra} architecture{'s' if n_extra != 1 else ''} beyond the {EMBEDDING_DIM} reference ones "
         "available for few-shot adaptation",
@@ -216,7 +225,8 @@ def list_cmd(
                     "batch_size": p.batch_size,
                     "created": p.created,
                     "n_measurements": len(p.latencies_ms),
-                    "n_extra": len(p.latencies_ms) - EMBEDDING_DIM,
+                    "n_extra": len(p.extra_latencies),
+                    "embedding_fitted": p.embedding_fit is not None,
                     "embedding": p.embedding,
                 }
                 for p in profiles
@@ -235,7 +245,7 @@ def list_cmd(
             profile_description(p),
             "?" if p.batch_size is None else str(p.batch_size),
             str(len(p.latencies_ms)),
-            _embedding_text(p.embedding),
+            _embedding_text(p.embedding) + (" (fitted)" if p.embedding_fit is not None else ""),
         )
     console.print(table)
 

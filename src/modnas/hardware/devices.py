@@ -2,7 +2,9 @@
 
 A device is described to the hypernetwork and the hardware predictor only through its *embedding*: the latencies of
 the 10 HELP reference architectures on that device, min-max normalised within those 10 (HELP, Lee et al. 2021).
-So a new device needs nothing but 10 measurements (see :func:`register_device`).
+So a new device needs nothing but 10 measurements (see :func:`register_device`): those 10, or any 10 or more other
+architectures, from which the embedding is fitted through the hardware predictor
+(:mod:`modnas.hardware.embedding_fit`).
 
 Built-in devices are the 27 HELP latency settings of NB201 (19 used by the MODNAS protocol: 13 training devices,
 6 zero-shot test devices; the other 8 are marked ``other``).
@@ -24,6 +26,8 @@ Split = Literal["train", "test", "other", "custom"]
 #: Canonical NB201 indices of HELP's 10 reference architectures (HELP ``hardware_embedding_index.pt``).
 REFERENCE_ARCH_INDICES: tuple[int, ...] = (11982, 431, 55, 9, 14451, 8636, 9881, 13479, 6196, 1462)
 EMBEDDING_DIM = len(REFERENCE_ARCH_INDICES)
+#: Fewest measured architectures a device can be defined by (the references, or as many others).
+MIN_MEASUREMENTS = EMBEDDING_DIM
 
 #: The MODNAS NB201 protocol: HELP meta-train (9) + meta-valid (4) devices train the hypernetwork...
 TRAIN_DEVICES: tuple[str, ...] = (
@@ -61,7 +65,12 @@ ENERGY_DEVICES: tuple[str, ...] = ("eyeriss", "fpga")
 
 @dataclass(frozen=True)
 class Device:
-    """One hardware target. ``reference_latencies`` are in ``unit`` for the 10 reference architectures."""
+    """One hardware target. ``reference_latencies`` are in ``unit`` for the 10 reference architectures.
+
+    When the device was defined by other architectures, ``references_measured`` is False: ``reference_latencies``
+    are then the fitted model's values for the references (see :mod:`modnas.hardware.embedding_fit`) and the
+    measurements are all in ``extra_latencies``.
+    """
 
     name: str
     split: Split
@@ -76,6 +85,7 @@ class Device:
     extra_latencies: Mapping[str, float] = field(default_factory=dict)
     #: canonical keys of the reference architectures, in the order of ``reference_latencies`` (empty: NB201's)
     reference_keys: tuple[str, ...] = ()
+    references_measured: bool = True
 
     @property
     def embedding(self) -> np.ndarray:
@@ -85,10 +95,10 @@ class Device:
     def known_latencies(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Measured latency (``unit``) of canonical NB201 indices where this device has a measurement, else NaN.
 
-        Measurements are the 10 reference architectures, the profile's ``extra_latencies`` and, for the 13
-        training devices only, their whole bundled table: the data the shipped MetaPredictor was fitted on. A
-        zero-shot test device's table is never read here (it is what the scorer judges against), so a test device
-        is known exactly as well as a new device with the same profile would be.
+        Measurements are the 10 reference architectures (when measured), the profile's ``extra_latencies`` and,
+        for the 13 training devices only, their whole bundled table: the data the shipped MetaPredictor was fitted
+        on. A zero-shot test device's table is never read here (it is what the scorer judges against), so a test
+        device is known exactly as well as a new device with the same profile would be.
         """
         from modnas.spaces.nb201 import to_index
         from modnas.tables.nb201 import nb201_tables
@@ -96,7 +106,7 @@ class Device:
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         if self.split == "train" and self.has_table:
             return np.asarray(nb201_tables.latency(self.name, idx), dtype=np.float64)
-        known = dict(zip(REFERENCE_ARCH_INDICES, self.reference_latencies))
+        known = dict(zip(REFERENCE_ARCH_INDICES, self.reference_latencies)) if self.references_measured else {}
         if self.extra_latencies:
             extra_idx = np.atleast_1d(to_index(list(self.extra_latencies)))
             known.update(zip(extra_idx.tolist(), map(float, self.extra_latencies.values())))
@@ -219,13 +229,19 @@ class DeviceRegistry:
         unit: str = "ms",
         extra_latencies: Mapping[str, float] | None = None,
         force: bool = False,
+        references_measured: bool = True,
     ) -> Device:
-        """Register a custom device from its measured latencies of the 10 reference architectures.
+        """Register a custom device from its measured latencies.
 
         ``reference_latencies`` is either 10 numbers in the order of :data:`REFERENCE_ARCH_INDICES` or a mapping
-        from architecture string to latency that contains all 10 reference architectures (further entries are kept
-        in ``extra_latencies`` for few-shot adaptation). A name that is already taken is refused unless ``force``;
-        built-in devices can never be replaced.
+        from architecture string to latency. A mapping that contains all 10 reference architectures defines the
+        embedding by them (further entries are kept in ``extra_latencies`` for few-shot adaptation); any other
+        mapping of at least :data:`MIN_MEASUREMENTS` architectures (together with ``extra_latencies``) has the
+        embedding fitted through the shipped hardware predictor (:func:`modnas.hardware.embedding_fit.fit_embedding`,
+        seed 0), and all its entries are kept as ``extra_latencies``. ``references_measured=False`` with 10 numbers
+        registers the synthetic reference latencies of such a fit (``EmbeddingFit.reference_latencies``) computed
+        before; ``extra_latencies`` must then hold the measurements. A name that is already taken is refused unless
+        ``force``; built-in devices can never be replaced.
         """
         if not name or not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
             raise ModnasError(f"invalid device name {name!r}: use letters, digits, '_', '-' or '.'")
@@ -237,10 +253,23 @@ class DeviceRegistry:
         if extra_latencies:
             _, extra = split_reference_latencies(extra_latencies, require_reference=False)
         if isinstance(reference_latencies, Mapping):
-            reference, more = split_reference_latencies(reference_latencies)
-            extra.update(more)
+            _, measured = split_reference_latencies(reference_latencies, require_reference=False)
+            references_measured = has_all_references(measured)
+            if references_measured:
+                reference, more = split_reference_latencies(reference_latencies)
+                extra.update(more)
+            else:
+                from modnas.hardware.embedding_fit import fit_embedding
+
+                extra.update(measured)
+                reference = np.asarray(fit_embedding(extra).reference_latencies)
         else:
             reference = validate_latencies(reference_latencies, what=f"reference latencies of {name!r}")
+            if not references_measured and len(extra) < MIN_MEASUREMENTS:
+                raise ModnasError(
+                    f"device {name!r} without measured reference latencies needs at least {MIN_MEASUREMENTS} "
+                    f"measured architectures in extra_latencies, got {len(extra)}"
+                )
         normalise_reference_latencies(reference)  # validates length and spread
         validate_latencies(extra.values(), what=f"latencies of {name!r}")
         device = Device(
@@ -253,6 +282,7 @@ class DeviceRegistry:
             reference_latencies=tuple(float(x) for x in reference),
             unit=unit,
             extra_latencies=extra,
+            references_measured=references_measured,
         )
         self._custom[name] = device
         self._unavailable.pop(name, None)
@@ -267,6 +297,14 @@ class DeviceRegistry:
         if name not in self._custom:
             raise UnknownDeviceError(f"no custom device called {name!r}")
         del self._custom[name]
+
+
+def has_all_references(latencies: Mapping[str, float]) -> bool:
+    """Whether canonical ``{arch_str: latency}`` (as :func:`split_reference_latencies` returns) holds all 10
+    reference architectures."""
+    from modnas.spaces.nb201 import index_to_string
+
+    return all(index_to_string(i) in latencies for i in REFERENCE_ARCH_INDICES)
 
 
 def split_reference_latencies(

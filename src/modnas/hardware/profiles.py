@@ -1,13 +1,20 @@
 """Device profiles: latencies measured on the user's own hardware, saved as JSON and kept in a persistent store.
 
-A profile holds at least the latencies of the 10 HELP reference architectures (they define the device embedding);
-any further architectures it holds are registered as ``Device.extra_latencies`` for few-shot adaptation.
+A profile holds the latencies of at least 10 architectures. When the 10 HELP reference architectures are among them
+they define the device embedding, and any further architectures are registered as ``Device.extra_latencies`` for
+few-shot adaptation. Otherwise the embedding is fitted to all of them through the hardware predictor
+(:mod:`modnas.hardware.embedding_fit`); the fit is stored in the profile's ``embedding_fit`` field (so loading
+the profile needs no predictor) and all measurements are used for few-shot adaptation.
 
 Profile files (format version 1)::
 
     {"name": "my_laptop", "latencies_ms": {"|arch|...": 7.56, ...}, "embedding": [0.16, ...], "batch_size": 1,
      "unit": "ms", "torch_version": "2.13.0", "processor": "...", "gpu": null, "threads": 8,
      "created": "2025-01-01T12:00:00+00:00", "source": "measured", "format_version": 1}
+
+A profile without all 10 reference architectures also has ``"embedding_fit": {"reference_ms": [...10 synthetic
+reference latencies...], "measurements": 23, "digest": "...", "seed": 0, "rmse_ms": 0.4}``; a stored fit
+whose ``digest`` no longer matches ``latencies_ms`` (the file was edited) is fitted again on load.
 
 Registered profiles live in ``$MODNAS_HOME/devices/<name>.json`` (``MODNAS_HOME`` defaults to ``~/.modnas``);
 :func:`ensure_stored_devices_loaded` makes them visible to the process-wide device registry.
@@ -16,6 +23,7 @@ Registered profiles live in ``$MODNAS_HOME/devices/<name>.json`` (``MODNAS_HOME`
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import math
@@ -31,9 +39,11 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, fiel
 from modnas.errors import ModnasError, UnknownDeviceError
 from modnas.hardware.devices import (
     EMBEDDING_DIM,
+    MIN_MEASUREMENTS,
     REFERENCE_ARCH_INDICES,
     Device,
     DeviceRegistry,
+    has_all_references,
     normalise_reference_latencies,
 )
 from modnas.io import atomic_write_json, read_user_text
@@ -71,11 +81,11 @@ def _now() -> str:
 
 
 def canonical_latencies(latencies: dict[str, float]) -> dict[str, float]:
-    """Canonicalise ``{arch_str: ms}``: reference architectures first (in HELP order), then the rest as given.
+    """Canonicalise ``{arch_str: ms}``: when all 10 reference architectures are present, they come first (in HELP
+    order), then the rest as given; otherwise all as given.
 
-    Refuses malformed architecture strings, architectures listed twice (e.g. once with stray spaces),
-    latencies that are not finite and > 0, and a missing reference architecture; each message names the
-    architecture.
+    Refuses malformed architecture strings, architectures listed twice (e.g. once with stray spaces) and
+    latencies that are not finite and > 0, each message naming the architecture, and fewer than 10 architectures.
     """
     from modnas.spaces.nb201 import index_to_string, to_index
 
@@ -89,16 +99,60 @@ def canonical_latencies(latencies: dict[str, float]) -> dict[str, float]:
             shown = "NaN" if math.isnan(value) else f"{value:g}"
             raise ModnasError(f"latency of {canon} is {shown}; latencies must be finite and > 0")
         by_index[idx] = float(value)
-    missing = [i for i in REFERENCE_ARCH_INDICES if i not in by_index]
-    if missing:
+    if len(by_index) < MIN_MEASUREMENTS:
+        missing = [i for i in REFERENCE_ARCH_INDICES if i not in by_index]
         raise ModnasError(
-            f"{len(missing)} of the {EMBEDDING_DIM} reference architectures are missing, first: "
-            f"{index_to_string(missing[0])} (index {missing[0]})"
+            f"{len(by_index)} measured architectures; a device needs at least {MIN_MEASUREMENTS}: the "
+            f"{EMBEDDING_DIM} reference architectures (first missing: {index_to_string(missing[0])}, index "
+            f"{missing[0]}) or any {MIN_MEASUREMENTS} others"
         )
+    if any(i not in by_index for i in REFERENCE_ARCH_INDICES):
+        return {index_to_string(i): v for i, v in by_index.items()}
     ordered = {index_to_string(i): by_index[i] for i in REFERENCE_ARCH_INDICES}
     reference = set(REFERENCE_ARCH_INDICES)
     ordered.update({index_to_string(i): v for i, v in by_index.items() if i not in reference})
     return ordered
+
+
+class EmbeddingFitRecord(BaseModel):
+    """How the embedding of a profile without all 10 reference architectures was fitted (see the module doc)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: Synthetic reference latencies ``a + b * e`` (ms): they define the embedding ``e`` and the unit conversion.
+    reference_ms: list[_Latency]
+    measurements: int = Field(ge=MIN_MEASUREMENTS)
+    #: :func:`measurements_digest` of the ``latencies_ms`` it was fitted to.
+    digest: str
+    seed: int = 0
+    #: Root mean square error of the fitted latencies on the measurements.
+    rmse_ms: float = Field(ge=0)
+
+    @field_validator("reference_ms")
+    @classmethod
+    def _check_reference(cls, value: list[float]) -> list[float]:
+        normalise_reference_latencies(value)  # 10 finite values > 0, not all equal
+        return value
+
+
+def measurements_digest(latencies: dict[str, float]) -> str:
+    """A short fingerprint of canonical measurements, to tell whether a stored fit still belongs to them."""
+    text = "\n".join(f"{arch}={float(value)!r}" for arch, value in sorted(latencies.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _fit_record(latencies: dict[str, float], seed: int = 0) -> EmbeddingFitRecord:
+    """Fit the embedding of measurements without all 10 reference architectures (loads torch and the predictor)."""
+    from modnas.hardware.embedding_fit import fit_embedding
+
+    fit = fit_embedding(latencies, seed=seed)
+    return EmbeddingFitRecord(
+        reference_ms=list(fit.reference_latencies),
+        measurements=fit.n_measurements,
+        digest=measurements_digest(latencies),
+        seed=seed,
+        rmse_ms=round(fit.rmse, 6),
+    )
 
 
 class DeviceProfile(BaseModel):
@@ -111,7 +165,10 @@ class DeviceProfile(BaseModel):
 
     name: str
     latencies_ms: dict[str, _Latency]
-    # Always the embedding the reference latencies define; a value given in a file is only checked against it.
+    # Only for profiles without all 10 reference architectures: given (from a file) or fitted on construction.
+    embedding_fit: EmbeddingFitRecord | None = Field(default=None, validate_default=True)
+    # Always the embedding the reference latencies (measured or fitted) define; a value given in a file is only
+    # checked against it.
     embedding: list[float] = Field(default=None, validate_default=True)  # type: ignore[assignment]
     batch_size: int | None = Field(default=None, ge=1)
     unit: Literal["ms"] = "ms"
@@ -142,13 +199,33 @@ class DeviceProfile(BaseModel):
     def _check_latencies(cls, value: dict[str, float]) -> dict[str, float]:
         return canonical_latencies(value)
 
+    @field_validator("embedding_fit", mode="before")
+    @classmethod
+    def _check_fit(cls, given: Any, info: Any) -> Any:
+        latencies = info.data.get("latencies_ms")
+        if latencies is None:  # already reported as a latency error
+            return given
+        if has_all_references(latencies):
+            if given is not None:
+                raise ModnasError("embedding_fit is only for profiles without all 10 reference architectures")
+            return None
+        record = given.model_dump() if isinstance(given, EmbeddingFitRecord) else given
+        if isinstance(record, dict) and record.get("digest") == measurements_digest(latencies):
+            return record
+        if record is not None:
+            _log.warning("embedding_fit does not belong to these latencies (edited?): fitting it again")
+        seed = record.get("seed", 0) if isinstance(record, dict) else 0
+        return _fit_record(latencies, seed=seed if type(seed) is int else 0)
+
     @field_validator("embedding", mode="before")
     @classmethod
     def _derive_embedding(cls, given: Any, info: Any) -> Any:
         latencies = info.data.get("latencies_ms")
-        if latencies is None:  # already reported as a latency error
+        if latencies is None or "embedding_fit" not in info.data:  # already reported as an error
             return given
-        ref = list(latencies.values())[:EMBEDDING_DIM]  # canonical order puts the references first
+        fit = info.data["embedding_fit"]
+        # canonical order puts the references first
+        ref = list(latencies.values())[:EMBEDDING_DIM] if fit is None else fit.reference_ms
         derived = [round(float(x), 6) for x in normalise_reference_latencies(ref)]
         if given is None:
             return derived
@@ -184,17 +261,22 @@ class DeviceProfile(BaseModel):
 
     @property
     def reference_latencies(self) -> list[float]:
-        """The 10 reference latencies in the order of :data:`REFERENCE_ARCH_INDICES`."""
+        """The 10 reference latencies in the order of :data:`REFERENCE_ARCH_INDICES` (fitted ones without them)."""
+        if self.embedding_fit is not None:
+            return list(self.embedding_fit.reference_ms)
         return list(self.latencies_ms.values())[:EMBEDDING_DIM]
 
     @property
     def extra_latencies(self) -> dict[str, float]:
-        """Measurements beyond the 10 reference architectures (for few-shot adaptation)."""
+        """Measurements beyond the 10 reference architectures, or all of them for a fitted embedding."""
+        if self.embedding_fit is not None:
+            return dict(self.latencies_ms)
         return dict(list(self.latencies_ms.items())[EMBEDDING_DIM:])
 
     def to_json(self) -> dict[str, Any]:
         """The profile as a JSON-ready dict (the file format)."""
-        return self.model_dump(mode="json")
+        # embedding_fit is written only where there is one, so files with the references are as they were
+        return self.model_dump(mode="json", exclude={"embedding_fit"} if self.embedding_fit is None else None)
 
 
 def _one_line(exc: ValidationError) -> str:
@@ -225,16 +307,28 @@ def parse_profile(data: Any, origin: str | Path = "device profile") -> DevicePro
         raise ModnasError(f"{origin}: {exc}") from None
 
 
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads would keep the last of two equal keys silently: a latency measured twice must not be lost
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ModnasError(f"{key} is listed twice")
+        out[key] = value
+    return out
+
+
 def load_profile(path: str | Path) -> DeviceProfile:
     """Read and validate a profile JSON file; any problem is a one-line :class:`ModnasError` naming the file."""
     file = Path(path)
     text = read_user_text(file, "device profile")
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
     except json.JSONDecodeError as exc:
         # some messages end in "at" ("Unterminated string starting at"): do not say "at at line"
         reason = exc.msg.removesuffix(" at")
         raise ModnasError(f"{file}: invalid JSON ({reason} at line {exc.lineno}, column {exc.colno})") from None
+    except ModnasError as exc:
+        raise ModnasError(f"{file}: {exc}") from None
     return parse_profile(data, origin=file)
 
 
@@ -375,16 +469,26 @@ def profile_description(profile: DeviceProfile) -> str:
 
 
 def register_profile(profile: DeviceProfile, registry: DeviceRegistry, force: bool = False) -> Device:
-    """Register ``profile`` as a custom device; architectures beyond the 10 land in ``Device.extra_latencies``."""
-    return registry.register(
-        profile.name,
-        dict(profile.latencies_ms),
-        batch_size=profile.batch_size,
-        description=profile_description(profile),
-        kind="custom",
-        unit=profile.unit,
-        force=force,
-    )
+    """Register ``profile`` as a custom device; architectures beyond the 10 land in ``Device.extra_latencies``.
+
+    A profile with a fitted embedding registers its stored fit (no predictor is loaded) and all its measurements.
+    """
+    fields: dict[str, Any] = {
+        "batch_size": profile.batch_size,
+        "description": profile_description(profile),
+        "kind": "custom",
+        "unit": profile.unit,
+        "force": force,
+    }
+    if profile.embedding_fit is not None:
+        return registry.register(
+            profile.name,
+            profile.embedding_fit.reference_ms,
+            extra_latencies=dict(profile.latencies_ms),
+            references_measured=False,
+            **fields,
+        )
+    return registry.register(profile.name, dict(profile.latencies_ms), **fields)
 
 
 def load_stored_devices(

@@ -192,12 +192,16 @@ def adapt(
     """Few-shot adaptation: fine-tune a copy on the device's reference latencies plus extra measurements.
 
     ``measurements`` defaults to the device's ``extra_latencies`` (e.g. from ``modnas device measure --extra N``).
-    The original model is left untouched.
+    The reference latencies are fitted only where they were measured (a device whose embedding was fitted from
+    other architectures is adapted on its measurements alone). The original model is left untouched.
     """
     extra = dict(device.extra_latencies if measurements is None else measurements)
-    ref_idx = np.asarray(REFERENCE_ARCH_INDICES)
+    ref_idx = np.asarray(REFERENCE_ARCH_INDICES if device.references_measured else (), dtype=np.int64)
+    ref_values = np.asarray(device.reference_latencies if device.references_measured else (), dtype=float)
     arch_idx = np.concatenate([ref_idx, to_index(list(extra))]) if extra else ref_idx
-    values = np.concatenate([np.asarray(device.reference_latencies), np.asarray(list(extra.values()), dtype=float)])
+    values = np.concatenate([ref_values, np.asarray(list(extra.values()), dtype=float)])
+    if not len(values):
+        raise ModnasError(f"device {device.name!r} has no measured latencies to adapt to")
     ref = np.asarray(device.reference_latencies)
     targets = torch.tensor((values - ref.min()) / (ref.max() - ref.min()), dtype=torch.float32)
     onehot = to_onehot(nb201_tables.ops_codes[arch_idx])
