@@ -13,9 +13,9 @@ import time
 import numpy as np
 import torch
 
-from modnas.hardware.devices import registry
 from modnas.hardware.predictor import load_predictor
 from modnas.spaces.nb201 import sample, to_onehot
+from modnas.spaces.nb201.devices import registry
 
 
 def median_ms(fn, repeats: int) -> float:

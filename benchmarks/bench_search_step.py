@@ -46,7 +46,7 @@ class Recorder:
         self.calls: list[list[int]] = []
         self._forward = loop.supernet.forward
 
-        def forward(x, onehot, ops=None):  # noqa: ANN001, ANN202
+        def forward(x, onehot, ops=None):
             self.calls.append(list(ops) if ops is not None else onehot.detach().argmax(-1).tolist())
             return self._forward(x, onehot, ops)
 

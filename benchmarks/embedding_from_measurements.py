@@ -25,13 +25,6 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from modnas.hardware.devices import (
-    REFERENCE_ARCH_INDICES,
-    TEST_DEVICES,
-    TRAIN_DEVICES,
-    DeviceRegistry,
-    registry,
-)
 from modnas.hardware.embedding_fit import (
     _affine_fit,
     _minmax,
@@ -39,7 +32,16 @@ from modnas.hardware.embedding_fit import (
     starting_embeddings,
 )
 from modnas.hardware.predictor import MetaPredictor, load_predictor, save_predictor
-from modnas.hardware.training import TrainConfig, adapt, all_onehots, over_all_archs, train_predictor
+from modnas.hardware.training import TrainConfig, adapt, over_all_archs, train_predictor
+from modnas.spaces.nb201.devices import (
+    REFERENCE_ARCH_INDICES,
+    TEST_DEVICES,
+    TRAIN_DEVICES,
+    NB201Devices,
+    all_onehots,
+    latency_data,
+    registry,
+)
 from modnas.tables.nb201 import NUM_ARCHS, nb201_tables
 
 #: Held-out folds of the 13 training devices: HELP's 4 meta-validation devices, and a mixed fold.
@@ -53,7 +55,7 @@ NON_REFERENCE = np.setdiff1d(np.arange(NUM_ARCHS), REFERENCE_ARCH_INDICES)
 def rho_all(model: MetaPredictor, embedding: np.ndarray, true: np.ndarray) -> float:
     """Spearman over all 15,625 architectures of the zero-shot prediction with ``embedding``."""
     emb = torch.tensor(np.asarray(embedding), dtype=torch.float32)[None]
-    return float(spearmanr(over_all_archs(lambda x: model(x, emb)[:, 0]).numpy(), true)[0])
+    return float(spearmanr(over_all_archs(lambda x: model(x, emb)[:, 0], all_onehots()).numpy(), true)[0])
 
 
 def draw(k: int, seed: int) -> np.ndarray:
@@ -88,10 +90,10 @@ def run_test(args: argparse.Namespace) -> None:
         for k in args.ks:
             for seed in range(args.draws):
                 measured = measurements(name, draw(k, seed))
-                fit = fit_embedding(measured, model, seed=seed)
+                fit = fit_embedding(measured, registry, model, seed=seed)
                 cells[f"fit {k}"].append(rho_all(model, np.asarray(fit.embedding), true))
                 if args.adapt:
-                    fitted = DeviceRegistry().register(
+                    fitted = NB201Devices().register(
                         f"{name}_fit", fit.reference_latencies, extra_latencies=measured, references_measured=False
                     )
                     tuned = adapt(model, fitted, seed=seed)
@@ -184,7 +186,7 @@ def fold_predictor(fold: str, cache: Path, steps: int) -> MetaPredictor:
     if not path.is_file():
         devices = tuple(d for d in TRAIN_DEVICES if d not in FOLDS[fold])
         print(f"training fold {fold} predictor on {len(devices)} devices ({steps} steps) -> {path}", flush=True)
-        model = train_predictor(TrainConfig(steps=steps, devices=devices))
+        model = train_predictor(latency_data(), TrainConfig(steps=steps, devices=devices))
         cache.mkdir(parents=True, exist_ok=True)
         save_predictor(model, path, metadata={"held_out": list(FOLDS[fold]), "steps": steps}, force=True)
     return load_predictor(path)[0]
@@ -208,7 +210,7 @@ def run_validate(args: argparse.Namespace) -> None:
                     tic = time.perf_counter()
                     for seed in range(args.draws):
                         idx = draw(k, 1000 + seed)  # other draws than `test`
-                        starts = starting_embeddings(seed, devices=kept)
+                        starts = starting_embeddings(seed, registry, names=kept)
                         e = variant_fit(model, idx, true[idx], starts, **options)
                         rhos.append(rho_all(model, e, true))
                     results.setdefault((variant, k), []).append(float(np.mean(rhos)))

@@ -21,8 +21,7 @@ import numpy as np
 
 from modnas.evaluation import evaluation_preferences, scalarised_argmin, score_indices, to_simplex
 from modnas.evaluation.scorer import protocol
-from modnas.hardware.devices import PROTOCOL_DEVICES, registry
-from modnas.hardware.training import normalised_predicted_latencies
+from modnas.spaces.nb201.devices import PROTOCOL_DEVICES, normalised_predicted_latencies, registry
 from modnas.tables.nb201 import NUM_ARCHS, nb201_tables
 
 

@@ -17,11 +17,16 @@ import numpy as np
 import torch
 
 from modnas.evaluation import evaluation_preferences, score_indices, to_simplex
-from modnas.hardware.devices import PROTOCOL_DEVICES, registry
-from modnas.hardware.training import normalised_predicted_latencies, over_all_archs
+from modnas.hardware.training import over_all_archs
 from modnas.search.base import device_embeddings
 from modnas.search.run import load_checkpoint
 from modnas.search.trained import TrainedSearch
+from modnas.spaces.nb201.devices import (
+    PROTOCOL_DEVICES,
+    all_onehots,
+    normalised_predicted_latencies,
+    registry,
+)
 from modnas.spaces.nb201.encoding import NUM_EDGES, from_onehot, to_index
 
 
@@ -33,7 +38,7 @@ def compare(run_dir: str) -> str:
         return f"{run_dir}: skipped (needs a two-objective benchmark-mode run)"
     err_low, err_high = load_checkpoint(trained.run_dir / "checkpoints" / "last.pt")["error_bounds"]
     emb = device_embeddings(PROTOCOL_DEVICES)
-    err_n = (over_all_archs(trained.error_model.error).numpy() - err_low) / (err_high - err_low)
+    err_n = (over_all_archs(trained.error_model.error, all_onehots()).numpy() - err_low) / (err_high - err_low)
     lat_n = normalised_predicted_latencies(PROTOCOL_DEVICES, trained.predictor)
     rays = to_simplex(evaluation_preferences(2, trained.config.eval_rays))
     alpha = trained.hypernet(torch.tensor(rays, dtype=torch.float32)[None], emb[:, None])

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from modnas.hardware.training import all_onehots
+from modnas.spaces.nb201.devices import all_onehots
 from modnas.tables.nb201 import NUM_ARCHS, nb201_tables
 
 

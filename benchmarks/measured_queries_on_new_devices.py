@@ -17,10 +17,10 @@ import argparse
 import numpy as np
 
 from modnas.evaluation import score_indices
-from modnas.hardware.devices import REFERENCE_ARCH_INDICES, TEST_DEVICES, DeviceRegistry, registry
 from modnas.search.run import queried_architectures
 from modnas.search.trained import TrainedSearch
 from modnas.spaces.nb201 import index_to_string, to_index
+from modnas.spaces.nb201.devices import REFERENCE_ARCH_INDICES, TEST_DEVICES, NB201Devices, registry
 from modnas.tables.nb201 import nb201_tables
 
 
@@ -37,7 +37,7 @@ def main() -> None:
         for d, name in enumerate(TEST_DEVICES):
             device = registry.get(name)
             measured = {a: float(nb201_tables.latency(name, int(to_index(a)))) for a in queried}
-            profile = DeviceRegistry().register(f"{name}_measured", list(device.reference_latencies),
+            profile = NB201Devices().register(f"{name}_measured", list(device.reference_latencies),
                                                 extra_latencies=measured)
             hv[r, d, 0] = score_indices(trained.architectures(device, rays), name).hv
             hv[r, d, 1] = score_indices(trained.architectures(profile, rays), name).hv

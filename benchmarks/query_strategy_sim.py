@@ -28,9 +28,14 @@ import torch
 
 from modnas.config import ErrorPredictorConfig
 from modnas.evaluation import circle_rays, scalarised_argmin, score_indices, to_simplex
-from modnas.hardware.devices import PROTOCOL_DEVICES, TRAIN_DEVICES
-from modnas.hardware.training import all_onehots, normalised_predicted_latencies, over_all_archs
+from modnas.hardware.training import over_all_archs
 from modnas.search.error_model import ErrorPredictor, QueryBudget
+from modnas.spaces.nb201.devices import (
+    PROTOCOL_DEVICES,
+    TRAIN_DEVICES,
+    all_onehots,
+    normalised_predicted_latencies,
+)
 from modnas.tables.nb201 import NUM_ARCHS
 
 

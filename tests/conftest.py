@@ -5,23 +5,23 @@ from __future__ import annotations
 import pytest
 import torch
 
-from modnas.hardware import devices as devices_module
-from modnas.hardware import profiles
+from modnas.spaces.nb201.devices import nb201_devices
 
 
 @pytest.fixture(autouse=True)
 def isolated_device_registry(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("MODNAS_HOME", str(tmp_path_factory.mktemp("modnas_home")))
-    custom = dict(devices_module.registry._custom)
-    unavailable = dict(devices_module.registry._unavailable)
-    loaded = set(profiles._LOADED_ROOTS)
+    registry = nb201_devices()
+    custom = dict(registry._custom)
+    unavailable = dict(registry._unavailable)
+    loaded = set(registry._loaded_roots)
     yield
-    devices_module.registry._custom.clear()
-    devices_module.registry._custom.update(custom)
-    devices_module.registry._unavailable.clear()
-    devices_module.registry._unavailable.update(unavailable)
-    profiles._LOADED_ROOTS.clear()
-    profiles._LOADED_ROOTS.update(loaded)
+    registry._custom.clear()
+    registry._custom.update(custom)
+    registry._unavailable.clear()
+    registry._unavailable.update(unavailable)
+    registry._loaded_roots.clear()
+    registry._loaded_roots.update(loaded)
 
 
 @pytest.fixture(autouse=True)

@@ -158,11 +158,7 @@ def test_python_m_modnas_runs_the_command_line():
 def test_a_corrupt_stored_profile_breaks_only_its_own_device(tmp_path, monkeypatch):
     import os
 
-    from modnas.hardware import devices as devices_module
-    from modnas.hardware import profiles
-
-    monkeypatch.setattr(devices_module, "registry", devices_module.DeviceRegistry())
-    monkeypatch.setattr(profiles, "_LOADED_ROOTS", set())
+    # the NB201 device set is reset after each test (conftest)
     store = tmp_path / "devices"
     store.mkdir()
     (store / "broken_phone.json").write_text('{"name": "broken_phone", ')

@@ -186,3 +186,85 @@ def test_baselines_search_the_toy_space_through_its_decisions(method):
     assert 0 < s.hv <= true_front("toy_gpu", ("error", "latency"), problem).hv + 1e-12
     with pytest.raises(ModnasError, match="budget"):
         run_baseline(method, "toy_gpu", 43, problem=problem)  # more than the 42 architectures
+
+
+# -- devices, profiles and the hardware predictor of another space -------------------------------------------------
+
+
+@pytest.fixture
+def toy_devices():
+    devices = get_problem("toy").devices
+    yield devices
+    devices._custom.clear()
+    devices._unavailable.clear()
+    devices._loaded_roots.clear()
+
+
+def _toy_latencies(device: str, keys: list[str]) -> dict[str, float]:
+    truth = get_problem("toy").truth
+    return dict(zip(keys, truth.evaluate(keys, device, ("latency",))[:, 0].tolist()))
+
+
+def test_toy_profiles_record_their_space_and_load_only_into_it(toy_devices):
+    from modnas.errors import UnknownDeviceError
+    from modnas.hardware.profiles import DeviceProfile, ProfileStore
+    from modnas.spaces.nb201.devices import nb201_devices
+
+    refs = list(toy_devices.reference_keys)
+    profile = DeviceProfile(name="toy_board", space="toy", latencies_ms=_toy_latencies("toy_npu", refs))
+    assert len(profile.embedding) == len(refs) == 6 and profile.embedding_fit is None
+    store = ProfileStore()
+    store.add(profile)
+    assert json.loads(store.path("toy_board").read_text())["space"] == "toy"
+    board = toy_devices.get("toy_board")  # loads the store
+    assert board.space == "toy" and board.split == "custom"
+    np.testing.assert_allclose(board.embedding, toy_devices.get("toy_npu").embedding, atol=1e-6)
+    with pytest.raises(UnknownDeviceError):
+        nb201_devices().get("toy_board")  # a toy profile is no NB201 device
+    # an NB201 architecture string is not a toy architecture
+    with pytest.raises(ModnasError):
+        DeviceProfile(name="wrong", space="toy", latencies_ms={"|none~0|+|none~0|none~1|+|none~0|none~1|none~2|": 1.0})
+
+
+def test_toy_device_embedding_fitted_from_other_architectures(toy_devices):
+    from scipy.stats import spearmanr
+
+    problem = get_problem("toy")
+    keys = problem.space.keys(problem.space.enumerate())
+    others = [k for k in keys if k not in toy_devices.reference_keys]
+    measured = _toy_latencies("toy_npu", others[::3])  # 12 architectures, none of them a reference
+    assert len(measured) >= toy_devices.min_measurements
+    device = toy_devices.scratch().register("fitted_npu", measured)
+    assert not device.references_measured and device.space == "toy"
+    true = problem.truth.evaluate(keys, "toy_npu", ("latency",))[:, 0]
+    onehot = problem.space.to_onehot(problem.space.enumerate())
+
+    def rho(embedding: np.ndarray) -> float:
+        predicted = problem.predictor(onehot, torch.tensor(embedding, dtype=torch.float32)[None])[:, 0]
+        return float(spearmanr(predicted.detach().numpy(), true)[0])
+
+    from_references = rho(toy_devices.get("toy_npu").embedding)
+    assert rho(device.embedding) >= from_references - 0.05, (rho(device.embedding), from_references)
+    with pytest.raises(ModnasError, match="at least 6"):
+        toy_devices.scratch().register("too_few", dict(list(measured.items())[:5]))
+
+
+def test_metapredictor_trains_on_a_space_without_a_cell_graph(tmp_path):
+    from modnas.hardware.predictor import PredictorConfig, load_predictor, save_predictor
+    from modnas.hardware.training import TrainConfig, evaluate_predictor, train_predictor
+
+    problem = get_problem("toy")
+    data = problem.latency_data()
+    config = PredictorConfig(space="toy", embedding_dim=6, device_hidden=8, head_hidden=16, flat_hidden=16)
+    model = train_predictor(data, TrainConfig(steps=40, batch_size=16), config)
+    assert not model.use_graph and len(model.gcn) == 0
+    assert set(model.config.to_dict()) >= {"space"} and model.config.space == "toy"
+    rows = evaluate_predictor(model, data, ["toy_cpu", "toy_npu"], shots=(), seeds=1)
+    assert [r.split for r in rows] == ["train", "test"] and all(np.isfinite(r.spearman) for r in rows)
+    save_predictor(model, tmp_path / "toy.pt")
+    _, meta = load_predictor(tmp_path / "toy.pt", space="toy")
+    assert meta["space"] == "toy"
+    with pytest.raises(ModnasError, match="for search space 'toy', not 'nb201'"):
+        load_predictor(tmp_path / "toy.pt")
+    with pytest.raises(ModnasError, match="test device"):
+        train_predictor(data, TrainConfig(steps=1, devices=("toy_npu",)), config)

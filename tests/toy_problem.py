@@ -16,8 +16,9 @@ import torch
 from torch import Tensor, nn
 
 from modnas.errors import ModnasError, UnknownDeviceError
-from modnas.hardware.devices import Device
-from modnas.problem import DeviceSet, EnumeratedReference, GroundTruth, Objective, Problem
+from modnas.hardware.devices import Device, DeviceRegistry
+from modnas.hardware.training import LatencyData
+from modnas.problem import EnumeratedReference, GroundTruth, Objective, Problem
 from modnas.spaces.base import Decision, DecisionListSpace
 
 WIDTHS = ("8", "16", "32")
@@ -132,28 +133,37 @@ class MemoryModel:
         return 0.1 * compute + 0.5 * kernel
 
 
-class ToyDevices(DeviceSet):
-    def __init__(self) -> None:
-        space, truth = ToySpace(), ToyTruth()
-        refs = space.reference_architectures()
-        self._devices = {
-            name: Device(
-                name=name, split=split, kind="synthetic", description=f"synthetic {name}", source="tests",  # type: ignore[arg-type]
-                batch_size=1, reference_latencies=tuple(truth.evaluate(refs, name, ("latency",))[:, 0]),
-                has_table=True, reference_keys=refs,
-            )
-            for name, (split, _, _) in DEVICES.items()
-        }
+def _builtin_devices() -> dict[str, Device]:
+    space, truth = ToySpace(), ToyTruth()
+    refs = space.reference_architectures()
+    return {
+        name: Device(
+            name=name, split=split, kind="synthetic", description=f"synthetic {name}", source="tests",  # type: ignore[arg-type]
+            batch_size=1, reference_latencies=tuple(truth.evaluate(refs, name, ("latency",))[:, 0]),
+            has_table=True, reference_keys=refs, space="toy",
+        )
+        for name, (split, _, _) in DEVICES.items()
+    }
 
-    def get(self, name: str) -> Device:
-        if name not in self._devices:
-            raise UnknownDeviceError(f"unknown device {name!r}; toy devices: {', '.join(self._devices)}")
-        return self._devices[name]
 
-    def names(self, split: str = "all") -> tuple[str, ...]:
-        if split == "protocol":
-            return self.names("train") + self.names("test")
-        return tuple(n for n, d in self._devices.items() if split == "all" or d.split == split)
+class ToyDevices(DeviceRegistry):
+    """The toy's synthetic devices plus the user's profiles of the toy space."""
+
+    def __init__(self, load_profiles: bool = True) -> None:
+        super().__init__("toy", ToySpace(), builtin=_builtin_devices, load_profiles=load_profiles)
+
+
+def _latency_data() -> LatencyData:
+    """Every toy architecture's latency on every toy device: the MetaPredictor's data."""
+    space, truth = ToySpace(), ToyTruth()
+    keys = space.keys(space.enumerate())
+    return LatencyData(
+        keys=keys,
+        onehots=space.to_onehot(space.enumerate()),
+        reference_rows=np.asarray([keys.index(k) for k in space.reference_architectures()]),
+        column=lambda device: truth.evaluate(keys, device, ("latency",))[:, 0],
+        devices=make_problem().devices,  # type: ignore[arg-type]
+    )
 
 
 class ToyPredictor(nn.Module):
@@ -176,7 +186,7 @@ class ToyPredictor(nn.Module):
 
 
 def _fit_predictor() -> ToyPredictor:
-    space, truth, devices = ToySpace(), ToyTruth(), ToyDevices()
+    space, truth, devices = ToySpace(), ToyTruth(), ToyDevices(load_profiles=False)
     keys = space.keys(space.enumerate())
     onehot = space.to_onehot(space.enumerate())
     train = devices.names("train")
@@ -216,4 +226,5 @@ def make_problem() -> Problem:
         reference=EnumeratedReference(space, truth),
         predictor_factory=_fit_predictor,
         exact_models=_exact,
+        latency_data=_latency_data,
     )

@@ -41,15 +41,6 @@ app.command("benchmark")(benchmark_command)
 app.command("train")(train_command)
 
 
-def _registry():  # noqa: ANN202
-    """The global device registry with the user's stored device profiles loaded."""
-    from modnas.hardware.devices import registry
-    from modnas.hardware.profiles import ensure_stored_devices_loaded
-
-    ensure_stored_devices_loaded()
-    return registry
-
-
 def _objectives(text: str, space: str = "nb201") -> tuple[str, ...]:
     from modnas.evaluation.scorer import check_objectives
 
@@ -69,9 +60,12 @@ ObjectivesOpt = Annotated[
 def devices(
     split: Annotated[str, typer.Option(help="train, test, other, custom, protocol or all.")] = "all",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    space: SpaceOpt = "nb201",
 ) -> None:
-    """List the hardware devices: name, split, unit and the 10-d device embedding."""
-    registry = _registry()
+    """List the hardware devices of a search space: name, split, unit and the device embedding."""
+    from modnas.problem import get_problem
+
+    registry = get_problem(space).devices
     if split not in ("train", "test", "other", "custom", "protocol", "all"):
         raise ModnasError(f"unknown split {split!r}; choose train, test, other, custom, protocol or all")
     rows = [registry.get(n) for n in registry.names(split)]  # type: ignore[arg-type]
@@ -93,7 +87,7 @@ def devices(
         )
         return
     table = Table(title=f"devices ({split})")
-    for col in ("name", "split", "description", "batch", "source", "unit", "embedding (10 reference archs)"):
+    for col in ("name", "split", "description", "batch", "source", "unit", "embedding (reference archs)"):
         table.add_column(col)
     for d in rows:
         table.add_row(
@@ -237,34 +231,21 @@ def read_arch_file_checked(path: Path, space: Any = None) -> list[str]:
 @app.command()
 @user_errors
 def arch(
-    arch_spec: Annotated[str, typer.Argument(metavar="ARCH", help="NB201 arch string or canonical index.")],
+    arch_spec: Annotated[
+        str, typer.Argument(metavar="ARCH", help="Architecture string (NB201: also its canonical table index).")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    space: SpaceOpt = "nb201",
 ) -> None:
-    """Everything the bundled tables know about one architecture."""
-    import numpy as np
+    """Everything the ground truth knows about one architecture."""
+    from modnas.problem import get_problem
 
-    from modnas.hardware.devices import registry
-    from modnas.spaces.nb201 import index_to_string, to_index
-    from modnas.tables.nb201 import HWNASBENCH_METRICS, nb201_tables
-
-    if arch_spec.strip().lstrip("-").isdigit():
-        index = int(arch_spec)
-        arch_str = index_to_string(index)
-    else:
-        index = int(to_index(arch_spec))
-        arch_str = index_to_string(index)
-    info: dict[str, Any] = {"arch_index": index, "arch_str": arch_str}
-    for ds in ("cifar10", "cifar100", "imagenet16"):
-        info[f"{ds}_test_acc_200ep"] = float(nb201_tables.accuracy(index, ds, 200))
-    info["params_m"] = float(nb201_tables.params(index))
-    info["flops_m"] = float(nb201_tables.flops(index))
-    info["latency_ms"] = {d: float(nb201_tables.latency(d, index)) for d in registry.names("all") if registry.get(d).has_table}
-    hw = {m: float(nb201_tables.hwnasbench(m, index)) for m in HWNASBENCH_METRICS}
-    info["hwnasbench"] = {m: (None if np.isnan(v) else v) for m, v in hw.items()}
+    info = get_problem(space).truth.details(arch_spec)
     if as_json:
         print_json(info)
         return
-    console.print(f"[bold]{arch_str}[/]  (index {index})", soft_wrap=True)
+    index = f"  (index {info['arch_index']})" if "arch_index" in info else ""
+    console.print(f"[bold]{info['arch_str']}[/]{index}", soft_wrap=True)
     for key, value in info.items():
         if key in ("arch_str", "arch_index"):
             continue

@@ -1,7 +1,7 @@
 """Exporting a chosen architecture's network for deployment: ONNX and ``torch.export`` (``.pt2``) files.
 
-The network is the standalone NB201 network (:func:`~modnas.spaces.nb201.build_network`), in eval mode, with the
-weights of a ``modnas train`` checkpoint when one is given (its width, depth, classes and input channels then
+The network is the space's standalone network (:meth:`~modnas.spaces.base.SearchSpace.build_network`; NB201: the
+cell network), in eval mode, with the weights of a ``modnas train`` checkpoint when one is given (its width, depth, classes and input channels then
 come from the checkpoint) and freshly initialised ones otherwise. Both files take a batch of any size
 (``input``: ``(batch, channels, size, size)`` float32) and return ``logits`` ``(batch, classes)``.
 
@@ -38,6 +38,8 @@ class NetworkSpec:
     """Everything needed to rebuild the exported network and its input."""
 
     arch_str: str
+    #: the search space the architecture belongs to
+    space: str = "nb201"
     C: int = 16
     N: int = 5
     num_classes: int = 10
@@ -48,9 +50,11 @@ class NetworkSpec:
         return (batch, self.in_channels, self.image_size, self.image_size)
 
 
-def load_weights(path: str | Path, arch_str: str) -> tuple[NetworkSpec, dict[str, torch.Tensor]]:
+def load_weights(path: str | Path, arch_str: str, space: str = "nb201") -> tuple[NetworkSpec, dict[str, torch.Tensor]]:
     """The network spec and state dict of a ``modnas train`` checkpoint, which must hold ``arch_str``'s weights."""
-    from modnas.spaces.nb201.encoding import to_index
+    from modnas.problem import get_problem
+
+    canonical = get_problem(space).space.canonical_key
 
     file = Path(path)
     if not file.is_file():
@@ -61,7 +65,7 @@ def load_weights(path: str | Path, arch_str: str) -> tuple[NetworkSpec, dict[str
         raise ModnasError(f"weights file {str(file)!r} is not a readable checkpoint ({type(exc).__name__})") from None
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or "arch_str" not in state:
         raise ModnasError(f"{str(file)!r} is not a `modnas train` checkpoint (it lacks 'model' and 'arch_str')")
-    if int(to_index(state["arch_str"])) != int(to_index(arch_str)):
+    if canonical(state["arch_str"]) != canonical(arch_str):
         raise ModnasError(
             f"{str(file)!r} holds the weights of {state['arch_str']}, not of the exported architecture {arch_str}"
         )
@@ -69,13 +73,13 @@ def load_weights(path: str | Path, arch_str: str) -> tuple[NetworkSpec, dict[str
     try:
         stem, classifier = model["stem.0.weight"], model["classifier.weight"]
     except KeyError as exc:
-        raise ModnasError(f"{str(file)!r} holds no NB201 network weights (no {exc.args[0]!r})") from None
+        raise ModnasError(f"{str(file)!r} holds no {space} network weights (no {exc.args[0]!r})") from None
     cells = {key.split(".")[1] for key in model if key.startswith("cells.")}
     settings = state.get("settings") if isinstance(state.get("settings"), dict) else {}
     n = int(settings.get("N") or (len(cells) - 2) // 3)
     dataset = str(settings.get("dataset", ""))
     spec = NetworkSpec(
-        arch_str=arch_str, C=int(stem.shape[0]), N=n, num_classes=int(classifier.shape[0]),
+        arch_str=arch_str, space=space, C=int(stem.shape[0]), N=n, num_classes=int(classifier.shape[0]),
         in_channels=int(stem.shape[1]), image_size=IMAGE_SIZES.get(dataset, 32),
     )
     return spec, model
@@ -83,8 +87,9 @@ def load_weights(path: str | Path, arch_str: str) -> tuple[NetworkSpec, dict[str
 
 def build_for_export(spec: NetworkSpec, state_dict: dict[str, torch.Tensor] | None = None) -> nn.Module:
     """The network of ``spec`` in eval mode, with ``state_dict`` loaded strictly when given."""
-    from modnas.spaces.nb201 import build_network
+    from modnas.problem import get_problem
 
+    build_network = get_problem(spec.space).space.build_network
     model = build_network(spec.arch_str, C=spec.C, N=spec.N, num_classes=spec.num_classes, in_channels=spec.in_channels)
     if state_dict is not None:
         try:
@@ -219,9 +224,10 @@ def export_choice(
     if not base.parent.is_dir():
         raise ModnasError(f"output folder {str(base.parent)!r} does not exist")
     check_writable(paths["json"], "export")  # before the networks are built and exported
-    spec, state_dict = NetworkSpec(choice["arch_str"]), None
+    space = str(choice.get("space", "nb201"))
+    spec, state_dict = NetworkSpec(choice["arch_str"], space=space), None
     if weights is not None:
-        spec, state_dict = load_weights(weights, choice["arch_str"])
+        spec, state_dict = load_weights(weights, choice["arch_str"], space)
     if image_size is not None:
         spec = NetworkSpec(**{**spec.__dict__, "image_size": image_size})
     record = dict(choice)

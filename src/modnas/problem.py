@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from modnas.errors import ModnasError
+from modnas.hardware.devices import Device, DeviceSet
 
 if TYPE_CHECKING:
-    from modnas.hardware.devices import Device
     from modnas.spaces.base import SearchSpace
 
 
@@ -74,6 +74,11 @@ class GroundTruth(ABC):
         if self.error_cutoff is not None:
             ok &= values[:, 0] < self.error_cutoff
         return ok
+
+    def details(self, arch: str) -> dict[str, Any]:
+        """Everything known about one architecture (``modnas arch``): its key, its error, and its value of every
+        other objective on every device that has one."""
+        raise ModnasError("this ground truth gives no details of single architectures")
 
     def describe(self, keys: Sequence[str]) -> list[dict[str, Any]]:
         """Extra per-architecture columns for tables and exports (e.g. a tabular index); empty by default."""
@@ -154,34 +159,6 @@ class EnumeratedReference(Reference):
         return norm
 
 
-class DeviceSet(ABC):
-    """The devices of one space: built-in ones with splits and embeddings, plus custom ones (profiles)."""
-
-    @abstractmethod
-    def get(self, name: str) -> Device:
-        """The device called ``name``; an unknown name is a one-line error listing close matches."""
-
-    @abstractmethod
-    def names(self, split: str = "all") -> tuple[str, ...]:
-        """Device names of a split: ``train``, ``test``, ``protocol`` (train then test), ``other``, ``custom``,
-        ``all``."""
-
-    def embeddings(self, names: Sequence[str]) -> torch.Tensor:
-        """The devices' embeddings as a ``(D, embedding_dim)`` float tensor."""
-        return torch.tensor(np.stack([self.get(n).embedding for n in names]), dtype=torch.float32)
-
-    @property
-    def embedding_dim(self) -> int:
-        return len(self.get(self.names("train")[0]).embedding)
-
-    def known_latencies(self, device: Device, keys: Sequence[str]) -> np.ndarray:
-        """Measured latency of ``keys`` where ``device`` has a measurement (its references and a profile's extra
-        measurements), else NaN. Never a zero-shot test device's ground-truth table."""
-        known = dict(zip(device.reference_keys or (), device.reference_latencies))
-        known.update(device.extra_latencies)
-        return np.array([known.get(k, np.nan) for k in keys], dtype=np.float64)
-
-
 @dataclass
 class Problem:
     """A search space with its ground truth, devices, reference and hardware models (see the module docstring)."""
@@ -198,6 +175,8 @@ class Problem:
     exact_models: Callable[[str, str], Any] | None = None
     #: the default devices of a search and its default evaluation devices, per objective tuple
     default_devices: Callable[[tuple[str, ...]], tuple[tuple[str, ...], tuple[str, ...]]] | None = None
+    #: the hardware predictor's training and evaluation data (:class:`modnas.hardware.training.LatencyData`)
+    latency_data: Callable[[], Any] | None = None
     #: one-shot mode: dataset presets and the caveat printed with a one-shot HV
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -260,6 +239,8 @@ class Problem:
 
 #: Built-in problems: name -> "module:attribute" of a function returning the :class:`Problem`.
 BUILTIN_PROBLEMS: dict[str, str] = {"nb201": "modnas.spaces.nb201.problem:make_problem"}
+#: The space of runs, profiles and predictor checkpoints written before they named one.
+DEFAULT_SPACE = "nb201"
 
 _LOADED: dict[str, Problem] = {}
 
@@ -288,6 +269,8 @@ def get_problem(name: str | Problem = "nb201") -> Problem:
     if not isinstance(problem, Problem):
         raise ModnasError(f"search space {name!r} does not name a modnas Problem")
     _LOADED[name] = problem
+    # also by its own name, which is what its devices and profiles record
+    _LOADED.setdefault(problem.name, problem)
     return problem
 
 

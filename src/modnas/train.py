@@ -1,6 +1,7 @@
 """Training a found architecture from scratch: the standalone NB201 network of one cell on a real dataset.
 
-``train_architecture(arch, settings, out_dir)`` builds :func:`~modnas.spaces.nb201.build_network` with the
+``train_architecture(arch, settings, out_dir)`` builds the space's standalone network
+(:meth:`~modnas.spaces.base.SearchSpace.build_network`, NB201's cell network by default) with the
 dataset's input channels and classes, trains it with SGD (momentum, Nesterov) and a per-step cosine schedule, the
 dataset's standard augmentation, tests it after every epoch and writes, atomically, into a new ``out_dir``:
 
@@ -96,12 +97,13 @@ class TrainSettings:
         return out
 
 
-def load_architecture(spec: str | Path) -> tuple[str, dict[str, Any]]:
-    """An architecture from an ``ARCH.json`` of ``modnas export`` (key ``arch_str``), an NB201 string or an index.
+def load_architecture(spec: str | Path, space: str = "nb201") -> tuple[str, dict[str, Any]]:
+    """An architecture from an ``ARCH.json`` of ``modnas export`` (key ``arch_str``; its ``space`` wins over
+    ``space``), or an architecture of ``space`` as its string (NB201: also its table index).
 
     Returns ``(arch_str, metadata)``; the metadata is the JSON's content (empty for a string or an index).
     """
-    from modnas.spaces.nb201.encoding import index_to_string, parse, to_string
+    from modnas.problem import get_problem
 
     text = str(spec).strip()
     if text.endswith(".json") or Path(text).is_file():
@@ -112,10 +114,8 @@ def load_architecture(spec: str | Path) -> tuple[str, dict[str, Any]]:
             raise ModnasError(f"{text!r} is not valid JSON (line {exc.lineno})") from None
         if not isinstance(meta, dict) or not isinstance(meta.get("arch_str"), str):
             raise ModnasError(f"{text!r} holds no 'arch_str' (expected the JSON written by 'modnas export')")
-        return to_string(parse(meta["arch_str"])), meta
-    if text.isdigit():
-        return index_to_string(int(text)), {}
-    return to_string(parse(text)), {}
+        return get_problem(str(meta.get("space", space))).space.resolve(meta["arch_str"]), meta
+    return get_problem(space).space.resolve(text), {}
 
 
 @torch.no_grad()
@@ -140,10 +140,14 @@ def train_architecture(
     progress: TrainProgress | None = None,
     data: ImageData | None = None,
     meta: dict[str, Any] | None = None,
+    space: str = "nb201",
 ) -> dict[str, Any]:
-    """Train ``arch`` from scratch with ``settings``, writing ``checkpoint.pt`` and ``result.json`` to ``out_dir``."""
+    """Train ``arch`` of ``space`` from scratch with ``settings``, writing ``checkpoint.pt`` and ``result.json`` to
+    ``out_dir``."""
+    from modnas.problem import get_problem
     from modnas.search.metadata import RunMetadata
-    from modnas.spaces.nb201 import build_network, count_parameters
+
+    build_network = get_problem(space).space.build_network
 
     s = settings.resolved()
     if data is None:  # before the output directory: a missing dataset leaves nothing behind
@@ -232,7 +236,7 @@ def train_architecture(
         "test_accuracy": history[-1]["test_acc"],
         "epochs": s.epochs,
         "seconds": round(time.perf_counter() - start, 2),
-        "params": count_parameters(model),
+        "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "device": str(device),
         "settings": asdict(s),
         "history": history,

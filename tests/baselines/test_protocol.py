@@ -6,7 +6,7 @@ import pytest
 
 from modnas.baselines.protocol import MODNAS, load_protocol, make_protocol, quick_protocol
 from modnas.errors import ModnasError
-from modnas.hardware.devices import PROTOCOL_DEVICES, TEST_DEVICES
+from modnas.spaces.nb201.devices import PROTOCOL_DEVICES, TEST_DEVICES
 
 
 def test_defaults_cover_every_method_and_device():

@@ -90,8 +90,8 @@ def test_predicted_latency_rows_rechoose_the_front_by_the_predictor(quick_run):
     from modnas.baselines.benchmark import predicted_latency_rows
     from modnas.evaluation import evaluation_preferences, to_simplex
     from modnas.evaluation.scorer import score_keys
-    from modnas.hardware.devices import registry
     from modnas.search.trained import TrainedSearch
+    from modnas.spaces.nb201.devices import registry
 
     run = quick_run / "modnas" / "seed0"
     own = [{"method": "modnas", "device": "pixel3", "split": "train", "seed": 0, "budget": 20, "hv": 0.0}]

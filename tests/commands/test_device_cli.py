@@ -10,11 +10,10 @@ import torch
 from typer.testing import CliRunner
 
 from modnas.commands.device import app
-from modnas.hardware import devices as devices_module
 from modnas.hardware import profiles
-from modnas.hardware.devices import REFERENCE_ARCH_INDICES, DeviceRegistry
-from modnas.hardware.profiles import DeviceProfile, ProfileStore, ensure_stored_devices_loaded, load_profile
+from modnas.hardware.profiles import DeviceProfile, ProfileStore, load_profile
 from modnas.spaces.nb201 import index_to_string
+from modnas.spaces.nb201.devices import REFERENCE_ARCH_INDICES, nb201_devices
 
 runner = CliRunner()
 REFERENCE_ARCHS = [index_to_string(i) for i in REFERENCE_ARCH_INDICES]
@@ -24,11 +23,9 @@ LATENCIES = {**dict(zip(REFERENCE_ARCHS, [3.1, 4.0, 1.2, 4.4, 6.3, 5.1, 5.0, 9.8
 
 @pytest.fixture(autouse=True)
 def home(monkeypatch, tmp_path):
-    """Own MODNAS_HOME and working directory per test; a fresh process-wide registry."""
+    """Own MODNAS_HOME and working directory per test (conftest resets the NB201 device set after each)."""
     monkeypatch.setenv("MODNAS_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(devices_module, "registry", DeviceRegistry())
-    monkeypatch.setattr(profiles, "_LOADED_ROOTS", set())
     return tmp_path / "home"
 
 
@@ -105,11 +102,12 @@ def test_list_json_and_remove(home, tmp_path):
 
 
 def test_add_and_remove_keep_an_already_loaded_registry_in_line(home, tmp_path):
-    ensure_stored_devices_loaded()
+    registry = nb201_devices()
+    registry.ensure_profiles_loaded()
     run("add", str(profile_file(tmp_path / "a.json")))
-    assert devices_module.get_device("my_phone").split == "custom"
+    assert registry.get("my_phone").split == "custom"
     run("remove", "my_phone")
-    assert "my_phone" not in devices_module.registry.names("custom")
+    assert "my_phone" not in registry.names("custom")
 
 
 def test_measure_writes_registers_and_refuses_to_overwrite(home, tmp_path):

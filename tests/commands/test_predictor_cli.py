@@ -52,7 +52,7 @@ def test_predict_energy_writes_a_file(arch_file, tmp_path):
 
 
 def test_predict_on_a_custom_device_with_extra_measurements(arch_file, tmp_path):
-    from modnas.hardware.devices import REFERENCE_ARCH_INDICES
+    from modnas.spaces.nb201.devices import REFERENCE_ARCH_INDICES
 
     true = nb201_tables.full_column("latency", "raspi4")
     lines = ["arch_str,latency_ms"] + [

@@ -27,7 +27,7 @@ def test_train_an_exported_architecture(tmp_path):
     assert data["arch_str"] == ARCH and data["epochs"] == 1 and data["source"]["device"] == "pixel3"
     assert (out / "result.json").is_file() and (out / "checkpoint.pt").is_file()
     # no terminal here: one plain line per epoch on stderr, stdout stays JSON
-    assert re.search(r"^epoch 1/1: train loss \d+\.\d{4}, train [\d.]+ %, test [\d.]+ %; [\d.]+ s$", result.stderr, re.M)
+    assert re.search(r"^epoch 1/1: train loss \d+\.\d{4}, train [\d.]+ %, test [\d.]+ %; [\d.]+ s$", result.stderr, re.MULTILINE)
     again = runner.invoke(app, ["train", ARCH, *FAST, "--out", str(out)])
     assert again.exit_code == 2 and "not empty" in again.output
 

@@ -10,8 +10,8 @@ import pytest
 
 from modnas.errors import ModnasError, UnknownDeviceError
 from modnas.evaluation.scorer import Score, protocol, score, true_front
-from modnas.hardware.devices import registry
 from modnas.spaces.nb201 import index_to_string, parse, sample, to_string
+from modnas.spaces.nb201.devices import registry
 from modnas.spaces.nb201.problem import ERROR_CUTOFF, make_problem, score_indices
 from modnas.tables.nb201 import NUM_ARCHS, nb201_tables
 

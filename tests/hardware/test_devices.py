@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 from modnas.errors import ModnasError, UnknownDeviceError
-from modnas.hardware import (
+from modnas.spaces.nb201 import index_to_string
+from modnas.spaces.nb201.devices import (
     EMBEDDING_DIM,
     PROTOCOL_DEVICES,
     REFERENCE_ARCH_INDICES,
-    DeviceRegistry,
+    NB201Devices,
     get_device,
     registry,
 )
-from modnas.spaces.nb201 import index_to_string
 from modnas.tables.nb201 import nb201_tables
 
 SPEC_TRAIN = {
@@ -146,7 +146,7 @@ def test_unknown_device_without_close_match():
 
 
 def test_register_from_ten_numbers():
-    reg = DeviceRegistry()
+    reg = NB201Devices()
     device = reg.register("my_board", LATENCIES, batch_size=4, description="dev kit")
     assert device.split == "custom" and device.source == "user" and not device.has_table
     assert device.reference_latencies == tuple(LATENCIES)
@@ -158,7 +158,7 @@ def test_register_from_ten_numbers():
 
 
 def test_register_from_numpy_array():
-    device = DeviceRegistry().register("np-board.v2", np.asarray(LATENCIES))
+    device = NB201Devices().register("np-board.v2", np.asarray(LATENCIES))
     np.testing.assert_allclose(device.embedding, EXPECTED_EMBEDDING, rtol=1e-6)
 
 
@@ -166,7 +166,7 @@ def test_register_from_mapping_with_extras():
     extras = {index_to_string(0): 2.5, index_to_string(15624): 30.0}
     # the order of the mapping does not matter
     mapping = {**extras, **dict(reversed(reference_mapping().items()))}
-    device = DeviceRegistry().register("mapped", mapping)
+    device = NB201Devices().register("mapped", mapping)
     assert device.reference_latencies == tuple(LATENCIES)
     assert dict(device.extra_latencies) == extras
     lat = np.asarray(LATENCIES)
@@ -176,12 +176,12 @@ def test_register_from_mapping_with_extras():
 def test_register_merges_extra_latencies_argument():
     more = {index_to_string(1): 3.5}
     extras = {index_to_string(0): 2.5}
-    device = DeviceRegistry().register("mapped", {**reference_mapping(), **extras}, extra_latencies=more)
+    device = NB201Devices().register("mapped", {**reference_mapping(), **extras}, extra_latencies=more)
     assert dict(device.extra_latencies) == {**more, **extras}
 
 
 def test_mapping_without_extras_has_empty_extra_latencies():
-    assert dict(DeviceRegistry().register("mapped", reference_mapping()).extra_latencies) == {}
+    assert dict(NB201Devices().register("mapped", reference_mapping()).extra_latencies) == {}
 
 
 @pytest.mark.parametrize(
@@ -199,7 +199,7 @@ def test_mapping_without_extras_has_empty_extra_latencies():
     ],
 )
 def test_register_rejects_bad_latencies(latencies, message):
-    reg = DeviceRegistry()
+    reg = NB201Devices()
     with pytest.raises(ModnasError, match=message):
         reg.register("bad", latencies)
     assert "bad" not in reg.names()
@@ -207,7 +207,7 @@ def test_register_rejects_bad_latencies(latencies, message):
 
 def test_register_error_names_the_bad_value():
     with pytest.raises(ModnasError, match=r"value 3 is NaN"):
-        DeviceRegistry().register("bad", [1.0, 2.0, math.nan, *LATENCIES[3:]])
+        NB201Devices().register("bad", [1.0, 2.0, math.nan, *LATENCIES[3:]])
 
 
 def test_register_rejects_a_mapping_of_fewer_than_10_architectures():
@@ -215,20 +215,20 @@ def test_register_rejects_a_mapping_of_fewer_than_10_architectures():
     mapping = reference_mapping()
     del mapping[SPEC_REFERENCE_ARCHS[4]]
     with pytest.raises(ModnasError, match="9 measured architectures; a device needs at least 10"):
-        DeviceRegistry().register("partial", mapping)
+        NB201Devices().register("partial", mapping)
 
 
 @pytest.mark.parametrize(("value", "message"), [(math.nan, "NaN"), (-2.0, "> 0"), (0.0, "> 0")])
 def test_register_rejects_bad_values_in_mapping(value, message):
     with pytest.raises(ModnasError, match=message):
-        DeviceRegistry().register("bad", reference_mapping([value, *LATENCIES[1:]]))
+        NB201Devices().register("bad", reference_mapping([value, *LATENCIES[1:]]))
     with pytest.raises(ModnasError, match=message):
-        DeviceRegistry().register("bad", {**reference_mapping(), index_to_string(0): value})
+        NB201Devices().register("bad", {**reference_mapping(), index_to_string(0): value})
 
 
 def test_register_rejects_malformed_extra_latency_keys():
     """Keys of ``extra_latencies`` must be architectures, as the extras in a mapping are."""
-    reg = DeviceRegistry()
+    reg = NB201Devices()
     with pytest.raises(ModnasError):
         reg.register("bad", LATENCIES, extra_latencies={"not an architecture": 1.0})
     assert "bad" not in reg.names()
@@ -236,11 +236,11 @@ def test_register_rejects_malformed_extra_latency_keys():
 
 def test_register_rejects_malformed_arch_in_mapping():
     with pytest.raises(ModnasError):
-        DeviceRegistry().register("bad", {**reference_mapping(), "|conv~0|+|x~0|": 1.0})
+        NB201Devices().register("bad", {**reference_mapping(), "|conv~0|+|x~0|": 1.0})
 
 
 def test_duplicate_name_needs_force():
-    reg = DeviceRegistry()
+    reg = NB201Devices()
     first = reg.register("board", LATENCIES)
     with pytest.raises(ModnasError, match="already registered"):
         reg.register("board", LATENCIES[::-1])
@@ -248,7 +248,7 @@ def test_duplicate_name_needs_force():
 
 
 def test_force_replaces_custom_device():
-    reg = DeviceRegistry()
+    reg = NB201Devices()
     reg.register("board", LATENCIES)
     second = reg.register("board", LATENCIES[::-1], force=True)
     assert reg.get("board") is second
@@ -259,7 +259,7 @@ def test_force_replaces_custom_device():
 @pytest.mark.parametrize("force", [False, True])
 @pytest.mark.parametrize("name", ["fpga", "1080ti_1", "2080ti_32"])
 def test_builtin_names_cannot_be_replaced(name, force):
-    reg = DeviceRegistry()
+    reg = NB201Devices()
     with pytest.raises(ModnasError, match="built-in"):
         reg.register(name, LATENCIES, force=force)
     assert reg.get(name).split != "custom"
@@ -267,14 +267,14 @@ def test_builtin_names_cannot_be_replaced(name, force):
 
 @pytest.mark.parametrize("name", ["", "my board", "a/b", "dev!", "board\n", "fpga ", "../x"])
 def test_invalid_names(name):
-    reg = DeviceRegistry()
+    reg = NB201Devices()
     with pytest.raises(ModnasError, match="invalid device name"):
         reg.register(name, LATENCIES)
     assert len(reg.names()) == 27
 
 
 def test_unregister():
-    reg = DeviceRegistry()
+    reg = NB201Devices()
     reg.register("board", LATENCIES)
     reg.unregister("board")
     with pytest.raises(UnknownDeviceError):
@@ -287,7 +287,7 @@ def test_unregister():
 
 
 def test_lookup_suggests_custom_devices_too():
-    reg = DeviceRegistry()
+    reg = NB201Devices()
     reg.register("jetson_nano", LATENCIES)
     with pytest.raises(UnknownDeviceError, match="jetson_nano"):
         reg.get("jetson_nan")
@@ -295,17 +295,20 @@ def test_lookup_suggests_custom_devices_too():
 
 def test_known_latencies_of_a_custom_device_are_its_measurements():
     extras = {index_to_string(0): 2.5, index_to_string(15624): 30.0}
-    device = DeviceRegistry().register("mapped", {**reference_mapping(), **extras})
-    known = device.known_latencies([0, 15624, REFERENCE_ARCH_INDICES[2], 1])
+    reg = NB201Devices()
+    device = reg.register("mapped", {**reference_mapping(), **extras})
+    known = reg.known_latencies(device, [index_to_string(i) for i in (0, 15624, REFERENCE_ARCH_INDICES[2], 1)])
     assert known[:3].tolist() == [2.5, 30.0, LATENCIES[2]]
     assert math.isnan(known[3])
 
 
 def test_known_latencies_read_the_table_of_training_devices_only():
     idx = np.array([0, 1, 2, REFERENCE_ARCH_INDICES[0]])
-    train = get_device("pixel3").known_latencies(idx)
+    keys = [index_to_string(int(i)) for i in idx]
+    reg = NB201Devices()
+    train = reg.known_latencies(get_device("pixel3"), keys)
     np.testing.assert_allclose(train, nb201_tables.latency("pixel3", idx))
-    test = get_device("pixel2").known_latencies(idx)  # zero-shot: only its profile counts as measured
+    test = reg.known_latencies(get_device("pixel2"), keys)  # zero-shot: only its profile counts as measured
     assert np.isnan(test[:3]).all() and test[3] == nb201_tables.latency("pixel2", REFERENCE_ARCH_INDICES[0])
-    other = get_device("2080ti_1").known_latencies(idx)
+    other = reg.known_latencies(get_device("2080ti_1"), keys)
     assert np.isnan(other[:3]).all()

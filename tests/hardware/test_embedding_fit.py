@@ -13,13 +13,7 @@ from typer.testing import CliRunner
 
 from modnas.errors import ModnasError
 from modnas.hardware import embedding_fit
-from modnas.hardware.devices import (
-    REFERENCE_ARCH_INDICES,
-    TRAIN_DEVICES,
-    DeviceRegistry,
-    normalise_reference_latencies,
-    registry,
-)
+from modnas.hardware.devices import normalise_reference_latencies
 from modnas.hardware.embedding_fit import EmbeddingFit, fit_embedding, starting_embeddings
 from modnas.hardware.predictor import load_predictor
 from modnas.hardware.profiles import (
@@ -29,15 +23,16 @@ from modnas.hardware.profiles import (
     profile_from_csv,
     register_profile,
 )
-from modnas.hardware.training import (
-    adapt,
+from modnas.hardware.training import adapt, over_all_archs, predict_normalised, to_device_unit
+from modnas.spaces.nb201 import index_to_string, to_index
+from modnas.spaces.nb201.devices import (
+    REFERENCE_ARCH_INDICES,
+    TRAIN_DEVICES,
+    NB201Devices,
     all_onehots,
     normalised_table,
-    over_all_archs,
-    predict_normalised,
-    to_device_unit,
+    registry,
 )
-from modnas.spaces.nb201 import index_to_string, to_index
 from modnas.tables.nb201 import NUM_ARCHS, nb201_tables
 
 NON_REFERENCE = np.setdiff1d(np.arange(NUM_ARCHS), REFERENCE_ARCH_INDICES)
@@ -62,7 +57,7 @@ def random_measurements(device: str, k: int, seed: int, scale: float = 1.0) -> d
 def rho_over_all(model, embeddings, truth: np.ndarray) -> np.ndarray:
     """Spearman over all 15,625 architectures of the zero-shot prediction with each of ``embeddings`` ``(D, 10)``."""
     emb = torch.tensor(np.atleast_2d(np.asarray(embeddings)), dtype=torch.float32)
-    predicted = over_all_archs(lambda x: model(x, emb)).numpy()
+    predicted = over_all_archs(lambda x: model(x, emb), all_onehots()).numpy()
     return np.array([spearmanr(predicted[:, d], truth)[0] for d in range(len(emb))])
 
 
@@ -75,7 +70,7 @@ def training_embeddings() -> np.ndarray:
 def pixel3_fit(predictor) -> tuple[dict[str, float], EmbeddingFit]:
     torch.set_num_threads(1)
     measured = random_measurements("pixel3", 30, seed=0, scale=SCALE)
-    return measured, fit_embedding(measured, predictor, seed=0)
+    return measured, fit_embedding(measured, registry, predictor, seed=0)
 
 
 def test_fit_recovers_the_ranking_of_a_rescaled_training_device(predictor, pixel3_fit, training_embeddings):
@@ -97,7 +92,7 @@ def test_fit_on_a_device_between_training_devices(predictor, training_embeddings
     latency = 2.0 + 10.0 * truth
     idx = np.random.default_rng(1).choice(NON_REFERENCE, size=40, replace=False)
     measured = {str(nb201_tables.arch_strings[i]): float(latency[i]) for i in idx}
-    fit = fit_embedding(measured, predictor, seed=0)
+    fit = fit_embedding(measured, registry, predictor, seed=0)
     rho = rho_over_all(predictor, [fit.embedding, *training_embeddings], truth)
     assert rho[0] > max(rho[1:])
 
@@ -107,7 +102,7 @@ def test_fitted_device_is_consistent_with_the_reference_normalised_predictor(pre
     e = np.asarray(fit.embedding)
     assert e.min() == 0.0 and e.max() == 1.0  # like every real embedding
     np.testing.assert_allclose(normalise_reference_latencies(fit.reference_latencies), e, atol=1e-6)
-    device = DeviceRegistry().register("fitted", fit.reference_latencies, extra_latencies=measured,
+    device = NB201Devices().register("fitted", fit.reference_latencies, extra_latencies=measured,
                                        references_measured=False)  # fmt: skip
     np.testing.assert_allclose(device.embedding, e, atol=1e-6)
     onehot = all_onehots()[to_index(list(measured))]
@@ -120,18 +115,18 @@ def test_fitted_device_is_consistent_with_the_reference_normalised_predictor(pre
 
 def test_fit_is_deterministic_given_a_seed(predictor):
     measured = random_measurements("silver_4114", 12, seed=3)
-    quick = functools.partial(fit_embedding, measured, predictor, steps=15)
+    quick = functools.partial(fit_embedding, measured, registry, predictor, steps=15)
     assert quick(seed=4) == quick(seed=4)
-    assert not np.array_equal(starting_embeddings(4), starting_embeddings(5))
+    assert not np.array_equal(starting_embeddings(4, registry), starting_embeddings(5, registry))
     # the training devices' embeddings are always among the starts
-    np.testing.assert_array_equal(starting_embeddings(4)[: len(TRAIN_DEVICES)],
+    np.testing.assert_array_equal(starting_embeddings(4, registry)[: len(TRAIN_DEVICES)],
                                   np.stack([registry.get(d).embedding for d in TRAIN_DEVICES]))  # fmt: skip
 
 
 def test_fit_leaves_the_predictor_as_it_was(predictor):
     before = {k: v.clone() for k, v in predictor.state_dict().items()}
     flags = [p.requires_grad for p in predictor.parameters()]
-    fit_embedding(random_measurements("pixel3", 10, seed=2), predictor, steps=3)
+    fit_embedding(random_measurements("pixel3", 10, seed=2), registry, predictor, steps=3)
     assert all(torch.equal(before[k], v) for k, v in predictor.state_dict().items())
     assert [p.requires_grad for p in predictor.parameters()] == flags and not predictor.training
 
@@ -159,8 +154,8 @@ FIRST = next(iter(GOOD))
 @pytest.mark.parametrize("route", ["fit", "register", "profile"])
 def test_bad_measurements_are_refused_in_one_line(predictor, measured, needles, route):
     attempt = {
-        "fit": lambda: fit_embedding(measured, predictor, steps=1),
-        "register": lambda: DeviceRegistry().register("bad", measured),
+        "fit": lambda: fit_embedding(measured, registry, predictor, steps=1),
+        "register": lambda: NB201Devices().register("bad", measured),
         "profile": lambda: DeviceProfile(name="bad", latencies_ms=measured),
     }[route]
     with pytest.raises(ModnasError) as exc:
@@ -200,29 +195,30 @@ def quick_fit(monkeypatch):
 
 def test_register_a_mapping_without_the_references_fits_the_embedding(quick_fit):
     measured = random_measurements("pixel3", 12, seed=6)
-    device = DeviceRegistry().register("phone", measured)
+    devices = NB201Devices()
+    device = devices.register("phone", measured)
     assert not device.references_measured
     assert dict(device.extra_latencies) == measured
     assert device.embedding.min() == 0.0 and device.embedding.max() == pytest.approx(1.0)
     # the synthetic references are not measurements
-    known = device.known_latencies([REFERENCE_ARCH_INDICES[0], *(int(i) for i in NON_REFERENCE[:1])])
+    known = devices.known_latencies(device, [index_to_string(REFERENCE_ARCH_INDICES[0])])
     assert np.isnan(known[0])
-    first = int(to_index(next(iter(measured))))
-    assert device.known_latencies([first])[0] == next(iter(measured.values()))
+    first = next(iter(measured))
+    assert devices.known_latencies(device, [first])[0] == next(iter(measured.values()))
 
 
 def test_register_with_all_references_is_unchanged(quick_fit, monkeypatch):
     monkeypatch.setattr(embedding_fit, "fit_embedding", lambda *a, **k: pytest.fail("must not fit"))
     fpga = registry.get("fpga")
     mapping = {index_to_string(i): v for i, v in zip(REFERENCE_ARCH_INDICES, fpga.reference_latencies)}
-    device = DeviceRegistry().register("board", {**mapping, **random_measurements("fpga", 3, seed=0)})
+    device = NB201Devices().register("board", {**mapping, **random_measurements("fpga", 3, seed=0)})
     assert device.references_measured and device.reference_latencies == fpga.reference_latencies
     assert len(device.extra_latencies) == 3
 
 
 def test_references_measured_false_needs_ten_measurements():
     with pytest.raises(ModnasError, match="at least 10"):
-        DeviceRegistry().register("x", list(range(1, 11)), extra_latencies=random_measurements("fpga", 9, 0),
+        NB201Devices().register("x", list(range(1, 11)), extra_latencies=random_measurements("fpga", 9, 0),
                                   references_measured=False)  # fmt: skip
 
 
@@ -238,7 +234,7 @@ def test_profile_stores_the_fit_and_loads_without_refitting(quick_fit, monkeypat
     monkeypatch.setattr(embedding_fit, "fit_embedding", lambda *a, **k: pytest.fail("must not refit"))
     again = load_profile(path)
     assert again == profile
-    device = register_profile(again, DeviceRegistry())
+    device = register_profile(again, NB201Devices())
     assert not device.references_measured and dict(device.extra_latencies) == measured
     np.testing.assert_allclose(device.embedding, profile.embedding, atol=1e-6)
 
@@ -269,7 +265,7 @@ def test_profile_with_the_references_has_no_fit_field():
 
 def test_adapt_a_fitted_device_on_its_measurements_only(predictor, pixel3_fit):
     measured, fit = pixel3_fit
-    device = DeviceRegistry().register("fitted", fit.reference_latencies, extra_latencies=measured,
+    device = NB201Devices().register("fitted", fit.reference_latencies, extra_latencies=measured,
                                        references_measured=False)  # fmt: skip
     onehot = all_onehots()[to_index(list(measured))]
     y = np.asarray(list(measured.values()))
@@ -286,11 +282,7 @@ def test_adapt_a_fitted_device_on_its_measurements_only(predictor, pixel3_fit):
 
 def test_cli_add_reports_the_fit(quick_fit, monkeypatch, tmp_path):
     from modnas.commands.device import app
-    from modnas.hardware import devices as devices_module
-    from modnas.hardware import profiles
-
-    monkeypatch.setattr(devices_module, "registry", DeviceRegistry())
-    monkeypatch.setattr(profiles, "_LOADED_ROOTS", set())
+    # the NB201 device set is reset after each test (conftest)
     measured = random_measurements("eyeriss", 14, seed=8)
     csv = tmp_path / "l.csv"
     csv.write_text("arch_str,latency_ms\n" + "".join(f"{a},{v}\n" for a, v in measured.items()))

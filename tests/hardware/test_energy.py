@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from modnas.errors import ModnasError
-from modnas.hardware.energy import energy_model
 from modnas.spaces.nb201 import to_onehot
+from modnas.spaces.nb201.energy import energy_model
 from modnas.tables.nb201 import nb201_tables
 
 

@@ -11,10 +11,11 @@ from torch import nn
 
 from modnas.errors import ModnasError
 from modnas.hardware import measure
-from modnas.hardware.devices import REFERENCE_ARCH_INDICES, DeviceRegistry, normalise_reference_latencies
+from modnas.hardware.devices import normalise_reference_latencies
 from modnas.hardware.measure import extra_architectures, measure_device, measure_latency
 from modnas.hardware.profiles import load_profile, register_profile, save_profile
 from modnas.spaces.nb201 import index_to_string
+from modnas.spaces.nb201.devices import REFERENCE_ARCH_INDICES, NB201Devices
 
 REFERENCE_ARCHS = [index_to_string(i) for i in REFERENCE_ARCH_INDICES]
 ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -118,14 +119,14 @@ def test_measured_cpu_profile_of_the_reference_architectures(tmp_path):
     # the measured profile survives a file round trip and registers as a device with the same embedding
     save_profile(profile, tmp_path / "this_cpu.json")
     assert load_profile(tmp_path / "this_cpu.json") == profile
-    device = register_profile(profile, DeviceRegistry())
+    device = register_profile(profile, NB201Devices())
     assert device.embedding.tolist() == pytest.approx(profile.embedding, abs=1e-6)
 
 
 def test_extra_architectures_are_seeded_distinct_and_not_reference(monkeypatch):
     timed: list[str] = []
 
-    def fake_latency(arch, batch_size, device, warmup, repeats):
+    def fake_latency(arch, batch_size, device, warmup, repeats, **network):
         timed.append(arch)
         return [1.0 + len(timed)]
 

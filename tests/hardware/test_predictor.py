@@ -8,16 +8,21 @@ import torch
 from scipy.stats import spearmanr
 
 from modnas.errors import ModnasError
-from modnas.hardware.devices import REFERENCE_ARCH_INDICES, registry
 from modnas.hardware.predictor import (
-    DEFAULT_CHECKPOINT,
     MetaPredictor,
     PredictorConfig,
     load_predictor,
     save_predictor,
 )
-from modnas.hardware.training import all_onehots, normalised_table, predict_normalised, to_device_unit
+from modnas.hardware.training import predict_normalised, to_device_unit
 from modnas.spaces.nb201 import to_onehot
+from modnas.spaces.nb201.devices import (
+    REFERENCE_ARCH_INDICES,
+    NB201Devices,
+    all_onehots,
+    normalised_table,
+    registry,
+)
 from modnas.tables.nb201 import nb201_tables
 
 SMALL = PredictorConfig(gcn_hidden=16, device_hidden=16, head_hidden=16, flat_hidden=16)
@@ -56,7 +61,7 @@ def test_save_load_round_trip(tmp_path):
     path = tmp_path / "p.pt"
     save_predictor(model, path, {"note": "x"})
     loaded, meta = load_predictor(path)
-    assert meta == {"note": "x"} and loaded.config == SMALL
+    assert meta == {"space": "nb201", "note": "x"} and loaded.config == SMALL
     onehot = to_onehot(nb201_tables.ops_codes[:5])
     torch.testing.assert_close(loaded(onehot, embeddings("fpga")), model.eval()(onehot, embeddings("fpga")))
 
@@ -109,13 +114,22 @@ def shipped():
 
 
 def test_shipped_checkpoint_is_small_and_documented(shipped):
-    from importlib import resources
+    from modnas.spaces.nb201.problem import PREDICTOR_CHECKPOINT
 
-    path = resources.files("modnas.hardware").joinpath("data", DEFAULT_CHECKPOINT)
+    path = PREDICTOR_CHECKPOINT
     assert path.stat().st_size < 5 * 1024 * 1024  # type: ignore[attr-defined]
     _, meta = shipped
     assert meta["train_config"]["devices"] == list(registry.names("train"))
     assert "modnas predictor train" in meta["command"]
+
+
+def test_checkpoints_name_their_space(tmp_path):
+    path = tmp_path / "p.pt"
+    save_predictor(MetaPredictor(SMALL), path)
+    model, meta = load_predictor(path)
+    assert meta["space"] == "nb201" and model.config.space == "nb201"
+    with pytest.raises(ModnasError, match="for search space 'nb201', not 'toy'"):
+        load_predictor(path, space="toy")
 
 
 @pytest.mark.parametrize(("device", "floor"), [("1080ti_1", 0.97), ("titanx_256", 0.98), ("fpga", 0.95), ("gold_6226", 0.95)])
@@ -143,10 +157,9 @@ BUSY_REFERENCES = [167.3, 2.5, 23.4, 17.1, 33.0, 30.2, 5.0, 47.6, 10.1, 2501.9]
 
 def test_latency_predictions_are_positive_and_ordered_for_a_noisy_custom_device(shipped):
     """Read linearly, a noisy profile's inflated span gave 250 negative latencies (down to -184 ms)."""
-    from modnas.hardware.devices import DeviceRegistry
 
     model, _ = shipped
-    device = DeviceRegistry().register("busy", BUSY_REFERENCES)
+    device = NB201Devices().register("busy", BUSY_REFERENCES)
     normalised = predict_normalised(model, all_onehots(), device)
     ms = to_device_unit(normalised, device)
     assert (ms > 0).all() and np.isfinite(ms).all()
@@ -166,7 +179,7 @@ def test_latency_predictions_of_builtin_devices_are_unchanged(shipped):
     model, _ = shipped
     names = [n for n in registry.names("all") if n != "pixel3"]
     emb = torch.tensor(np.stack([registry.get(n).embedding for n in names]), dtype=torch.float32)
-    normalised = over_all_archs(lambda x: model(x, emb)).numpy()
+    normalised = over_all_archs(lambda x: model(x, emb), all_onehots()).numpy()
     for k, name in enumerate(names):
         ref = np.asarray(registry.get(name).reference_latencies)
         linear = ref.min() + normalised[:, k] * (ref.max() - ref.min())

@@ -9,13 +9,10 @@ import numpy as np
 import pytest
 
 from modnas.errors import ModnasError, UnknownDeviceError
-from modnas.hardware import devices as devices_module
 from modnas.hardware import profiles
-from modnas.hardware.devices import REFERENCE_ARCH_INDICES, DeviceRegistry, get_device
 from modnas.hardware.profiles import (
     DeviceProfile,
     ProfileStore,
-    ensure_stored_devices_loaded,
     load_profile,
     load_stored_devices,
     parse_profile,
@@ -24,6 +21,7 @@ from modnas.hardware.profiles import (
     save_profile,
 )
 from modnas.spaces.nb201 import index_to_string
+from modnas.spaces.nb201.devices import REFERENCE_ARCH_INDICES, NB201Devices, get_device
 from modnas.tables.nb201 import nb201_tables
 
 REFERENCE_ARCHS = [index_to_string(i) for i in REFERENCE_ARCH_INDICES]
@@ -344,7 +342,7 @@ def test_store_ignores_temporary_files_of_atomic_writes(home):
 
 
 def test_register_profile_keeps_extra_latencies_for_few_shot():
-    registry = DeviceRegistry()
+    registry = NB201Devices()
     profile = make(batch_size=2, processor="Cortex-A76")
     device = registry.get(register_profile(profile, registry).name)
     assert device.split == "custom" and device.kind == "custom" and device.batch_size == 2
@@ -362,7 +360,7 @@ def test_load_stored_devices_registers_every_profile(home):
     store = ProfileStore()
     store.add(make("one"))
     store.add(make("two", dict(zip(REFERENCE_ARCHS, FPGA_REF))))
-    registry = DeviceRegistry()
+    registry = NB201Devices()
     loaded = load_stored_devices(registry, store)
     assert [d.name for d in loaded] == ["one", "two"]
     assert registry.names("custom") == ("one", "two")
@@ -374,35 +372,32 @@ def test_load_stored_devices_names_the_bad_file(home):
     store.add(make("one"))
     (home / "devices" / "two.json").write_text(json.dumps({"name": "two", "latencies_ms": {}}))
     with pytest.raises(ModnasError) as exc:
-        load_stored_devices(DeviceRegistry(), store)
+        load_stored_devices(NB201Devices(), store)
     assert_one_line(exc, "two.json", "missing")
     # a hand-placed profile named like a built-in device is refused, naming its file
     (home / "devices" / "two.json").unlink()
     (home / "devices" / "fpga.json").write_text(json.dumps(make("fpga").to_json()))
     with pytest.raises(ModnasError) as exc:
-        load_stored_devices(DeviceRegistry(), store)
+        load_stored_devices(NB201Devices(), store)
     assert_one_line(exc, "fpga.json", "built-in")
 
 
 @pytest.fixture
-def global_registry(monkeypatch):
-    """A fresh process-wide registry and load state, so tests cannot leak devices into each other."""
-    fresh = DeviceRegistry()
-    monkeypatch.setattr(devices_module, "registry", fresh)
-    monkeypatch.setattr(profiles, "_LOADED_ROOTS", set())
-    return fresh
+def global_registry():
+    """A fresh NB201 device set, so tests cannot leak devices into each other."""
+    return NB201Devices()
 
 
-def test_ensure_stored_devices_loaded_once_into_the_global_registry(home, global_registry, monkeypatch):
+def test_stored_devices_load_once_into_the_device_set(home, global_registry, monkeypatch):
     ProfileStore().add(make("lab_gpu"))
     calls = []
     real = profiles.load_stored_devices
     monkeypatch.setattr(profiles, "load_stored_devices", lambda *a, **k: calls.append(a) or real(*a, **k))
-    ensure_stored_devices_loaded()
-    ensure_stored_devices_loaded()
+    global_registry.ensure_profiles_loaded()
+    global_registry.ensure_profiles_loaded()
+    assert global_registry.get("lab_gpu").split == "custom"  # get loads too, but only once
     assert len(calls) == 1
-    assert devices_module.get_device("lab_gpu").split == "custom"
-    assert dict(devices_module.get_device("lab_gpu").extra_latencies) == EXTRA
+    assert dict(global_registry.get("lab_gpu").extra_latencies) == EXTRA
 
 
 def test_a_corrupt_stored_profile_only_fails_the_commands_that_use_it(home, global_registry, caplog):
@@ -410,26 +405,27 @@ def test_a_corrupt_stored_profile_only_fails_the_commands_that_use_it(home, glob
     ProfileStore().add(make("lab_gpu"))
     (home / "devices" / "bad.json").write_text("[")
     with caplog.at_level("WARNING"):
-        ensure_stored_devices_loaded()
+        global_registry.ensure_profiles_loaded()
     assert "bad.json" in caplog.text and "invalid JSON" in caplog.text
-    assert devices_module.get_device("lab_gpu").split == "custom"
-    assert devices_module.get_device("fpga").split == "test"
+    assert global_registry.get("lab_gpu").split == "custom"
+    assert global_registry.get("fpga").split == "test"
     with pytest.raises(ModnasError) as exc:
-        devices_module.get_device("bad")
+        global_registry.get("bad")
     assert_one_line(exc, "bad.json", "invalid JSON", "cannot be used")
     # fixed by storing a good profile under the name
     ProfileStore().add(make("bad"), force=True)
-    profiles.sync_global_registry(ProfileStore(), "bad")
-    assert devices_module.get_device("bad").name == "bad"
+    global_registry.sync_profile(ProfileStore(), "bad")
+    assert global_registry.get("bad").name == "bad"
 
 
-def test_sync_global_registry_follows_add_and_remove(home, global_registry):
+def test_sync_profile_follows_add_and_remove(home, global_registry):
     store = ProfileStore()
-    profiles.sync_global_registry(store, "late")  # not loaded yet: nothing to do
-    ensure_stored_devices_loaded()
+    global_registry.sync_profile(store, "late")  # not loaded yet: nothing to do
+    assert "late" not in global_registry._custom
+    global_registry.ensure_profiles_loaded()
     store.add(make("late"))
-    profiles.sync_global_registry(store, "late")
+    global_registry.sync_profile(store, "late")
     assert global_registry.get("late").name == "late"
     store.remove("late")
-    profiles.sync_global_registry(store, "late")
+    global_registry.sync_profile(store, "late")
     assert "late" not in global_registry.names("custom")

@@ -7,19 +7,24 @@ import pytest
 import torch
 
 from modnas.errors import ModnasError
-from modnas.hardware.devices import REFERENCE_ARCH_INDICES, registry
 from modnas.hardware.predictor import PredictorConfig
 from modnas.hardware.training import (
     TrainConfig,
     adapt,
-    all_onehots,
     evaluate_predictor,
-    normalised_predicted_latencies,
-    normalised_table,
     over_all_archs,
     predict_normalised,
     summarise,
     train_predictor,
+)
+from modnas.spaces.nb201.devices import (
+    REFERENCE_ARCH_INDICES,
+    NB201Devices,
+    all_onehots,
+    latency_data,
+    normalised_predicted_latencies,
+    normalised_table,
+    registry,
 )
 from modnas.tables.nb201 import nb201_tables
 
@@ -30,11 +35,11 @@ QUICK = TrainConfig(steps=40, batch_size=64, lr=3e-3, devices=("1080ti_1", "tita
 @pytest.fixture(scope="module")
 def quick_model():
     torch.set_num_threads(1)
-    return train_predictor(QUICK, SMALL)
+    return train_predictor(latency_data(), QUICK, SMALL)
 
 
 def test_training_is_deterministic_under_a_seed(quick_model):
-    again = train_predictor(QUICK, SMALL)
+    again = train_predictor(latency_data(), QUICK, SMALL)
     for (name, a), b in zip(quick_model.state_dict().items(), again.state_dict().values()):
         assert torch.equal(a, b), name
 
@@ -42,7 +47,7 @@ def test_training_is_deterministic_under_a_seed(quick_model):
 def test_training_learns(quick_model):
     from scipy.stats import spearmanr
 
-    untrained = train_predictor(TrainConfig(steps=1, batch_size=2, devices=QUICK.devices), SMALL)
+    untrained = train_predictor(latency_data(), TrainConfig(steps=1, batch_size=2, devices=QUICK.devices), SMALL)
     idx = np.arange(0, 15625, 7)
     device = registry.get("titanx_256")
     truth = normalised_table("titanx_256")[idx]
@@ -53,7 +58,7 @@ def test_training_learns(quick_model):
 
 def test_training_refuses_test_devices():
     with pytest.raises(ModnasError, match="fpga"):
-        train_predictor(TrainConfig(steps=1, devices=("1080ti_1", "fpga")), SMALL)
+        train_predictor(latency_data(), TrainConfig(steps=1, devices=("1080ti_1", "fpga")), SMALL)
 
 
 def test_adapt_fits_the_measurements_and_leaves_the_original(quick_model):
@@ -73,12 +78,11 @@ def test_adapt_fits_the_measurements_and_leaves_the_original(quick_model):
 
 
 def test_adapt_uses_the_devices_extra_latencies(quick_model):
-    from modnas.hardware.devices import DeviceRegistry
 
     fpga = registry.get("fpga")
     true = nb201_tables.full_column("latency", "fpga")
     extras = {nb201_tables.arch_strings[i]: float(true[i]) for i in (1, 2, 3)}
-    custom = DeviceRegistry().register("my_fpga", list(fpga.reference_latencies), extra_latencies=extras)
+    custom = NB201Devices().register("my_fpga", list(fpga.reference_latencies), extra_latencies=extras)
     a = adapt(quick_model, custom, steps=5)
     b = adapt(quick_model, custom, measurements={}, steps=5)
     onehot = all_onehots()[:50]
@@ -86,7 +90,7 @@ def test_adapt_uses_the_devices_extra_latencies(quick_model):
 
 
 def test_evaluation_rows_and_summary(quick_model):
-    rows = evaluate_predictor(quick_model, ["fpga", "1080ti_1"], shots=(5,), seeds=1, adapt_steps=3)
+    rows = evaluate_predictor(quick_model, latency_data(), ["fpga", "1080ti_1"], shots=(5,), seeds=1, adapt_steps=3)
     assert [(r.device, r.setting) for r in rows] == [
         ("fpga", "zero-shot"), ("fpga", "5-shot"), ("1080ti_1", "zero-shot"), ("1080ti_1", "5-shot"),
     ]

@@ -11,10 +11,10 @@ import torch
 
 from modnas.config import load_config
 from modnas.errors import ModnasError
-from modnas.hardware.devices import PROTOCOL_DEVICES, TRAIN_DEVICES
 from modnas.search import evaluate_run, run_note, search
 from modnas.search.benchmark import BenchmarkSearch
 from modnas.search.run import METRIC_FIELDS
+from modnas.spaces.nb201.devices import PROTOCOL_DEVICES, TRAIN_DEVICES
 from modnas.tables.nb201 import nb201_tables
 
 TINY = {
@@ -239,9 +239,9 @@ def test_prefer_measured_three_objectives():
 
 
 def test_measured_front_in_the_search_and_the_trained_run(tmp_path):
-    from modnas.hardware.devices import registry
     from modnas.search.benchmark import candidate_values, measured_architectures
     from modnas.search.trained import TrainedSearch
+    from modnas.spaces.nb201.devices import registry
 
     config = load_config(None, {**TINY, "epochs": 1, "front": "hypernet+measured"})
     loop = BenchmarkSearch(config)
@@ -267,9 +267,9 @@ def test_measured_front_in_the_search_and_the_trained_run(tmp_path):
 
 
 def test_candidate_latency_is_measured_only_where_the_device_has_a_measurement():
-    from modnas.hardware.devices import REFERENCE_ARCH_INDICES, registry
     from modnas.search.benchmark import candidate_values
     from modnas.spaces.nb201 import index_to_string
+    from modnas.spaces.nb201.devices import REFERENCE_ARCH_INDICES, registry
 
     loop = BenchmarkSearch(load_config(None, {**TINY, "epochs": 1}))
     indices = np.array([3, 777, 12345, REFERENCE_ARCH_INDICES[0], REFERENCE_ARCH_INDICES[5]])
@@ -290,8 +290,8 @@ def test_candidate_latency_is_measured_only_where_the_device_has_a_measurement()
 
 
 def test_front_latency_predicted_reproduces_the_predictor_only_front():
-    from modnas.hardware.devices import registry
     from modnas.search.benchmark import candidate_values, measured_architectures, prefer_measured
+    from modnas.spaces.nb201.devices import registry
 
     config = load_config(None, {**TINY, "epochs": 1, "front": "hypernet+measured", "front_latency": "predicted"})
     loop = BenchmarkSearch(config)

@@ -155,8 +155,8 @@ def test_search_run_directory_and_resume(tmp_path):
     with pytest.raises(ModnasError, match="already complete"):
         resume_search(out)
     # front/export read a one-shot run too: the supernet stands in for the error predictor
-    from modnas.hardware.devices import registry
     from modnas.search.trained import TrainedSearch, export_architecture
+    from modnas.spaces.nb201.devices import registry
 
     trained = TrainedSearch.load(out)
     choice = trained.choose(registry.get("pixel3"), [1.0, 0.0])

@@ -9,10 +9,10 @@ import pytest
 
 from modnas.config import load_config
 from modnas.errors import ModnasError, UnknownDeviceError
-from modnas.hardware.devices import registry
 from modnas.search import search
 from modnas.search.benchmark import BenchmarkSearch
 from modnas.search.trained import TrainedSearch
+from modnas.spaces.nb201.devices import registry
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "three_objectives.yaml"
 TINY = {

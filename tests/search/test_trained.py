@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 from modnas.cli import app
 from modnas.config import load_config
 from modnas.errors import ModnasError
-from modnas.hardware.devices import DeviceRegistry, registry
 from modnas.search import search
 from modnas.search.trained import TrainedSearch
 from modnas.spaces.nb201 import build_network, count_parameters
+from modnas.spaces.nb201.devices import NB201Devices, registry
 from modnas.tables.nb201 import nb201_tables
 
 runner = CliRunner()
@@ -56,7 +56,7 @@ def test_front_for_a_builtin_device(trained):
 
 def test_front_for_a_custom_device_without_a_table(trained):
     fpga = registry.get("fpga")
-    custom = DeviceRegistry().register("my_board", [2 * x for x in fpga.reference_latencies])
+    custom = NB201Devices().register("my_board", [2 * x for x in fpga.reference_latencies])
     rows = trained.front(custom, n_prefs=6)
     assert rows and all(r["true_latency_ms"] is None for r in rows)
     # same embedding as fpga, twice the latencies: same architectures, predicted ms scale with the device
@@ -68,7 +68,7 @@ def test_front_for_a_custom_device_without_a_table(trained):
 def test_front_of_a_noisy_custom_device_lists_positive_latencies(trained):
     """Reference timings of a busy machine (2.5 ms to 2.5 s) once gave the fast end of the front negative ms."""
     busy = [167.3, 2.5, 23.4, 17.1, 33.0, 30.2, 5.0, 47.6, 10.1, 2501.9]
-    rows = trained.front(DeviceRegistry().register("busy_laptop", busy), n_prefs=24)
+    rows = trained.front(NB201Devices().register("busy_laptop", busy), n_prefs=24)
     assert rows and all(r["predicted_latency_ms"] > 0 for r in rows)
 
 
@@ -76,10 +76,10 @@ def test_a_custom_device_that_measured_the_queried_architectures(trained, run_di
     import numpy as np
 
     from modnas.evaluation import evaluation_preferences, to_simplex
-    from modnas.hardware.devices import REFERENCE_ARCH_INDICES
     from modnas.search.benchmark import candidate_values, measured_architectures, prefer_measured
     from modnas.search.run import queried_architectures
     from modnas.spaces.nb201 import index_to_string, to_index
+    from modnas.spaces.nb201.devices import REFERENCE_ARCH_INDICES
 
     pixel2 = registry.get("pixel2")
     references = {index_to_string(i) for i in REFERENCE_ARCH_INDICES}
@@ -87,7 +87,7 @@ def test_a_custom_device_that_measured_the_queried_architectures(trained, run_di
     assert len(queried) >= 20
     # what `modnas device measure --archs-from RUN` would record on a pixel2: its table latencies
     extras = {a: float(nb201_tables.latency("pixel2", int(to_index(a)))) for a in queried}
-    custom = DeviceRegistry().register("pixel2_measured", list(pixel2.reference_latencies), extra_latencies=extras)
+    custom = NB201Devices().register("pixel2_measured", list(pixel2.reference_latencies), extra_latencies=extras)
     rows = trained.front(custom, n_prefs=12)
     for r in rows:
         expected = extras.get(r["arch_str"])
@@ -135,7 +135,7 @@ def test_front_cli_json_and_profile(run_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout)) >= 1
     fpga = registry.get("fpga")
-    from modnas.hardware.devices import REFERENCE_ARCH_INDICES
+    from modnas.spaces.nb201.devices import REFERENCE_ARCH_INDICES
 
     profile = {
         "name": "board",
@@ -165,7 +165,7 @@ def test_front_says_what_was_measured(run_dir, tmp_path, monkeypatch):
     """'(measured)' beside a '-' latency read as a latency measurement; it meant the search had read the error."""
     monkeypatch.setenv("COLUMNS", "250")
     fpga = registry.get("fpga")
-    from modnas.hardware.devices import REFERENCE_ARCH_INDICES
+    from modnas.spaces.nb201.devices import REFERENCE_ARCH_INDICES
 
     refs = {nb201_tables.arch_strings[i]: v for i, v in zip(REFERENCE_ARCH_INDICES, fpga.reference_latencies)}
     path = tmp_path / "board.json"
@@ -212,7 +212,7 @@ def test_export_to_an_unwritable_place_is_one_line(run_dir, tmp_path, monkeypatc
     read_only = tmp_path / "read_only"
     read_only.mkdir()
 
-    def refuse(*args, dir=None, **kwargs):  # noqa: A002
+    def refuse(*args, dir=None, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(dir))
 
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
@@ -267,10 +267,10 @@ def test_pick_with_no_architecture_under_the_limit_returns_the_closest(trained):
 
 def test_pick_for_a_custom_device_zero_shot_and_energy_limits(trained):
     from modnas.evaluation.selection import knee_index
-    from modnas.hardware.energy import energy_model
+    from modnas.spaces.nb201.energy import energy_model
 
     fpga = registry.get("fpga")
-    custom = DeviceRegistry().register("my_board", [2 * x for x in fpga.reference_latencies])
+    custom = NB201Devices().register("my_board", [2 * x for x in fpga.reference_latencies])
     rows = trained.front(custom, n_prefs=12)
     knee = trained.pick(custom, rule="knee", n_prefs=12)
     points = [[r["predicted_error"], r["predicted_latency_ms"]] for r in rows]
@@ -360,7 +360,7 @@ def test_export_onnx_and_pt2_with_the_weights_of_modnas_train(run_dir, tmp_path)
 
 
 def test_front_cli_pick_for_a_profile_device(run_dir, tmp_path):
-    from modnas.hardware.devices import REFERENCE_ARCH_INDICES
+    from modnas.spaces.nb201.devices import REFERENCE_ARCH_INDICES
 
     pixel2 = registry.get("pixel2")
     profile = {

@@ -31,9 +31,9 @@ from typing import Any
 
 from modnas.baselines.protocol import MODNAS, MODNAS_PREDICTED_LATENCY, Protocol
 from modnas.errors import ModnasError
-from modnas.hardware.devices import PROTOCOL_DEVICES, registry
 from modnas.io import atomic_write_json, atomic_write_text, prepare_out_dir, read_csv_rows
 from modnas.io import csv_text as io_csv_text
+from modnas.spaces.nb201.devices import PROTOCOL_DEVICES, registry
 
 RESULT_FIELDS = ("method", "device", "split", "seed", "budget", "scope", "hv", "igd_plus", "n_front", "seconds")
 CURVE_FIELDS = ("method", "device", "split", "seed", "budget", "epoch", "hv", "igd_plus", "n_front")

@@ -157,8 +157,8 @@ def plot_hv_per_device(result: BenchmarkResult, path: Path) -> Path:
     from matplotlib.figure import Figure
 
     from modnas.evaluation.scorer import true_front
-    from modnas.hardware.devices import registry
     from modnas.plots import draw_hv_gap_dots, gap_axis_label, gap_floor
+    from modnas.spaces.nb201.devices import registry
 
     p = result.protocol
     devices = list(p.devices)
@@ -294,7 +294,7 @@ def plot_fronts(result: BenchmarkResult, out_dir: Path) -> list[Path]:
     """
     from matplotlib.lines import Line2D
 
-    from modnas.hardware.devices import registry
+    from modnas.spaces.nb201.devices import registry
 
     p = result.protocol
     colours = method_colours(p.methods)

@@ -3,8 +3,9 @@
 A protocol is a YAML mapping validated by :class:`Protocol`; unknown keys, methods and devices are one-line
 :class:`~modnas.errors.ModnasError` messages. Example (the full report, ``benchmarks/protocols/full.yaml``)::
 
+    space: nb201             # the search space (default nb201)
     methods: [modnas, random, local, morea, nsga2, motpe, gp]
-    devices: protocol        # protocol (19), train (13), test (6) or a list of device names
+    devices: protocol        # the space's protocol (NB201: 19), train (13), test (6) devices, or a list
     seeds: [0, 1, 2]
     budget: 200              # K: MODNAS's total; each baseline's budget per device
     workers: 2
@@ -16,11 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from modnas.errors import ModnasError
-from modnas.hardware.devices import PROTOCOL_DEVICES, TEST_DEVICES, TRAIN_DEVICES
 from modnas.io import read_yaml_mapping
+from modnas.problem import DEFAULT_SPACE, Problem, get_problem
 
 #: MODNAS itself, next to the baselines of :data:`modnas.baselines.METHODS`.
 MODNAS = "modnas"
@@ -28,7 +37,7 @@ MODNAS = "modnas"
 #: ablation row of the report, not a method a protocol names.
 MODNAS_PREDICTED_LATENCY = "modnas-predicted-latency"
 MODNAS_VARIANTS = (MODNAS, MODNAS_PREDICTED_LATENCY)
-DEVICE_GROUPS = {"protocol": PROTOCOL_DEVICES, "train": TRAIN_DEVICES, "test": TEST_DEVICES}
+DEVICE_GROUPS = ("protocol", "train", "test")
 _STRICT = ConfigDict(extra="forbid")
 
 
@@ -53,12 +62,13 @@ class Protocol(BaseModel):
 
     model_config = _STRICT
 
+    space: str = Field(DEFAULT_SPACE, description="the search space (a built-in name or package.module:attr)")
     methods: list[str] = Field(default_factory=lambda: list(all_methods()))
-    devices: list[str] = Field(default_factory=lambda: list(PROTOCOL_DEVICES))
+    devices: list[str] = Field(default_factory=lambda: ["protocol"], validate_default=True)
     seeds: list[int] = Field(default_factory=lambda: [0])
-    budget: StrictInt = Field(200, ge=1, le=15625, description="K: MODNAS's total budget; a baseline's per device")
+    budget: StrictInt = Field(200, ge=1, description="K: MODNAS's total budget; a baseline's per device")
     small_budget: StrictInt | None = Field(
-        None, ge=1, le=15625, description="the same-total-budget view per device (default: round(K / 19))"
+        None, ge=1, description="the same-total-budget view per device (default: K / the protocol devices)"
     )
     curve_points: StrictInt = Field(40, ge=2, le=1000, description="budgets at which the HV-versus-budget curves are scored")
     workers: StrictInt = Field(2, ge=1, le=64, description="processes running (method, device, seed) jobs")
@@ -75,25 +85,56 @@ class Protocol(BaseModel):
             raise ValueError("name at least one method")
         return list(dict.fromkeys(value))
 
+    @field_validator("space")
+    @classmethod
+    def _space(cls, value: str) -> str:
+        try:
+            get_problem(value)
+        except ModnasError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @property
+    def problem(self) -> Problem:
+        return get_problem(self.space)
+
     @field_validator("devices", mode="before")
     @classmethod
-    def _device_group(cls, value: Any) -> Any:
+    def _device_group(cls, value: Any, info: Any) -> Any:
+        if value == ["protocol"]:
+            value = "protocol"
         if isinstance(value, str):
             if value not in DEVICE_GROUPS:
                 raise ValueError(f"unknown device group {value!r}; use protocol, train, test or a list of devices")
-            return list(DEVICE_GROUPS[value])
+            if "space" not in info.data:  # already reported as a space error
+                return []
+            return list(get_problem(info.data["space"]).devices.names(value))
         return value
 
     @field_validator("devices")
     @classmethod
-    def _devices(cls, value: list[str]) -> list[str]:
+    def _devices(cls, value: list[str], info: Any) -> list[str]:
+        if "space" not in info.data:
+            return value
+        protocol = get_problem(info.data["space"]).devices.names("protocol")
         for name in value:
-            if name not in PROTOCOL_DEVICES:
-                raise ValueError(f"unknown device {name!r}; the benchmark covers the 19 protocol devices")
+            if name not in protocol:
+                raise ValueError(
+                    f"unknown device {name!r}; the benchmark covers the {len(protocol)} protocol devices"
+                )
         if not value:
             raise ValueError("name at least one device")
         # protocol order, so that tables and figures always list devices the same way
-        return [d for d in PROTOCOL_DEVICES if d in value]
+        return [d for d in protocol if d in value]
+
+    @model_validator(mode="after")
+    def _budget_fits_the_space(self) -> Protocol:
+        every = self.problem.space.enumerate()
+        for name in ("budget", "small_budget"):
+            value = getattr(self, name)
+            if every is not None and value is not None and value > len(every):
+                raise ValueError(f"{name} {value} is more than the {len(every)} architectures of {self.space}")
+        return self
 
     @field_validator("seeds")
     @classmethod
@@ -110,8 +151,8 @@ class Protocol(BaseModel):
 
     @property
     def same_total_budget(self) -> int:
-        """Per-device budget of the same-total view: K spread over the 19 devices MODNAS serves at once."""
-        return self.small_budget or max(1, round(self.budget / len(PROTOCOL_DEVICES)))
+        """Per-device budget of the same-total view: K spread over the protocol devices MODNAS serves at once."""
+        return self.small_budget or max(1, round(self.budget / len(self.problem.devices.names("protocol"))))
 
     def curve_budgets(self) -> list[int]:
         """Budgets 1..K at which the curves are scored: every budget up to 20, then evenly spaced (log-like)."""

@@ -258,7 +258,7 @@ def _cpu_text(summary: dict[str, Any]) -> str:
 
 def markdown(result: BenchmarkResult, summary: dict[str, Any], command: str | None = None) -> str:
     """``report.md``: protocol, both tables, win counts, summary, method settings and caveats."""
-    from modnas.hardware.devices import registry
+    from modnas.spaces.nb201.devices import registry
 
     p = result.protocol
     devices = p.devices

@@ -1,7 +1,7 @@
 """``modnas device ...``: profiles of your own hardware (measure, add, list, remove).
 
 Stored devices live in ``$MODNAS_HOME/devices`` (default ``~/.modnas/devices``) and can be used wherever a
-``--device`` is taken once the command has called :func:`modnas.hardware.profiles.ensure_stored_devices_loaded`.
+``--device`` of their space is taken (the space's device set loads them on first use).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from rich.table import Table
 
 from modnas.commands.common import FlagsWithoutType, console, err_console, print_json, user_errors
 from modnas.errors import ModnasError
-from modnas.hardware.devices import EMBEDDING_DIM
+
+#: the space of profiles that name none (``modnas.problem.DEFAULT_SPACE``; not imported, to keep start-up light)
+DEFAULT_SPACE = "nb201"
 
 app = typer.Typer(
     cls=FlagsWithoutType,
@@ -24,6 +26,9 @@ app = typer.Typer(
 )
 
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing file or stored device.")]
+SpaceOpt = Annotated[
+    str, typer.Option("--space", metavar="NAME", help="Search space of the architectures (built-in name or module:attr).")
+]
 
 
 def _embedding_text(embedding: list[float]) -> str:
@@ -31,12 +36,12 @@ def _embedding_text(embedding: list[float]) -> str:
 
 
 def _store_and_sync(profile: Any, force: bool) -> Path:
-    from modnas.hardware.profiles import ProfileStore, sync_global_registry
+    from modnas.hardware.profiles import ProfileStore, sync_stored_device
 
     store = ProfileStore()
     _check_store_writable(store.root)
     path = store.add(profile, force=force)
-    sync_global_registry(store, profile.name)
+    sync_stored_device(store, profile.name, profile.space)
     return path
 
 
@@ -49,11 +54,11 @@ def _check_store_writable(root: Path) -> None:
         raise ModnasError(f"{exc} (set MODNAS_HOME to a writable folder)") from None
 
 
-def _check_storable(name: str, force: bool) -> None:
+def _check_storable(name: str, force: bool, space: str) -> None:
     """Refuse a name that cannot be stored, before spending minutes measuring."""
     from modnas.hardware.profiles import ProfileStore, builtin_device_names
 
-    if name in builtin_device_names():
+    if name in builtin_device_names(space):
         raise ModnasError(f"device name {name!r} is taken by a built-in device; choose another name")
     store = ProfileStore()
     if store.path(name).exists() and not force:
@@ -83,9 +88,10 @@ def measure(
         bool, typer.Option("--register/--no-register", help="Also store the device for later commands.")
     ] = True,
     force: ForceOpt = False,
+    space: SpaceOpt = DEFAULT_SPACE,
 ) -> None:
-    """Time the 10 HELP reference architectures (and --extra random ones, and a run's queried ones with
-    --archs-from) here; write and register the profile."""
+    """Time the space's reference architectures (NB201: HELP's 10), --extra random ones and, with --archs-from,
+    a run's queried ones here; write and register the profile."""
     from modnas.errors import OutputError
     from modnas.hardware.measure import measure_device, noise_warnings
     from modnas.hardware.profiles import check_device_name, save_profile
@@ -99,7 +105,7 @@ def measure(
         raise ModnasError(f"{str(target)!r} already exists (use --force to overwrite it)")
     check_writable(target, "profile file")
     if register:
-        _check_storable(name, force)
+        _check_storable(name, force, space)
     archs: list[str] = []
     if archs_from is not None:
         from modnas.search.run import queried_architectures
@@ -123,7 +129,7 @@ def measure(
     try:
         profile = measure_device(
             name, archs=archs, n_extra=extra, seed=seed, batch_size=batch_size, cuda=cuda,
-            warmup=warmup, repeats=repeats, progress=tick, timings=passes.__setitem__,
+            warmup=warmup, repeats=repeats, progress=tick, timings=passes.__setitem__, space=space,
         )  # fmt: skip
     finally:
         if shown:
@@ -171,6 +177,9 @@ def add(
         int | None, typer.Option("--batch-size", help="Batch size the CSV latencies were measured at.")
     ] = None,
     force: ForceOpt = False,
+    space: Annotated[
+        str, typer.Option("--space", metavar="NAME", help="Search space of the CSV's architectures (with --latencies).")
+    ] = DEFAULT_SPACE,
 ) -> None:
     """Validate a device profile (JSON, or a CSV of latencies with --name) and store it."""
     from modnas.hardware.profiles import load_profile, profile_from_csv
@@ -181,24 +190,25 @@ def add(
         profile = load_profile(profile_file)
     elif name is not None and latencies is not None:
         fields = {} if batch_size is None else {"batch_size": batch_size}
-        profile = profile_from_csv(name, latencies, **fields)
+        profile = profile_from_csv(name, latencies, space=space, **fields)
     else:
         raise ModnasError("give PROFILE.json, or --name NAME with --latencies FILE.csv")
     path = _store_and_sync(profile, force)
     console.print(f"stored device {profile.name!r} in {path}", highlight=False)
     console.print(f"embedding: {_embedding_text(profile.embedding)}", highlight=False)
+    dim = len(profile.embedding)
     if profile.embedding_fit is not None:
         fit = profile.embedding_fit
         console.print(
-            f"embedding fitted from {fit.measurements} measured architectures (not all {EMBEDDING_DIM} reference "
+            f"embedding fitted from {fit.measurements} measured architectures (not all {dim} reference "
             f"ones; RMS error of the fit {fit.rmse_ms:.3g} ms); all {fit.measurements} available for few-shot "
             "adaptation",
             highlight=False,
         )
         return
-    n_extra = len(profile.latencies_ms) - EMBEDDING_DIM
+    n_extra = len(profile.latencies_ms) - dim
     console.print(
-        f"{n_extra} architecture{'s' if n_extra != 1 else ''} beyond the {EMBEDDING_DIM} reference ones "
+        f"{n_extra} architecture{'s' if n_extra != 1 else ''} beyond the {dim} reference ones "
         "available for few-shot adaptation",
         highlight=False,
     )
@@ -219,6 +229,7 @@ def list_cmd(
             [
                 {
                     "name": p.name,
+                    "space": p.space,
                     "path": str(store.path(p.name)),
                     "description": profile_description(p),
                     "source": p.source,
@@ -237,11 +248,12 @@ def list_cmd(
         console.print(f"no stored devices in {store.root}", highlight=False)
         return
     table = Table(title=f"stored devices ({store.root})")
-    for col in ("name", "description", "batch", "measured", "embedding (10 reference archs)"):
+    for col in ("name", "space", "description", "batch", "measured", "embedding (reference archs)"):
         table.add_column(col)
     for p in profiles:
         table.add_row(
             p.name,
+            p.space,
             profile_description(p),
             "?" if p.batch_size is None else str(p.batch_size),
             str(len(p.latencies_ms)),
@@ -254,9 +266,13 @@ def list_cmd(
 @user_errors
 def remove(name: Annotated[str, typer.Argument(help="Stored device to delete.")]) -> None:
     """Delete a stored custom device."""
-    from modnas.hardware.profiles import ProfileStore, sync_global_registry
+    from modnas.hardware.profiles import ProfileStore, sync_stored_device
 
     store = ProfileStore()
+    try:
+        space = store.load(name).space
+    except ModnasError:  # missing or broken: nothing of it is registered beyond the default space
+        space = DEFAULT_SPACE
     path = store.remove(name)
-    sync_global_registry(store, name)
+    sync_stored_device(store, name, space)
     console.print(f"removed device {name!r} ({path})", highlight=False)

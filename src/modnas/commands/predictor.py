@@ -21,8 +21,9 @@ app = typer.Typer(
 )
 
 CheckpointOpt = Annotated[
-    Path | None, typer.Option("--checkpoint", help="Predictor checkpoint (default: the one shipped with modnas).")
+    Path | None, typer.Option("--checkpoint", help="Predictor checkpoint (default: the one shipped with the space).")
 ]
+SpaceOpt = Annotated[str, typer.Option("--space", metavar="NAME", help="Search space: nb201, or package.module:attr.")]
 
 
 def _progress() -> Progress:
@@ -37,27 +38,34 @@ def _progress() -> Progress:
 def train(
     out: Annotated[Path, typer.Option(help="Where to write the checkpoint.")] = Path("predictor.pt"),
     steps: Annotated[int, typer.Option(min=1, help="Optimisation steps.")] = 8000,
-    batch_size: Annotated[int, typer.Option(min=1, help="Architectures per step (x 13 devices).")] = 512,
+    batch_size: Annotated[int, typer.Option(min=1, help="Architectures per step (x training devices).")] = 512,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate (cosine-annealed).")] = 3e-3,
     seed: Annotated[int, typer.Option(help="Random seed; training is deterministic per seed.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing checkpoint.")] = False,
+    space: SpaceOpt = "nb201",
 ) -> None:
-    """Train on the 13 MODNAS training devices (never the 6 test devices) and write a checkpoint."""
+    """Train on the space's training devices (NB201: the 13 MODNAS ones; never the test devices) and write a
+    checkpoint."""
     import torch
 
     from modnas.errors import OutputError
-    from modnas.hardware.predictor import PredictorConfig, save_predictor
+    from modnas.hardware.predictor import save_predictor
     from modnas.hardware.training import TrainConfig, train_predictor
     from modnas.io import check_writable, os_error_reason
+    from modnas.problem import get_problem
 
     if out.exists() and not force:
         raise ModnasError(f"{out} already exists; pass --force to overwrite it")
     check_writable(out, "checkpoint")
-    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+    problem = get_problem(space)
+    if problem.latency_data is None:
+        raise ModnasError(f"search space {space!r} has no latency data to train a predictor on")
+    data = problem.latency_data()
+    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, devices=problem.devices.names("train"))
     start = time.perf_counter()
     with _progress() as bar:
         task = bar.add_task("training predictor", total=steps)
-        model = train_predictor(config, PredictorConfig(), progress=lambda i, n, loss: bar.update(task, completed=i))
+        model = train_predictor(data, config, progress=lambda i, n, loss: bar.update(task, completed=i))
     seconds = time.perf_counter() - start
     metadata = {
         "train_config": config.to_dict(),
@@ -65,7 +73,8 @@ def train(
         "torch_version": str(torch.__version__),
         "threads": torch.get_num_threads(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": f"modnas predictor train --steps {steps} --batch-size {batch_size} --lr {lr} --seed {seed}",
+        "command": f"modnas predictor train --space {space} --steps {steps} --batch-size {batch_size} --lr {lr} "
+        f"--seed {seed}",
     }
     try:
         save_predictor(model, out, metadata, force=force)
@@ -89,13 +98,16 @@ def evaluate(
     checkpoint: CheckpointOpt = None,
     shots: Annotated[str, typer.Option(help="Comma-separated k for k-shot adaptation ('' for zero-shot only).")] = "10,20",
     seeds: Annotated[int, typer.Option(min=1, help="Draws of the k architectures per device.")] = 3,
-    device: Annotated[list[str], typer.Option(help="Devices (default: the 19 protocol devices).")] = [],  # noqa: B006
+    device: Annotated[
+        list[str], typer.Option(help="Devices (default: the space's training and test devices, NB201: 19).")
+    ] = [],  # noqa: B006
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
+    space: SpaceOpt = "nb201",
 ) -> None:
     """Per-device Spearman and Kendall tau, zero-shot and after k-shot adaptation, with means per split."""
-    from modnas.hardware.devices import PROTOCOL_DEVICES
     from modnas.hardware.predictor import load_predictor
     from modnas.hardware.training import evaluate_predictor, summarise
+    from modnas.problem import get_problem
 
     try:
         ks = tuple(int(k) for k in shots.split(",") if k.strip())
@@ -103,11 +115,15 @@ def evaluate(
         raise ModnasError(f"--shots must be comma-separated integers, got {shots!r}") from None
     if any(k < 1 for k in ks):
         raise ModnasError(f"--shots must be positive, got {shots!r}")
-    model, _ = load_predictor(checkpoint)
-    names = device or list(PROTOCOL_DEVICES)
+    problem = get_problem(space)
+    if problem.latency_data is None:
+        raise ModnasError(f"search space {space!r} has no latency data to evaluate a predictor on")
+    model, _ = load_predictor(checkpoint, space)
+    names = device or list(problem.devices.names("protocol"))
+    data = problem.latency_data()
     with _progress() as bar:
         task = bar.add_task("evaluating", total=len(names))
-        rows = evaluate_predictor(model, names, shots=ks, seeds=seeds, progress=lambda _: bar.advance(task))
+        rows = evaluate_predictor(model, data, names, shots=ks, seeds=seeds, progress=lambda _: bar.advance(task))
     if as_json:
         print_json([r.to_dict() for r in rows])
         return
@@ -136,46 +152,45 @@ def predict(
     device: Annotated[str, typer.Option(help="Device name (built-in or registered custom device).")],
     archs: Annotated[Path, typer.Option(help="Arch strings, one per line, or a CSV with an arch_str column.")],
     out: Annotated[Path | None, typer.Option(help="CSV to write (default: standard output).")] = None,
-    metric: Annotated[str, typer.Option(help="latency (MetaPredictor) or energy (eyeriss, fpga).")] = "latency",
+    metric: Annotated[
+        str, typer.Option(help="latency (MetaPredictor), or an objective with an exact model (NB201: energy).")
+    ] = "latency",
     checkpoint: CheckpointOpt = None,
     adapt_steps: Annotated[int, typer.Option(min=0, help="Few-shot steps on the device's extra measurements.")] = 100,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")] = False,
+    space: SpaceOpt = "nb201",
 ) -> None:
     """Predict latency (ms) or energy (mJ) of your architectures on any registered device."""
-    import numpy as np
-
     from modnas.cli import read_arch_file_checked
-    from modnas.hardware.devices import registry
-    from modnas.hardware.profiles import ensure_stored_devices_loaded
     from modnas.io import atomic_write_text, check_writable
-    from modnas.spaces.nb201 import as_indices, index_to_string, to_index, to_onehot
+    from modnas.problem import get_problem
 
     if out is not None and out.exists() and not force:
         raise ModnasError(f"{out} already exists; pass --force to overwrite it")
     if out is not None:
         check_writable(out, "output file")
-    ensure_stored_devices_loaded()
-    dev = registry.get(device)
-    arch_list = read_arch_file_checked(archs)
-    canonical = [index_to_string(int(i)) for i in np.atleast_1d(to_index(arch_list))]
-    if metric == "energy":
-        from modnas.hardware.energy import energy_model
-
-        model = energy_model(device)
-        values = model.predict(as_indices(canonical))
-        column = "energy_mj"
-    elif metric == "latency":
+    problem = get_problem(space)
+    dev = problem.devices.get(device)
+    arch_list = read_arch_file_checked(archs, problem.space)
+    canonical = [problem.space.canonical_key(a) for a in arch_list]
+    indices = problem.space.parse_many(canonical)
+    if metric == "latency":
         from modnas.hardware.predictor import load_predictor
         from modnas.hardware.training import adapt, predict_normalised, to_device_unit
 
-        predictor, _ = load_predictor(checkpoint)
+        predictor, _ = load_predictor(checkpoint, space)
         if dev.extra_latencies and adapt_steps > 0:
             predictor = adapt(predictor, dev, steps=adapt_steps)
             err_console.print(f"adapted to {len(dev.extra_latencies)} extra measurements of {device}")
-        values = to_device_unit(predict_normalised(predictor, to_onehot(canonical), dev), dev)
+        values = to_device_unit(predict_normalised(predictor, problem.space.to_onehot(indices), dev), dev)
         column = "latency_ms"
+    elif metric in problem.truth.objectives and metric != "error":
+        model = problem.exact_model(metric, device)
+        values = model.predict(indices)
+        column = f"{metric}_{problem.truth.objectives[metric].unit.lower()}"
     else:
-        raise ModnasError(f"unknown metric {metric!r}; choose latency or energy")
+        others = [o for o in problem.truth.objectives if o not in ("error", "latency")]
+        raise ModnasError(f"unknown metric {metric!r}; choose latency{''.join(', ' + o for o in others)}")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["arch_str", column])

@@ -23,7 +23,10 @@ def _device(trained: Any, device: str | None, profile: Path | None) -> Any:
 
     _check_device_args(device, profile)
     if profile is not None:
-        return profile_device(profile)
+        found = profile_device(profile)
+        if found.space != trained.problem.name:
+            raise ModnasError(f"{profile}: a {found.space} device profile, but the run searched {trained.problem.name}")
+        return found
     return trained.device(device)
 
 

@@ -75,7 +75,9 @@ def train_command(
             shown = f"loss {info['loss']:.3f} train {info['train_acc']:.1f} %" if "loss" in info else ""
             bar.update(task, completed=done, total=total, info=shown + test_acc)
 
-        result = train_architecture(arch_str, settings, out_dir, progress=progress, meta=meta)
+        result = train_architecture(
+            arch_str, settings, out_dir, progress=progress, meta=meta, space=str(meta.get("space", "nb201"))
+        )
     if as_json:
         print_json({**result, "out": str(out_dir)})
         return

@@ -1,27 +1,9 @@
-"""Hardware: devices and their embeddings (predictors and on-machine measurement build on these)."""
+"""Hardware: devices and their embeddings, the latency MetaPredictor, on-machine measurement, device profiles.
 
-from modnas.hardware.devices import (
-    EMBEDDING_DIM,
-    PROTOCOL_DEVICES,
-    REFERENCE_ARCH_INDICES,
-    TEST_DEVICES,
-    TRAIN_DEVICES,
-    Device,
-    DeviceRegistry,
-    get_device,
-    register_device,
-    registry,
-)
+Nothing here knows a particular search space: a space's devices are defined with it (NB201:
+``spaces/nb201/devices.py``) and reached through its problem (``get_problem(name).devices``).
+"""
 
-__all__ = [
-    "EMBEDDING_DIM",
-    "PROTOCOL_DEVICES",
-    "REFERENCE_ARCH_INDICES",
-    "TEST_DEVICES",
-    "TRAIN_DEVICES",
-    "Device",
-    "DeviceRegistry",
-    "get_device",
-    "register_device",
-    "registry",
-]
+from modnas.hardware.devices import Device, DeviceRegistry, DeviceSet
+
+__all__ = ["Device", "DeviceRegistry", "DeviceSet"]

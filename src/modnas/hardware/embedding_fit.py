@@ -1,7 +1,7 @@
 """Device embeddings from any measured architectures, fitted through the frozen MetaPredictor.
 
-A device embedding is the latencies of the 10 HELP reference architectures, min-max normalised (HELP, Lee et al.
-2021). A user who has latencies of *other* architectures (a table someone measured, a phone's logs) can still get
+A device embedding is the latencies of the space's reference architectures (NB201: HELP's 10), min-max normalised
+(HELP, Lee et al. 2021). A user who has latencies of *other* architectures (a table someone measured, a phone's logs) can still get
 one: the MetaPredictor is differentiable in its embedding input, so the embedding ``e`` is found by gradient
 descent such that an affine map of the predictions matches the measurements,
 
@@ -10,7 +10,7 @@ descent such that an affine map of the predictions matches the measurements,
 where ``f`` is the predictor's reference-normalised output. ``a`` and ``b`` are solved in closed form (least
 squares) for every ``e``, so the descent only moves ``e``. It minimises the squared error divided by the
 measurements' variance plus ``PRIOR`` times the mean squared distance of ``e`` from its starting embedding: with 10
-measurements and 11 free numbers an unpenalised fit matches the measurements exactly and ranks the rest worse.
+measurements and 11 free numbers (NB201) an unpenalised fit matches the measurements exactly and ranks the rest worse.
 
 ``e`` is parametrised as the min-max normalisation of a free vector, so that like every real embedding (and every
 embedding the predictor was trained on) its smallest value is 0 and its largest 1. Then the *synthetic* reference
@@ -29,7 +29,6 @@ free embeddings or mixtures of the training ones) were made on held-out training
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -37,7 +36,7 @@ import numpy as np
 import torch
 
 from modnas.errors import ModnasError
-from modnas.hardware.devices import EMBEDDING_DIM, MIN_MEASUREMENTS, TRAIN_DEVICES, registry
+from modnas.hardware.devices import DeviceRegistry
 from modnas.hardware.predictor import MetaPredictor
 
 logger = logging.getLogger(__name__)
@@ -75,39 +74,22 @@ class EmbeddingFit:
         return tuple(float(self.offset + self.scale * x) for x in self.embedding)
 
 
-def check_measurements(measurements: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical indices and latencies of ``{arch_str: latency}``; refuses what an embedding cannot be fitted to.
+def check_measurements(measurements: Mapping[str, float], devices: DeviceRegistry) -> tuple[list[str], np.ndarray]:
+    """Canonical keys and latencies of ``{arch_str: latency}``; refuses what an embedding cannot be fitted to.
 
-    At least :data:`MIN_MEASUREMENTS` architectures, each once (non-canonical spellings of one architecture count
-    as the same), every latency finite and > 0, and not all equal.
+    At least ``devices.min_measurements`` architectures, each once (non-canonical spellings of one architecture
+    count as the same), every latency finite and > 0, and not all equal.
     """
-    from modnas.spaces.nb201 import index_to_string, to_index
-
-    seen: set[int] = set()
-    indices = []
-    for arch, value in measurements.items():
-        idx = int(to_index(arch))
-        canon = index_to_string(idx)
-        if idx in seen:
-            raise ModnasError(f"architecture {canon} is listed twice")
-        try:
-            bad = not math.isfinite(value) or value <= 0
-        except TypeError:
-            raise ModnasError(f"latency of {canon} is {value!r}, not a number") from None
-        if bad:
-            shown = "NaN" if math.isnan(value) else f"{value:g}"
-            raise ModnasError(f"latency of {canon} is {shown}; latencies must be finite and > 0")
-        seen.add(idx)
-        indices.append(idx)
-    if len(indices) < MIN_MEASUREMENTS:
+    canonical = devices.canonical_measurements(measurements)
+    if len(canonical) < devices.min_measurements:
         raise ModnasError(
-            f"{len(indices)} measured architectures; a device needs at least {MIN_MEASUREMENTS} "
-            f"(the {EMBEDDING_DIM} reference architectures, or any {MIN_MEASUREMENTS} others)"
+            f"{len(canonical)} measured architectures; a device needs at least {devices.min_measurements} "
+            f"(the {devices.embedding_dim} reference architectures, or any {devices.min_measurements} others)"
         )
-    values = np.asarray(list(measurements.values()), dtype=np.float64)
+    values = np.asarray(list(canonical.values()), dtype=np.float64)
     if values.max() <= values.min():
         raise ModnasError("measured latencies are all equal: no device embedding can be fitted to them")
-    return np.asarray(indices, dtype=np.int64), values
+    return list(canonical), values
 
 
 def _minmax(z: torch.Tensor) -> torch.Tensor:
@@ -143,13 +125,17 @@ def _affine_fit(
     return weight @ residual**2, a, b
 
 
-def starting_embeddings(seed: int, random_starts: int = RANDOM_STARTS, devices: Sequence[str] = TRAIN_DEVICES) -> np.ndarray:
-    """The starts of the descent: the embeddings of ``devices`` and ``random_starts`` seeded Dirichlet mixtures.
+def starting_embeddings(
+    seed: int, devices: DeviceRegistry, random_starts: int = RANDOM_STARTS, names: Sequence[str] | None = None
+) -> np.ndarray:
+    """The starts of the descent: the embeddings of ``names`` (default: the training devices) and
+    ``random_starts`` seeded Dirichlet mixtures of them.
 
     A mixture is formed like the predictor's synthetic training devices: reference latencies mixed, then min-max
     normalised.
     """
-    base = np.stack([registry.get(d).embedding for d in devices]).astype(np.float64)
+    names = devices.names("train") if names is None else names
+    base = np.stack([devices.get(d).embedding for d in names]).astype(np.float64)
     rng = np.random.default_rng(seed)
     mixed = rng.dirichlet(np.full(len(base), 0.5), size=random_starts) @ base
     mixed = (mixed - mixed.min(1, keepdims=True)) / (mixed.max(1, keepdims=True) - mixed.min(1, keepdims=True))
@@ -158,6 +144,7 @@ def starting_embeddings(seed: int, random_starts: int = RANDOM_STARTS, devices: 
 
 def fit_embedding(
     measurements: Mapping[str, float],
+    devices: DeviceRegistry,
     predictor: MetaPredictor | None = None,
     *,
     seed: int = 0,
@@ -166,22 +153,24 @@ def fit_embedding(
     prior: float = PRIOR,
     starts: np.ndarray | None = None,
 ) -> EmbeddingFit:
-    """Fit a device embedding to measured latencies ``{arch_str: latency}`` of at least 10 architectures.
+    """Fit a device embedding to measured latencies ``{arch_str: latency}`` of architectures of ``devices``' space
+    (at least as many as it has reference architectures).
 
-    ``predictor`` defaults to the shipped MetaPredictor, which stays frozen; ``starts`` (``(R, 10)``) defaults to
-    :func:`starting_embeddings` of ``seed``. Refuses bad measurements with a one-line :class:`ModnasError`.
+    ``predictor`` defaults to the space's shipped MetaPredictor, which stays frozen; ``starts``
+    (``(R, embedding_dim)``) defaults to :func:`starting_embeddings` of ``seed``. Refuses bad measurements with a
+    one-line :class:`ModnasError`.
     """
-    from modnas.hardware.predictor import load_predictor
-    from modnas.spaces.nb201 import to_onehot
-    from modnas.tables.nb201 import nb201_tables
-
-    indices, values = check_measurements(measurements)
+    keys, values = check_measurements(measurements, devices)
     if predictor is None:
-        predictor = load_predictor()[0]
-    initial = starting_embeddings(seed) if starts is None else np.asarray(starts, dtype=np.float64)
-    if initial.ndim != 2 or initial.shape[1] != EMBEDDING_DIM:
-        raise ModnasError(f"starting embeddings must have shape (R, {EMBEDDING_DIM}), got {initial.shape}")
-    onehot = to_onehot(nb201_tables.ops_codes[indices])
+        from modnas.problem import get_problem
+
+        predictor = get_problem(devices.space_name).predictor  # type: ignore[assignment]
+    dim = devices.embedding_dim
+    initial = starting_embeddings(seed, devices) if starts is None else np.asarray(starts, dtype=np.float64)
+    if initial.ndim != 2 or initial.shape[1] != dim:
+        raise ModnasError(f"starting embeddings must have shape (R, {dim}), got {initial.shape}")
+    space = devices.space
+    onehot = space.to_onehot(space.parse_many(keys))
     # float64 keeps the closed-form affine fit exact on latencies far from 1 (microseconds or seconds)
     latency = torch.tensor(values, dtype=torch.float64)
     weight = torch.full_like(latency, 1.0 / len(values))  # the weighted sum of squares is then the mean

@@ -1,7 +1,8 @@
-"""Time NB201 networks on this machine and turn the timings into a :class:`DeviceProfile`.
+"""Time a space's networks on this machine and turn the timings into a :class:`DeviceProfile`.
 
-Only the 10 HELP reference architectures are needed for a device embedding; further (random, seeded)
-architectures give the hardware predictor measurements to adapt to the device with (few-shot).
+Only the space's reference architectures (NB201: HELP's 10) are needed for a device embedding; further (random,
+seeded) architectures give the hardware predictor measurements to adapt to the device with (few-shot). The network
+and its input come from :meth:`~modnas.spaces.base.SearchSpace.timing_network`.
 """
 
 from __future__ import annotations
@@ -12,17 +13,21 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from modnas.errors import ModnasError
-from modnas.hardware.devices import REFERENCE_ARCH_INDICES
-from modnas.hardware.profiles import DeviceProfile, check_device_name, parse_profile
-from modnas.spaces.nb201.encoding import ArchLike
+from modnas.hardware.profiles import DeviceProfile, check_device_name, parse_profile, space_devices
+from modnas.problem import DEFAULT_SPACE
 
 if TYPE_CHECKING:  # torch is imported lazily: the profile and store modules must not need it
     import torch
+
+    from modnas.spaces.base import SearchSpace
+
+#: An architecture: its string key, or (for the spaces that accept them) choice indices.
+ArchLike = Any
 
 DEFAULT_WARMUP = 5
 DEFAULT_REPEATS = 30
@@ -55,17 +60,17 @@ def measure_latency(
     device: str | torch.device = "cpu",
     warmup: int = DEFAULT_WARMUP,
     repeats: int = DEFAULT_REPEATS,
-    input_size: int = 32,
-    channels: int = 3,
-    num_classes: int = 10,
+    space: SearchSpace | None = None,
+    **network: Any,
 ) -> float:
-    """Median wall-clock time (ms) of one inference forward pass of ``build_network(arch)``.
+    """Median wall-clock time (ms) of one inference forward pass of the network of ``arch`` (options as in
+    :func:`time_forward_passes`).
 
     The network runs in eval mode under ``torch.inference_mode`` on a fixed seeded input; ``warmup`` untimed passes
     come first (allocator, kernel selection, thread-pool start). On CUDA each pass is bracketed by
     ``torch.cuda.synchronize`` so the time covers the GPU work, not just the kernel launches.
     """
-    times = time_forward_passes(arch, batch_size, device, warmup, repeats, input_size, channels, num_classes)
+    times = time_forward_passes(arch, batch_size, device, warmup, repeats, space, **network)
     return float(statistics.median(times))
 
 
@@ -75,30 +80,25 @@ def time_forward_passes(
     device: str | torch.device = "cpu",
     warmup: int = DEFAULT_WARMUP,
     repeats: int = DEFAULT_REPEATS,
-    input_size: int = 32,
-    channels: int = 3,
-    num_classes: int = 10,
+    space: SearchSpace | None = None,
+    **network: Any,
 ) -> list[float]:
     """Wall-clock times (ms) of the ``repeats`` timed forward passes that :func:`measure_latency` takes the
-    median of (their spread tells a quiet machine from a busy one)."""
-    import torch
+    median of (their spread tells a quiet machine from a busy one).
 
-    from modnas.spaces.nb201.network import build_network
+    ``space`` defaults to NB201's; ``network`` are its :meth:`~modnas.spaces.base.SearchSpace.timing_network`
+    options (NB201: ``input_size``, ``channels``, ``num_classes``).
+    """
+    import torch
 
     _check_int("batch size", batch_size, 1)
     _check_int("warm-up passes", warmup, 0)
     _check_int("repeats", repeats, 1)
-    _check_int("channels", channels, 1)
-    _check_int("num_classes", num_classes, 1)
-    _check_int("input size", input_size, 4)
-    if input_size % 4:  # two stride-2 reductions: the residual and shortcut paths only agree on multiples of 4
-        raise ModnasError(f"input size must be a multiple of 4, got {input_size}")
+    space = space or space_devices(DEFAULT_SPACE).space
+    net, x = space.timing_network(arch, batch_size, torch.Generator().manual_seed(0), **network)
     dev = _torch_device(device)
     cuda = dev.type == "cuda"
-
-    net = build_network(arch, num_classes=num_classes, in_channels=channels).to(dev).eval()
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(batch_size, channels, input_size, input_size, generator=generator).to(dev)
+    net, x = net.to(dev).eval(), x.to(dev)
 
     def sync() -> None:
         if cuda:
@@ -130,18 +130,34 @@ def processor_name() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def extra_architectures(n_extra: int, seed: int = 0, exclude: Sequence[int] = ()) -> list[str]:
-    """``n_extra`` distinct random architectures (seeded), neither reference architectures nor in ``exclude``."""
-    from modnas.spaces.nb201 import index_to_string
-    from modnas.tables.nb201 import NUM_ARCHS
+def extra_architectures(
+    n_extra: int, seed: int = 0, exclude: Sequence[str] = (), space: str = DEFAULT_SPACE
+) -> list[str]:
+    """``n_extra`` distinct random architectures of ``space`` (seeded), neither its reference architectures nor in
+    ``exclude`` (keys).
 
-    taken = np.asarray(sorted(set(REFERENCE_ARCH_INDICES) | {int(i) for i in exclude}), dtype=np.int64)
-    candidates = np.setdiff1d(np.arange(NUM_ARCHS), taken)
+    In a space that can be enumerated they are drawn without replacement from the rest of it; otherwise they are
+    sampled until enough distinct new ones are found.
+    """
+    devices = space_devices(space)
+    search_space = devices.space
+    taken = set(devices.reference_keys) | {search_space.canonical_key(k) for k in exclude}
     _check_int("number of extra architectures", n_extra, 0)
-    if n_extra > candidates.size:
-        raise ModnasError(f"only {candidates.size} further architectures exist, asked for {n_extra}")
-    chosen = np.random.default_rng(seed).choice(candidates, size=n_extra, replace=False)
-    return [index_to_string(int(i)) for i in chosen]
+    rng = np.random.default_rng(seed)
+    every = search_space.enumerate()
+    if every is not None:
+        keys = search_space.keys(every)
+        candidates = np.asarray([i for i, k in enumerate(keys) if k not in taken], dtype=np.int64)
+        if n_extra > candidates.size:
+            raise ModnasError(f"only {candidates.size} further architectures exist, asked for {n_extra}")
+        return [keys[int(i)] for i in rng.choice(candidates, size=n_extra, replace=False)]
+    chosen: list[str] = []
+    while len(chosen) < n_extra:
+        for key in search_space.keys(search_space.sample(n_extra, rng)):
+            if key not in taken and len(chosen) < n_extra:
+                taken.add(key)
+                chosen.append(key)
+    return chosen
 
 
 def measure_device(
@@ -155,15 +171,15 @@ def measure_device(
     repeats: int = DEFAULT_REPEATS,
     progress: Progress | None = None,
     timings: Callable[[str, list[float]], None] | None = None,
+    space: str = DEFAULT_SPACE,
 ) -> DeviceProfile:
-    """Time the 10 reference architectures, the given ``archs`` and ``n_extra`` random ones; return the profile.
+    """Time the reference architectures of ``space``, the given ``archs`` and ``n_extra`` random ones; return the
+    profile.
 
     Everything is validated before the first network is timed, so bad arguments fail fast. ``timings`` is called
     with each architecture and its timed passes (ms), e.g. to check them with :func:`noise_warnings`.
     """
     import torch
-
-    from modnas.spaces.nb201 import index_to_string, to_index
 
     check_device_name(name)
     _check_int("batch size", batch_size, 1)
@@ -173,18 +189,20 @@ def measure_device(
         raise ModnasError(f"CUDA was requested (--cuda), but torch {torch.__version__} sees no CUDA GPU")
     dev = torch.device("cuda") if cuda else torch.device("cpu")
 
-    chosen = [int(i) for i in REFERENCE_ARCH_INDICES]
+    devices = space_devices(space)
+    search_space = devices.space
+    chosen = list(devices.reference_keys)
     for arch in archs or ():
-        idx = int(to_index(arch))
-        if idx not in chosen:  # a reference or repeated architecture is timed once
-            chosen.append(idx)
-    todo = [index_to_string(i) for i in chosen] + extra_architectures(n_extra, seed, exclude=chosen)
+        key = search_space.canonical_key(arch) if isinstance(arch, str) else search_space.to_key(arch)
+        if key not in chosen:  # a reference or repeated architecture is timed once
+            chosen.append(key)
+    todo = chosen + extra_architectures(n_extra, seed, exclude=chosen, space=space)
 
     latencies: dict[str, float] = {}
     if progress is not None:
         progress(0, len(todo), "")
     for done, arch_str in enumerate(todo, start=1):
-        times = time_forward_passes(arch_str, batch_size, dev, warmup=warmup, repeats=repeats)
+        times = time_forward_passes(arch_str, batch_size, dev, warmup=warmup, repeats=repeats, space=search_space)
         latencies[arch_str] = float(statistics.median(times))
         if timings is not None:
             timings(arch_str, times)
@@ -194,6 +212,7 @@ def measure_device(
     return parse_profile(
         {
             "name": name,
+            "space": space,
             "latencies_ms": latencies,
             "batch_size": batch_size,
             "torch_version": torch.__version__,
@@ -224,10 +243,9 @@ def noise_warnings(profile: DeviceProfile, timings: Mapping[str, Sequence[float]
     passes per architecture, as :func:`measure_device` reports them), and a reference network is far slower than
     one with more FLOPs.
     """
-    from modnas.tables.nb201 import nb201_tables
-
+    devices = space_devices(profile.space)
     reasons = []
-    reference = list(profile.latencies_ms)[: len(REFERENCE_ARCH_INDICES)]
+    reference = list(devices.reference_keys)
     spreads = []
     for arch in reference:
         times = np.asarray((timings or {}).get(arch, ()), dtype=np.float64)
@@ -239,8 +257,11 @@ def noise_warnings(profile: DeviceProfile, timings: Mapping[str, Sequence[float]
             f"repeated timings disagree: their interquartile range is {100 * float(np.median(spreads)):.0f} % of "
             f"the median for the typical reference architecture (up to {100 * max(spreads):.0f} %)"
         )
+    if profile.embedding_fit is not None or not hasattr(devices.space, "flops"):
+        return reasons  # the reference latencies were not measured, or the space cannot count FLOPs
     latency = np.asarray(profile.reference_latencies)
-    flops = np.asarray(nb201_tables.flops(np.asarray(REFERENCE_ARCH_INDICES)), dtype=np.float64)
+    flops = np.asarray(devices.space.flops(reference), dtype=np.float64)
+    label = [devices.space.short_name(k) for k in reference]
     worst, pair = 0.0, (0, 0)
     for a in range(len(latency)):
         for b in range(len(latency)):
@@ -249,8 +270,8 @@ def noise_warnings(profile: DeviceProfile, timings: Mapping[str, Sequence[float]
     if worst > IMPLAUSIBLE_SLOWDOWN:
         a, b = pair
         reasons.append(
-            f"reference network {REFERENCE_ARCH_INDICES[a]} ({flops[a]:.0f} MFLOPs) took {latency[a]:.3g} ms, "
-            f"{worst:.1f}x longer than network {REFERENCE_ARCH_INDICES[b]} ({flops[b]:.0f} MFLOPs, "
+            f"reference network {label[a]} ({flops[a]:.0f} MFLOPs) took {latency[a]:.3g} ms, "
+            f"{worst:.1f}x longer than network {label[b]} ({flops[b]:.0f} MFLOPs, "
             f"{latency[b]:.3g} ms)"
         )
     return reasons

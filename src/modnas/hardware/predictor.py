@@ -1,36 +1,38 @@
-"""The hardware MetaPredictor: latency of any NB201 architecture on any device, from the device's embedding.
+"""The hardware MetaPredictor: latency of any architecture of a space on any device, from the device's embedding.
 
-Architecture branch: HELP's GCN over the graph of :func:`modnas.spaces.nb201.graph_encoding` (4 graph
-convolutions ``H <- ReLU(A (H W) + b)``, read out at the global node), plus a *wide* path that is linear in the op
-one-hot with device-dependent coefficients (analytical accelerator models such as Eyeriss and FPGA are exactly
-additive in the ops, and the wide path learns such devices fast). Device branch: an MLP on the 10-d embedding.
-Head: an MLP on both.
+Architecture branch: where the space defines a cell graph (:meth:`~modnas.spaces.base.SearchSpace.graph_encoding`,
+e.g. NB201), HELP's GCN over it (4 graph convolutions ``H <- ReLU(A (H W) + b)``, read out at the global node);
+an MLP on the flat one-hot beside it; and a *wide* path that is linear in the one-hot with device-dependent
+coefficients (analytical accelerator models such as Eyeriss and FPGA are exactly additive in the ops, and the wide
+path learns such devices fast). Device branch: an MLP on the embedding. Head: an MLP on both.
 
 Targets live in a *reference-normalised* space: ``y = (latency - min_ref) / (max_ref - min_ref)``, where min/max
-are over the device's own 10 reference latencies. Any device, including one never seen, has these numbers (they
+are over the device's own reference latencies. Any device, including one never seen, has these numbers (they
 define its embedding), so predictions convert back to milliseconds for every device, and devices at ~1 ms and at
 ~50 ms are learned on the same scale.
 
-Everything is batched and differentiable with respect to the ``(.., 6, 5)`` one-hot, so a search can
-back-propagate latency into architecture parameters.
+Everything is batched and differentiable with respect to the ``(.., decisions, options)`` one-hot, so a search can
+back-propagate latency into architecture parameters. A checkpoint names its space (``config.space``; checkpoints
+written before spaces existed are NB201's).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from modnas.errors import ModnasError
 from modnas.io import atomic_torch_save
-from modnas.spaces.nb201.encoding import NUM_EDGES, NUM_NODE_FEATURES, NUM_OPS, graph_encoding
 
-#: The checkpoint shipped in ``modnas/hardware/data`` (see its README for the command that regenerates it).
-DEFAULT_CHECKPOINT = "nb201_latency_predictor.pt"
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+    from modnas.spaces.base import SearchSpace
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class PredictorConfig:
     embedding_dim: int = 10
     wide: bool = True
     flat_hidden: int = 512  # width of an MLP on the flat one-hot beside the GCN (0 disables it)
+    #: the search space whose one-hots the predictor reads
+    space: str = "nb201"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,54 +69,74 @@ class GraphConv(nn.Module):
 class MetaPredictor(nn.Module):
     """Device-conditioned predictor of reference-normalised latency (see the module docstring)."""
 
-    def __init__(self, config: PredictorConfig | None = None) -> None:
+    def __init__(self, config: PredictorConfig | None = None, space: SearchSpace | None = None) -> None:
         super().__init__()
         self.config = config or PredictorConfig()
         c = self.config
-        dims = [NUM_NODE_FEATURES] + [c.gcn_hidden] * c.gcn_layers
+        if space is None:
+            from modnas.spaces import get_space
+
+            space = get_space(c.space)
+        self.space = space
+        self.input_shape = (space.num_decisions, space.max_options)
+        flat_inputs = space.num_decisions * space.max_options
+        # without a cell graph the architecture branch is the flat MLP alone
+        self.use_graph = bool(space.graph_node_features and c.gcn_layers)
+        if not self.use_graph and not c.flat_hidden:
+            raise ModnasError(f"search space {c.space!r} has no cell graph: the predictor needs flat_hidden > 0")
+        dims = [space.graph_node_features] + [c.gcn_hidden] * c.gcn_layers if self.use_graph else []
         self.gcn = nn.ModuleList(GraphConv(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.device_net = nn.Sequential(
             nn.Linear(c.embedding_dim, c.device_hidden), nn.ReLU(), nn.Linear(c.device_hidden, c.device_hidden), nn.ReLU()
         )
         # The first head layer is split into an architecture part and a device part so that it is applied to B
         # architectures and D devices separately, not to all B x D pairs.
-        arch_dim = c.gcn_hidden
+        arch_dim = c.gcn_hidden if self.use_graph else 0
         if c.flat_hidden:
             self.flat_net = nn.Sequential(
-                nn.Linear(NUM_EDGES * NUM_OPS, c.flat_hidden), nn.ReLU(), nn.Linear(c.flat_hidden, c.flat_hidden), nn.ReLU()
+                nn.Linear(flat_inputs, c.flat_hidden), nn.ReLU(), nn.Linear(c.flat_hidden, c.flat_hidden), nn.ReLU()
             )
             arch_dim += c.flat_hidden
         self.head_arch = nn.Linear(arch_dim, c.head_hidden)
         self.head_device = nn.Linear(c.device_hidden, c.head_hidden, bias=False)
         self.head = nn.Sequential(nn.ReLU(), nn.Linear(c.head_hidden, c.head_hidden), nn.ReLU(), nn.Linear(c.head_hidden, 1))
         if c.wide:
-            self.wide_net = nn.Linear(c.device_hidden, NUM_EDGES * NUM_OPS + 1)
+            self.wide_net = nn.Linear(c.device_hidden, flat_inputs + 1)
             nn.init.zeros_(self.wide_net.weight)
             nn.init.zeros_(self.wide_net.bias)
 
     def arch_features(self, onehot: torch.Tensor) -> torch.Tensor:
-        """GCN read-out at the global node (and the flat one-hot MLP), ``(B, features)``."""
-        x, adj = graph_encoding(onehot)
-        for layer in self.gcn:
-            x = layer(x, adj)
-        if not self.config.flat_hidden:
-            return x[..., -1, :]
-        return torch.cat([x[..., -1, :], self.flat_net(onehot.flatten(-2))], dim=-1)
+        """GCN read-out at the global node (where the space has a cell graph) and the flat one-hot MLP,
+        ``(B, features)``."""
+        parts = []
+        if self.use_graph:
+            x, adj = self.space.graph_encoding(onehot)
+            for layer in self.gcn:
+                x = layer(x, adj)
+            parts.append(x[..., -1, :])
+        if self.config.flat_hidden:
+            parts.append(self.flat_net(onehot.flatten(-2)))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
     def forward(self, onehot: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
-        """Predictions for every (architecture, device) pair: one-hot ``(B, 6, 5)``, embeddings ``(D, 10)`` -> ``(B, D)``."""
-        if onehot.dim() != 3 or embedding.dim() != 2:
-            raise ModnasError(f"expected one-hot (B, 6, 5) and embeddings (D, 10), got {tuple(onehot.shape)}, {tuple(embedding.shape)}")
+        """Predictions for every (architecture, device) pair: one-hot ``(B, decisions, options)``, embeddings
+        ``(D, k)`` -> ``(B, D)``."""
+        if onehot.dim() != 3 or embedding.dim() != 2 or tuple(onehot.shape[1:]) != self.input_shape:
+            d, o = self.input_shape
+            raise ModnasError(
+                f"expected one-hot (B, {d}, {o}) and embeddings (D, {self.config.embedding_dim}), "
+                f"got {tuple(onehot.shape)}, {tuple(embedding.shape)}"
+            )
         device = self.device_net(embedding)  # (D, H)
         hidden = self.head_arch(self.arch_features(onehot))[:, None, :] + self.head_device(device)[None, :, :]
         out = self.head(hidden).squeeze(-1)  # (B, D)
         if self.config.wide:
-            coef = self.wide_net(device)  # (D, 31)
+            coef = self.wide_net(device)  # (D, decisions * options + 1)
             out = out + onehot.reshape(onehot.shape[0], -1) @ coef[:, :-1].T + coef[:, -1]
         return out
 
     def forward_pairs(self, onehot: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
-        """Predictions for matched pairs: one-hot ``(N, 6, 5)`` with embeddings ``(N, 10)`` -> ``(N,)``."""
+        """Predictions for matched pairs: one-hot ``(N, decisions, options)`` with embeddings ``(N, k)`` -> ``(N,)``."""
         device = self.device_net(embedding)
         hidden = self.head_arch(self.arch_features(onehot)) + self.head_device(device)
         out = self.head(hidden).squeeze(-1)
@@ -138,21 +162,31 @@ def save_predictor(model: MetaPredictor, path: str | Path, metadata: dict | None
         "version": CHECKPOINT_VERSION,
         "config": model.config.to_dict(),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "metadata": metadata or {},
+        "metadata": {"space": model.config.space, **(metadata or {})},
     }
     atomic_torch_save(payload, target)
 
 
-def load_predictor(path: str | Path | None = None) -> tuple[MetaPredictor, dict]:
-    """Load a checkpoint (default: the one shipped with modnas) -> ``(model in eval mode, metadata)``."""
+def load_predictor(path: str | Path | Traversable | None = None, space: str = "nb201") -> tuple[MetaPredictor, dict]:
+    """Load a checkpoint -> ``(model in eval mode, metadata)``; without ``path``, the one shipped with ``space``.
+
+    A checkpoint of another space than ``space`` is refused (its one-hots would not fit).
+    """
+    from importlib import resources
+
     if path is None:
-        source = resources.files("modnas.hardware").joinpath("data", DEFAULT_CHECKPOINT)
-        with resources.as_file(source) as p:
-            return _load(Path(p))
-    return _load(Path(path))
+        from modnas.problem import get_problem
+
+        path = get_problem(space).extras.get("predictor_checkpoint")
+        if path is None:
+            raise ModnasError(f"search space {space!r} ships no hardware predictor checkpoint")
+    if not isinstance(path, (str, Path)):
+        with resources.as_file(path) as p:
+            return _load(Path(p), space)
+    return _load(Path(path), space)
 
 
-def _load(path: Path) -> tuple[MetaPredictor, dict]:
+def _load(path: Path, space: str) -> tuple[MetaPredictor, dict]:
     if not path.is_file():
         raise ModnasError(f"predictor checkpoint {str(path)!r} does not exist")
     try:
@@ -163,8 +197,12 @@ def _load(path: Path) -> tuple[MetaPredictor, dict]:
         raise ModnasError(f"{str(path)!r} is not a modnas predictor checkpoint")
     if payload.get("version") != CHECKPOINT_VERSION:
         raise ModnasError(f"predictor checkpoint {str(path)!r} has version {payload.get('version')}, expected {CHECKPOINT_VERSION}")
+    config = dict(payload.get("config") or {})
+    config.setdefault("space", "nb201")  # written before checkpoints named their space
+    if config["space"] != space:
+        raise ModnasError(f"predictor checkpoint {str(path)!r} is for search space {config['space']!r}, not {space!r}")
     try:
-        model = MetaPredictor(PredictorConfig(**payload["config"]))
+        model = MetaPredictor(PredictorConfig(**config))
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, RuntimeError) as exc:
         raise ModnasError(f"predictor checkpoint {str(path)!r} does not match the model ({str(exc).splitlines()[0]})") from None

@@ -1,23 +1,24 @@
 """Device profiles: latencies measured on the user's own hardware, saved as JSON and kept in a persistent store.
 
-A profile holds the latencies of at least 10 architectures. When the 10 HELP reference architectures are among them
-they define the device embedding, and any further architectures are registered as ``Device.extra_latencies`` for
+A profile belongs to one search space (its ``space`` field; files written before profiles named it are NB201's)
+and holds the latencies of at least as many architectures of it as the space has reference architectures (NB201:
+HELP's 10). When the reference architectures are among them they define the device embedding, and any further architectures are registered as ``Device.extra_latencies`` for
 few-shot adaptation. Otherwise the embedding is fitted to all of them through the hardware predictor
 (:mod:`modnas.hardware.embedding_fit`); the fit is stored in the profile's ``embedding_fit`` field (so loading
 the profile needs no predictor) and all measurements are used for few-shot adaptation.
 
 Profile files (format version 1)::
 
-    {"name": "my_laptop", "latencies_ms": {"|arch|...": 7.56, ...}, "embedding": [0.16, ...], "batch_size": 1,
+    {"name": "my_laptop", "space": "nb201", "latencies_ms": {"|arch|...": 7.56, ...}, "embedding": [0.16, ...], "batch_size": 1,
      "unit": "ms", "torch_version": "2.13.0", "processor": "...", "gpu": null, "threads": 8,
      "created": "2025-01-01T12:00:00+00:00", "source": "measured", "format_version": 1}
 
-A profile without all 10 reference architectures also has ``"embedding_fit": {"reference_ms": [...10 synthetic
+A profile without all reference architectures also has ``"embedding_fit": {"reference_ms": [...synthetic
 reference latencies...], "measurements": 23, "digest": "...", "seed": 0, "rmse_ms": 0.4}``; a stored fit
 whose ``digest`` no longer matches ``latencies_ms`` (the file was edited) is fitted again on load.
 
 Registered profiles live in ``$MODNAS_HOME/devices/<name>.json`` (``MODNAS_HOME`` defaults to ``~/.modnas``);
-:func:`ensure_stored_devices_loaded` makes them visible to the process-wide device registry.
+the device set of their space loads them on first use (:meth:`~modnas.hardware.devices.DeviceRegistry.get`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import csv
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 from datetime import datetime, timezone
@@ -37,16 +37,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
 from modnas.errors import ModnasError, UnknownDeviceError
-from modnas.hardware.devices import (
-    EMBEDDING_DIM,
-    MIN_MEASUREMENTS,
-    REFERENCE_ARCH_INDICES,
-    Device,
-    DeviceRegistry,
-    has_all_references,
-    normalise_reference_latencies,
-)
+from modnas.hardware.devices import Device, DeviceRegistry, normalise_reference_latencies
 from modnas.io import atomic_write_json, read_user_text
+from modnas.problem import DEFAULT_SPACE, get_problem
 
 _log = logging.getLogger(__name__)
 
@@ -69,59 +62,54 @@ def check_device_name(name: object) -> str:
     return name
 
 
-def builtin_device_names() -> frozenset[str]:
-    """Names of the built-in devices (the HELP latency tables); a profile can never take one of them."""
-    from modnas.tables.nb201 import nb201_tables
+def space_devices(space: str = DEFAULT_SPACE) -> DeviceRegistry:
+    """The device set of the search space called ``space``."""
+    devices = get_problem(space).devices
+    if not isinstance(devices, DeviceRegistry):
+        raise ModnasError(f"search space {space!r} takes no device profiles")
+    return devices
 
-    return frozenset(nb201_tables.latency_devices)
+
+def builtin_device_names(space: str = DEFAULT_SPACE) -> frozenset[str]:
+    """Names of the built-in devices of ``space``; a profile can never take one of them."""
+    return space_devices(space).builtin_names()
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def canonical_latencies(latencies: dict[str, float]) -> dict[str, float]:
-    """Canonicalise ``{arch_str: ms}``: when all 10 reference architectures are present, they come first (in HELP
+def canonical_latencies(latencies: dict[str, float], devices: DeviceRegistry) -> dict[str, float]:
+    """Canonicalise ``{arch_str: ms}``: when all reference architectures are present, they come first (in their
     order), then the rest as given; otherwise all as given.
 
     Refuses malformed architecture strings, architectures listed twice (e.g. once with stray spaces) and
-    latencies that are not finite and > 0, each message naming the architecture, and fewer than 10 architectures.
+    latencies that are not finite and > 0, each message naming the architecture, and too few architectures.
     """
-    from modnas.spaces.nb201 import index_to_string, to_index
-
-    by_index: dict[int, float] = {}
-    for arch, value in latencies.items():
-        idx = int(to_index(arch))  # ModnasError naming the malformed string
-        canon = index_to_string(idx)
-        if idx in by_index:
-            raise ModnasError(f"architecture {canon} is listed twice")
-        if math.isnan(value) or math.isinf(value) or value <= 0:
-            shown = "NaN" if math.isnan(value) else f"{value:g}"
-            raise ModnasError(f"latency of {canon} is {shown}; latencies must be finite and > 0")
-        by_index[idx] = float(value)
-    if len(by_index) < MIN_MEASUREMENTS:
-        missing = [i for i in REFERENCE_ARCH_INDICES if i not in by_index]
+    canonical = devices.canonical_measurements(latencies)
+    references = devices.reference_keys
+    if len(canonical) < devices.min_measurements:
+        missing = [k for k in references if k not in canonical]
         raise ModnasError(
-            f"{len(by_index)} measured architectures; a device needs at least {MIN_MEASUREMENTS}: the "
-            f"{EMBEDDING_DIM} reference architectures (first missing: {index_to_string(missing[0])}, index "
-            f"{missing[0]}) or any {MIN_MEASUREMENTS} others"
+            f"{len(canonical)} measured architectures; a device needs at least {devices.min_measurements}: the "
+            f"{len(references)} reference architectures (first missing: {missing[0]}) or any "
+            f"{devices.min_measurements} others"
         )
-    if any(i not in by_index for i in REFERENCE_ARCH_INDICES):
-        return {index_to_string(i): v for i, v in by_index.items()}
-    ordered = {index_to_string(i): by_index[i] for i in REFERENCE_ARCH_INDICES}
-    reference = set(REFERENCE_ARCH_INDICES)
-    ordered.update({index_to_string(i): v for i, v in by_index.items() if i not in reference})
+    if not devices.has_all_references(canonical):
+        return canonical
+    ordered = {k: canonical[k] for k in references}
+    ordered.update({k: v for k, v in canonical.items() if k not in ordered})
     return ordered
 
 
 class EmbeddingFitRecord(BaseModel):
-    """How the embedding of a profile without all 10 reference architectures was fitted (see the module doc)."""
+    """How the embedding of a profile without all reference architectures was fitted (see the module doc)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     #: Synthetic reference latencies ``a + b * e`` (ms): they define the embedding ``e`` and the unit conversion.
     reference_ms: list[_Latency]
-    measurements: int = Field(ge=MIN_MEASUREMENTS)
+    measurements: int = Field(ge=2)
     #: :func:`measurements_digest` of the ``latencies_ms`` it was fitted to.
     digest: str
     seed: int = 0
@@ -141,11 +129,9 @@ def measurements_digest(latencies: dict[str, float]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _fit_record(latencies: dict[str, float], seed: int = 0) -> EmbeddingFitRecord:
-    """Fit the embedding of measurements without all 10 reference architectures (loads torch and the predictor)."""
-    from modnas.hardware.embedding_fit import fit_embedding
-
-    fit = fit_embedding(latencies, seed=seed)
+def _fit_record(latencies: dict[str, float], devices: DeviceRegistry, seed: int = 0) -> EmbeddingFitRecord:
+    """Fit the embedding of measurements without all reference architectures (loads torch and the predictor)."""
+    fit = devices.fit_embedding(latencies, seed=seed)
     return EmbeddingFitRecord(
         reference_ms=list(fit.reference_latencies),
         measurements=fit.n_measurements,
@@ -164,8 +150,10 @@ class DeviceProfile(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
+    #: the search space of the measured architectures
+    space: str = DEFAULT_SPACE
     latencies_ms: dict[str, _Latency]
-    # Only for profiles without all 10 reference architectures: given (from a file) or fitted on construction.
+    # Only for profiles without all reference architectures: given (from a file) or fitted on construction.
     embedding_fit: EmbeddingFitRecord | None = Field(default=None, validate_default=True)
     # Always the embedding the reference latencies (measured or fitted) define; a value given in a file is only
     # checked against it.
@@ -194,10 +182,20 @@ class DeviceProfile(BaseModel):
     def _check_name(cls, value: Any) -> str:
         return check_device_name(value)
 
+    @field_validator("space", mode="before")
+    @classmethod
+    def _check_space(cls, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ModnasError(f"space must be the name of a search space, got {value!r}")
+        space_devices(value)  # an unknown space is a one-line error naming it
+        return value
+
     @field_validator("latencies_ms")
     @classmethod
-    def _check_latencies(cls, value: dict[str, float]) -> dict[str, float]:
-        return canonical_latencies(value)
+    def _check_latencies(cls, value: dict[str, float], info: Any) -> dict[str, float]:
+        if "space" not in info.data:  # already reported as a space error
+            return value
+        return canonical_latencies(value, space_devices(info.data["space"]))
 
     @field_validator("embedding_fit", mode="before")
     @classmethod
@@ -205,9 +203,10 @@ class DeviceProfile(BaseModel):
         latencies = info.data.get("latencies_ms")
         if latencies is None:  # already reported as a latency error
             return given
-        if has_all_references(latencies):
+        devices = space_devices(info.data["space"])
+        if devices.has_all_references(latencies):
             if given is not None:
-                raise ModnasError("embedding_fit is only for profiles without all 10 reference architectures")
+                raise ModnasError("embedding_fit is only for profiles without all reference architectures")
             return None
         record = given.model_dump() if isinstance(given, EmbeddingFitRecord) else given
         if isinstance(record, dict) and record.get("digest") == measurements_digest(latencies):
@@ -215,7 +214,7 @@ class DeviceProfile(BaseModel):
         if record is not None:
             _log.warning("embedding_fit does not belong to these latencies (edited?): fitting it again")
         seed = record.get("seed", 0) if isinstance(record, dict) else 0
-        return _fit_record(latencies, seed=seed if type(seed) is int else 0)
+        return _fit_record(latencies, devices, seed=seed if type(seed) is int else 0)
 
     @field_validator("embedding", mode="before")
     @classmethod
@@ -224,8 +223,9 @@ class DeviceProfile(BaseModel):
         if latencies is None or "embedding_fit" not in info.data:  # already reported as an error
             return given
         fit = info.data["embedding_fit"]
+        dim = space_devices(info.data["space"]).embedding_dim
         # canonical order puts the references first
-        ref = list(latencies.values())[:EMBEDDING_DIM] if fit is None else fit.reference_ms
+        ref = list(latencies.values())[:dim] if fit is None else fit.reference_ms
         derived = [round(float(x), 6) for x in normalise_reference_latencies(ref)]
         if given is None:
             return derived
@@ -233,8 +233,8 @@ class DeviceProfile(BaseModel):
             isinstance(x, (int, float)) and not isinstance(x, bool) for x in given
         ):
             raise ModnasError("embedding must be a list of numbers")
-        if len(given) != EMBEDDING_DIM:
-            raise ModnasError(f"embedding has {len(given)} values, a device embedding has {EMBEDDING_DIM}")
+        if len(given) != dim:
+            raise ModnasError(f"embedding has {len(given)} values, a device embedding has {dim}")
         worst = int(np.argmax(np.abs(np.asarray(given, dtype=np.float64) - derived)))
         if not abs(given[worst] - derived[worst]) <= EMBEDDING_TOLERANCE:  # `not <=` also catches NaN
             raise ModnasError(
@@ -261,17 +261,18 @@ class DeviceProfile(BaseModel):
 
     @property
     def reference_latencies(self) -> list[float]:
-        """The 10 reference latencies in the order of :data:`REFERENCE_ARCH_INDICES` (fitted ones without them)."""
+        """The reference latencies in the order of the space's reference architectures (fitted ones without
+        them)."""
         if self.embedding_fit is not None:
             return list(self.embedding_fit.reference_ms)
-        return list(self.latencies_ms.values())[:EMBEDDING_DIM]
+        return list(self.latencies_ms.values())[: len(self.embedding)]
 
     @property
     def extra_latencies(self) -> dict[str, float]:
-        """Measurements beyond the 10 reference architectures, or all of them for a fitted embedding."""
+        """Measurements beyond the reference architectures, or all of them for a fitted embedding."""
         if self.embedding_fit is not None:
             return dict(self.latencies_ms)
-        return dict(list(self.latencies_ms.items())[EMBEDDING_DIM:])
+        return dict(list(self.latencies_ms.items())[len(self.embedding) :])
 
     def to_json(self) -> dict[str, Any]:
         """The profile as a JSON-ready dict (the file format)."""
@@ -343,15 +344,14 @@ def save_profile(profile: DeviceProfile, path: str | Path, force: bool = False) 
     return file
 
 
-def profile_from_csv(name: str, path: str | Path, **fields: Any) -> DeviceProfile:
+def profile_from_csv(name: str, path: str | Path, space: str = DEFAULT_SPACE, **fields: Any) -> DeviceProfile:
     """Build a profile from a CSV with columns ``arch_str`` and ``latency_ms`` (one row per architecture).
 
-    It must hold at least the 10 reference architectures; an architecture given twice is refused, naming both rows.
-    ``fields`` are further profile fields (``batch_size``, ``processor``, ...).
+    It must hold at least as many architectures of ``space`` as it has reference architectures; an architecture
+    given twice is refused, naming both rows. ``fields`` are further profile fields (``batch_size``, ...).
     """
-    from modnas.spaces.nb201 import index_to_string, to_index
-
     check_device_name(name)
+    devices = space_devices(space)
     file = Path(path)
     if not file.is_file():
         raise ModnasError(f"latency file {str(file)!r} does not exist")
@@ -366,24 +366,24 @@ def profile_from_csv(name: str, path: str | Path, **fields: Any) -> DeviceProfil
             found = ", ".join(columns) or "none"
             raise ModnasError(f"{file}: needs columns 'arch_str' and 'latency_ms', found {found}")
     latencies: dict[str, float] = {}
-    first_row: dict[int, int] = {}
+    first_row: dict[str, int] = {}
     for row_no, raw in enumerate(reader, start=2):  # row 1 is the header
         row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
         try:
-            idx = int(to_index(row["arch_str"]))
+            arch = devices.space.canonical_key(row["arch_str"])
         except ModnasError as exc:
             raise ModnasError(f"{file}: row {row_no}: {exc}") from None
-        arch = index_to_string(idx)
-        if idx in first_row:
-            raise ModnasError(f"{file}: row {row_no}: {arch} is already given in row {first_row[idx]}")
+        if arch in first_row:
+            raise ModnasError(f"{file}: row {row_no}: {arch} is already given in row {first_row[arch]}")
         try:
             latencies[arch] = float(row["latency_ms"])
         except ValueError:
             raise ModnasError(f"{file}: row {row_no}: latency {row['latency_ms']!r} is not a number") from None
-        first_row[idx] = row_no
+        first_row[arch] = row_no
     if not latencies:
         raise ModnasError(f"{file}: holds no latencies")
-    return parse_profile({"name": name, "latencies_ms": latencies, "source": "csv", **fields}, origin=file)
+    data = {"name": name, "space": space, "latencies_ms": latencies, "source": "csv", **fields}
+    return parse_profile(data, origin=file)
 
 
 # -- the persistent store ---------------------------------------------------------------------------------------
@@ -438,7 +438,7 @@ class ProfileStore:
 
     def add(self, profile: DeviceProfile, force: bool = False) -> Path:
         """Store ``profile``; a stored name is only replaced with ``force``; built-in names are always refused."""
-        if profile.name in builtin_device_names():
+        if profile.name in builtin_device_names(profile.space):
             raise ModnasError(f"device name {profile.name!r} is taken by a built-in device; choose another name")
         file = self.path(profile.name)
         if file.exists() and not force:
@@ -447,7 +447,7 @@ class ProfileStore:
 
     def remove(self, name: str) -> Path:
         """Delete the stored profile of ``name``."""
-        if name in builtin_device_names():
+        if name in builtin_device_names():  # a built-in name can never have been stored
             raise ModnasError(f"{name!r} is a built-in device and cannot be removed")
         file = self.path(name)
         if not file.is_file():
@@ -469,10 +469,13 @@ def profile_description(profile: DeviceProfile) -> str:
 
 
 def register_profile(profile: DeviceProfile, registry: DeviceRegistry, force: bool = False) -> Device:
-    """Register ``profile`` as a custom device; architectures beyond the 10 land in ``Device.extra_latencies``.
+    """Register ``profile`` as a custom device; architectures beyond the references land in
+    ``Device.extra_latencies``.
 
     A profile with a fitted embedding registers its stored fit (no predictor is loaded) and all its measurements.
     """
+    if profile.space != registry.space_name:
+        raise ModnasError(f"device {profile.name!r} is a {profile.space} device, not {registry.space_name}")
     fields: dict[str, Any] = {
         "batch_size": profile.batch_size,
         "description": profile_description(profile),
@@ -494,7 +497,8 @@ def register_profile(profile: DeviceProfile, registry: DeviceRegistry, force: bo
 def load_stored_devices(
     registry: DeviceRegistry, store: ProfileStore | None = None, skip_broken: bool = False
 ) -> list[Device]:
-    """Register every stored profile in ``registry`` (stored profiles replace custom devices of the same name).
+    """Register every stored profile of ``registry``'s space in it (stored profiles replace custom devices of the
+    same name; profiles of other spaces are left to theirs).
 
     A corrupt profile, or one named like a built-in device, raises naming its file; with ``skip_broken`` it is
     skipped with a logged warning instead, and only asking ``registry`` for that device raises.
@@ -504,6 +508,8 @@ def load_stored_devices(
     for name in store.names():
         try:
             profile = store.load(name)
+            if profile.space != registry.space_name:
+                continue
             try:
                 devices.append(register_profile(profile, registry, force=True))
             except ModnasError as exc:
@@ -517,36 +523,6 @@ def load_stored_devices(
     return devices
 
 
-#: Store roots already loaded into the process-wide registry.
-_LOADED_ROOTS: set[Path] = set()
-
-
-def _global_registry() -> DeviceRegistry:
-    from modnas.hardware import devices
-
-    return devices.registry
-
-
-def ensure_stored_devices_loaded(store: ProfileStore | None = None) -> None:
-    """Load the stored devices into ``modnas.hardware.devices.registry``, once per process (idempotent).
-
-    Commands call this before resolving ``--device``. A stored profile that cannot be loaded is skipped with a
-    warning naming its file, so it breaks only the commands that use that device.
-    """
-    store = store or ProfileStore()
-    key = store.root.expanduser().resolve()
-    if key in _LOADED_ROOTS:
-        return
-    load_stored_devices(_global_registry(), store, skip_broken=True)
-    _LOADED_ROOTS.add(key)
-
-
-def sync_global_registry(store: ProfileStore, name: str) -> None:
-    """After ``name`` was stored or removed, update the process-wide registry if it has loaded ``store``."""
-    if store.root.expanduser().resolve() not in _LOADED_ROOTS:
-        return  # it will see the change when it loads the store
-    registry = _global_registry()
-    if store.path(name).is_file():
-        register_profile(store.load(name), registry, force=True)
-    elif name in registry.names("custom"):
-        registry.unregister(name)
+def sync_stored_device(store: ProfileStore, name: str, space: str = DEFAULT_SPACE) -> None:
+    """After ``name`` was stored in or removed from ``store``, update the device set of ``space``."""
+    space_devices(space).sync_profile(store, name)

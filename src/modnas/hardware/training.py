@@ -1,7 +1,9 @@
 """Training, few-shot adaptation and evaluation of the hardware MetaPredictor.
 
-Training uses the 13 MODNAS training devices only: the 6 test devices are never seen, so their scores measure
-zero-shot transfer. Targets are reference-normalised latencies (see :mod:`modnas.hardware.predictor`).
+Training uses a space's training devices only (NB201: the 13 MODNAS training devices): its test devices are never
+seen, so their scores measure zero-shot transfer. Targets are reference-normalised latencies (see
+:mod:`modnas.hardware.predictor`). The data is a :class:`LatencyData`: a fixed set of architectures measured on
+several devices, provided by the space's problem (``Problem.latency_data``).
 """
 
 from __future__ import annotations
@@ -15,10 +17,8 @@ import torch
 from scipy.stats import kendalltau, spearmanr
 
 from modnas.errors import ModnasError
-from modnas.hardware.devices import REFERENCE_ARCH_INDICES, TRAIN_DEVICES, Device, registry
+from modnas.hardware.devices import Device, DeviceRegistry
 from modnas.hardware.predictor import MetaPredictor, PredictorConfig
-from modnas.spaces.nb201.encoding import to_index, to_onehot
-from modnas.tables.nb201 import NUM_ARCHS, nb201_tables
 
 Progress = Callable[[int, int, float], None]
 
@@ -32,7 +32,8 @@ class TrainConfig:
     lr: float = 3e-3
     grad_clip: float = 5.0
     seed: int = 0
-    devices: tuple[str, ...] = TRAIN_DEVICES
+    #: training devices (empty: the space's ``train`` split)
+    devices: tuple[str, ...] = ()
     #: Synthetic devices per step: random convex mixtures of the training devices' normalised latencies. They fill
     #: the space between the 13 real embeddings, which helps zero-shot transfer to unseen devices.
     mixed_devices: int = 4
@@ -46,71 +47,72 @@ class TrainConfig:
         return out
 
 
-def normalised_table(device: str) -> np.ndarray:
-    """Reference-normalised latency of all 15,625 architectures on a device that has a table."""
-    latency = nb201_tables.full_column("latency", device)
-    ref = latency[list(REFERENCE_ARCH_INDICES)]
-    return (latency - ref.min()) / (ref.max() - ref.min())
+@dataclass(frozen=True)
+class LatencyData:
+    """Latencies of one fixed set of architectures measured on several devices, which a MetaPredictor is trained
+    and evaluated on (NB201: all 15,625 architectures on HELP's 27 settings)."""
 
+    #: canonical keys of the architectures, one per row
+    keys: Sequence[str]
+    #: their one-hots ``(N, decisions, options)``
+    onehots: torch.Tensor
+    #: rows of the space's reference architectures, in the order of ``devices.reference_keys``
+    reference_rows: np.ndarray
+    #: latency of every row on a device (the device's unit)
+    column: Callable[[str], np.ndarray]
+    devices: DeviceRegistry
 
-def all_onehots() -> torch.Tensor:
-    """One-hot ``(15625, 6, 5)`` of every architecture in canonical index order."""
-    return to_onehot(nb201_tables.ops_codes)
+    def normalised(self, device: str) -> np.ndarray:
+        """Reference-normalised latency of every row on ``device``."""
+        latency = self.column(device)
+        ref = latency[self.reference_rows]
+        return (latency - ref.min()) / (ref.max() - ref.min())
 
 
 @torch.no_grad()
 def over_all_archs(
-    model: Callable[[torch.Tensor], torch.Tensor], onehots: torch.Tensor | None = None, chunk: int = 4096
+    model: Callable[[torch.Tensor], torch.Tensor], onehots: torch.Tensor, chunk: int = 4096
 ) -> torch.Tensor:
-    """``model`` applied to every architecture's one-hot (default :func:`all_onehots`) in chunks, without grad.
+    """``model`` applied to every one-hot in chunks, without grad.
 
-    Returns the outputs concatenated along the first dimension, e.g. ``(15625,)`` errors or ``(15625, D)``
-    latencies on D devices.
+    Returns the outputs concatenated along the first dimension, e.g. ``(N,)`` errors or ``(N, D)`` latencies on
+    D devices.
     """
-    x = all_onehots() if onehots is None else onehots
-    return torch.cat([model(x[i : i + chunk]) for i in range(0, len(x), chunk)])
-
-
-def normalised_predicted_latencies(names: Sequence[str], model: MetaPredictor | None = None) -> np.ndarray:
-    """Predicted latency of every architecture on each named device, min-max normalised per device ``(N, D)``.
-
-    This is how a search sees latency (``model`` defaults to the shipped MetaPredictor): the bounds are the
-    predictions' own min and max over all 15,625 architectures.
-    """
-    from modnas.hardware.predictor import load_predictor
-
-    predictor = model if model is not None else load_predictor()[0]
-    emb = torch.tensor(np.stack([registry.get(n).embedding for n in names]), dtype=torch.float32)
-    lat = over_all_archs(lambda x: predictor(x, emb)).numpy()
-    return (lat - lat.min(axis=0)) / (lat.max(axis=0) - lat.min(axis=0))
+    return torch.cat([model(onehots[i : i + chunk]) for i in range(0, len(onehots), chunk)])
 
 
 def train_predictor(
+    data: LatencyData,
     config: TrainConfig = TrainConfig(),
-    model_config: PredictorConfig = PredictorConfig(),
+    model_config: PredictorConfig | None = None,
     progress: Progress | None = None,
 ) -> MetaPredictor:
-    """Fit a MetaPredictor on the given training devices (all 15,625 architectures each); deterministic per seed."""
-    for name in config.devices:
+    """Fit a MetaPredictor on the training devices of ``data`` (every architecture of it); deterministic per seed."""
+    registry = data.devices
+    names = config.devices or registry.names("train")
+    for name in names:
         if registry.get(name).split == "test":
             raise ModnasError(f"{name!r} is a zero-shot test device and must not be used for training")
+    model_config = model_config or PredictorConfig(space=registry.space_name)
+    if model_config.space != registry.space_name:
+        raise ModnasError(f"predictor config is for space {model_config.space!r}, the data for {registry.space_name!r}")
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    model = MetaPredictor(model_config)
-    onehots = all_onehots()
-    targets = torch.tensor(np.stack([normalised_table(d) for d in config.devices], axis=1), dtype=torch.float32)
-    embeddings = torch.tensor(np.stack([registry.get(d).embedding for d in config.devices]), dtype=torch.float32)
-    ref_targets = targets[list(REFERENCE_ARCH_INDICES)]
+    model = MetaPredictor(model_config, registry.space)
+    onehots = data.onehots
+    targets = torch.tensor(np.stack([data.normalised(d) for d in names], axis=1), dtype=torch.float32)
+    embeddings = torch.tensor(np.stack([registry.get(d).embedding for d in names]), dtype=torch.float32)
+    ref_targets = targets[list(data.reference_rows)]
     rng = np.random.default_rng(config.seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.steps)
     model.train()
     for step in range(config.steps):
-        batch = torch.randint(0, NUM_ARCHS, (config.batch_size,), generator=generator)
+        batch = torch.randint(0, len(onehots), (config.batch_size,), generator=generator)
         step_targets, step_embeddings = targets[batch], embeddings
         if config.mixed_devices:
             mix = torch.tensor(
-                rng.dirichlet(np.full(len(config.devices), config.mix_concentration), size=config.mixed_devices).T,
+                rng.dirichlet(np.full(len(names), config.mix_concentration), size=config.mixed_devices).T,
                 dtype=torch.float32,
             )
             mixed, mixed_ref = step_targets @ mix, ref_targets @ mix
@@ -175,7 +177,7 @@ def positive_latency(raw: np.ndarray, fastest_reference: float) -> np.ndarray:
 
 
 def to_device_unit(normalised: np.ndarray, device: Device) -> np.ndarray:
-    """Reference-normalised values -> the device's unit (ms), using its 10 reference latencies; always > 0
+    """Reference-normalised values -> the device's unit (ms), using its reference latencies; always > 0
     (see :func:`positive_latency`)."""
     ref = np.asarray(device.reference_latencies)
     return positive_latency(ref.min() + normalised * (ref.max() - ref.min()), float(ref.min()))
@@ -196,18 +198,20 @@ def adapt(
     other architectures is adapted on its measurements alone). The original model is left untouched.
     """
     extra = dict(device.extra_latencies if measurements is None else measurements)
-    ref_idx = np.asarray(REFERENCE_ARCH_INDICES if device.references_measured else (), dtype=np.int64)
+    ref_keys = list(device.reference_keys) if device.references_measured else []
     ref_values = np.asarray(device.reference_latencies if device.references_measured else (), dtype=float)
-    arch_idx = np.concatenate([ref_idx, to_index(list(extra))]) if extra else ref_idx
     values = np.concatenate([ref_values, np.asarray(list(extra.values()), dtype=float)])
     if not len(values):
         raise ModnasError(f"device {device.name!r} has no measured latencies to adapt to")
     ref = np.asarray(device.reference_latencies)
     targets = torch.tensor((values - ref.min()) / (ref.max() - ref.min()), dtype=torch.float32)
-    onehot = to_onehot(nb201_tables.ops_codes[arch_idx])
+    space = model.space
+    onehot = space.to_onehot(space.parse_many(ref_keys + list(extra)))
     emb = device_embedding(device)
     torch.manual_seed(seed)
     tuned = copy.deepcopy(model)
+    for p in tuned.parameters():  # a problem's shared predictor is frozen; its copy is tuned
+        p.requires_grad_(True)
     tuned.train()
     optimiser = torch.optim.Adam(tuned.parameters(), lr=lr)
     for _ in range(steps):
@@ -241,6 +245,7 @@ def rank_correlations(predicted: np.ndarray, true: np.ndarray) -> tuple[float, f
 
 def evaluate_predictor(
     model: MetaPredictor,
+    data: LatencyData,
     devices: Sequence[str],
     shots: Sequence[int] = (10, 20),
     seeds: int = 3,
@@ -249,18 +254,18 @@ def evaluate_predictor(
 ) -> list[EvalRow]:
     """Zero-shot and k-shot rank correlations per device on the architectures the predictor was not adapted on.
 
-    Zero-shot: only the device embedding (10 reference latencies) is used; scored on the other 15,615 archs.
-    k-shot: ``k`` further random architectures are measured (read from the table) and used for :func:`adapt`;
-    scored on the rest. Results are averaged over ``seeds`` draws of the k architectures.
+    Zero-shot: only the device embedding (reference latencies) is used; scored on the other architectures of
+    ``data``. k-shot: ``k`` further random architectures are measured (read from ``data``) and used for
+    :func:`adapt`; scored on the rest. Results are averaged over ``seeds`` draws of the k architectures.
     """
-    onehots = all_onehots()
-    non_ref = np.setdiff1d(np.arange(NUM_ARCHS), REFERENCE_ARCH_INDICES)
+    onehots = data.onehots
+    non_ref = np.setdiff1d(np.arange(len(onehots)), data.reference_rows)
     rows: list[EvalRow] = []
     for name in devices:
-        device = registry.get(name)
+        device = data.devices.get(name)
         if not device.has_table:
             raise ModnasError(f"device {name!r} has no latency table to evaluate against")
-        true = nb201_tables.full_column("latency", name)
+        true = data.column(name)
         predicted = predict_normalised(model, onehots, device)
         rows.append(EvalRow(name, device.split, "zero-shot", *rank_correlations(predicted[non_ref], true[non_ref])))
         for k in shots:
@@ -269,7 +274,7 @@ def evaluate_predictor(
                 rng = np.random.default_rng(seed)
                 chosen = rng.choice(non_ref, size=k, replace=False)
                 held_out = np.setdiff1d(non_ref, chosen)
-                measurements = {nb201_tables.arch_strings[i]: float(true[i]) for i in chosen}
+                measurements = {data.keys[i]: float(true[i]) for i in chosen}
                 tuned = adapt(model, device, measurements, steps=adapt_steps, seed=seed)
                 pred = predict_normalised(tuned, onehots[held_out], device)
                 scores.append(rank_correlations(pred, true[held_out]))

@@ -1,4 +1,5 @@
-"""One-shot MODNAS: the NB201 supernet trained on real images jointly with the hypernetwork (the MODNAS paper's one-shot search).
+"""One-shot MODNAS: the space's supernet trained on real images jointly with the hypernetwork (the MODNAS paper's
+one-shot search; NB201's cell supernet today).
 
 Per step (the hypernetwork first, then the weights, as in the original):
 
@@ -18,8 +19,8 @@ Batches are a pure function of ``(seed, epoch, step)`` (per-epoch permutations o
 augmentation), so a checkpoint needs only the epoch and step counters besides the networks, optimisers and RNG states;
 on the CPU a resumed run reproduces an uninterrupted one bit for bit.
 
-The error term is the supernet's, but every epoch is scored with the shared scorer (NB201 CIFAR-10 table accuracy
-and device latency), exactly like benchmark mode. On digits or Fashion-MNIST that accuracy is a proxy for the
+The error term is the supernet's, but every epoch is scored with the shared scorer (the space's ground truth, NB201:
+CIFAR-10 table accuracy, and device latency), exactly like benchmark mode. On digits or Fashion-MNIST that accuracy is a proxy for the
 dataset searched on.
 """
 
@@ -36,9 +37,8 @@ from torch import Tensor
 from modnas.config import SearchConfig
 from modnas.datasets import ImageData, augment, augmentation_for, load_dataset, search_split
 from modnas.errors import ModnasError
+from modnas.problem import get_problem
 from modnas.search.base import HypernetSearch
-from modnas.spaces.nb201.encoding import NUM_EDGES, NUM_OPS
-from modnas.spaces.nb201.supernet import NB201Supernet
 from modnas.train import autocast_for, resolve_device
 
 __all__ = ["OneShotSearch", "SupernetError"]
@@ -93,10 +93,11 @@ class OneShotSearch(HypernetSearch):
         augment_on = s["augment"] if s["augment"] is not None else augmentation_for(s["dataset"]) != (0, False)
         self.crop_pad, self.flip = augmentation_for(s["dataset"]) if augment_on else (0, False)
 
-        self.supernet = NB201Supernet(
+        self.supernet = self.problem.space.build_supernet(
             C=s["C"], N=s["N"], num_classes=self.data.num_classes, in_channels=self.data.in_channels,
             entangle=s["entangle"],
         ).to(self.device, memory_format=self.memory_format)
+        self.onehot_shape = (self.problem.space.num_decisions, self.problem.space.max_options)
         self.supernet.train()  # always batch statistics, as in the original search
         self.weights = [p for p in self.supernet.parameters() if p.requires_grad]
         self.w_optimiser = torch.optim.SGD(
@@ -125,7 +126,8 @@ class OneShotSearch(HypernetSearch):
         return int(self.settings["preferences_per_device"])
 
     def normalised_error(self, onehot: Tensor) -> Tensor:
-        """Supernet cross-entropy of each sample ``(T, P, 6, 5)`` on this step's hypernetwork batch, normalised.
+        """Supernet cross-entropy of each sample ``(T, P, decisions, options)`` on this step's hypernetwork batch,
+        normalised.
 
         Each sample runs once; the value and its derivative with respect to the one-hot are combined into a
         surrogate ``ce + <g, onehot - onehot.detach()>``, so the hypernetwork backward pass needs no supernet graph.
@@ -133,7 +135,7 @@ class OneShotSearch(HypernetSearch):
         x, y = self._hyper_batch()
         prefs = onehot.shape[-3]
         parts = list(zip(x.tensor_split(prefs), y.tensor_split(prefs)))  # preference p scores on part p
-        flat = onehot.reshape(-1, NUM_EDGES, NUM_OPS)
+        flat = onehot.reshape(-1, *self.onehot_shape)
         ops = flat.detach().argmax(dim=-1).tolist()
         values, grads = [], []
         for i, arch_ops in enumerate(ops):
@@ -187,7 +189,7 @@ class OneShotSearch(HypernetSearch):
         x, y = self._weight_batch()
         with torch.no_grad():  # the hypernetwork only chooses the paths here; it learns nothing from this phase
             r = self.sample_preferences(1)
-            onehot = self.sampler(self.hypernet(r, self.train_emb[:, None, :])).reshape(t, NUM_EDGES, NUM_OPS)
+            onehot = self.sampler(self.hypernet(r, self.train_emb[:, None, :])).reshape(t, *self.onehot_shape)
         ops = onehot.argmax(dim=-1).tolist()
         onehot = onehot.to(self.device)
         self.w_optimiser.zero_grad(set_to_none=True)
@@ -292,7 +294,9 @@ class SupernetError:
         idx = hyper_idx[:max_images]
         self.x, self.y = data.train_x[idx], data.train_y[idx]
         self.batch_size = int(s["batch_size"])
-        self.net = NB201Supernet(
+        space = get_problem(config.space).space
+        self.onehot_shape = (space.num_decisions, space.max_options)
+        self.net = space.build_supernet(
             C=s["C"], N=s["N"], num_classes=data.num_classes, in_channels=data.in_channels, entangle=s["entangle"]
         )
         self.net.load_state_dict(supernet_state)
@@ -302,8 +306,9 @@ class SupernetError:
 
     @torch.no_grad()
     def error(self, onehot: Tensor, kappa: float = 0.0) -> Tensor:
-        """Error (%) of every one-hot ``(..., 6, 5)``; ``kappa`` (an ensemble's pessimism) has no meaning here."""
-        flat = onehot.reshape(-1, NUM_EDGES, NUM_OPS)
+        """Error (%) of every one-hot ``(..., decisions, options)``; ``kappa`` (an ensemble's pessimism) has no
+        meaning here."""
+        flat = onehot.reshape(-1, *self.onehot_shape)
         errors = []
         for arch in flat:
             correct = 0

@@ -281,8 +281,8 @@ def export_architecture(
 
 def profile_device(path: str | Path) -> Device:
     """A device from a profile JSON (not stored): for ``modnas front --profile``."""
-    from modnas.hardware.devices import DeviceRegistry
-    from modnas.hardware.profiles import load_profile, register_profile
+    from modnas.hardware.profiles import load_profile, register_profile, space_devices
 
-    return register_profile(load_profile(path), DeviceRegistry())
+    profile = load_profile(path)
+    return register_profile(profile, space_devices(profile.space).scratch())
 

@@ -7,21 +7,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from modnas.errors import ModnasError
-
 if TYPE_CHECKING:
     from modnas.spaces.base import SearchSpace
 
-SPACES = ("nb201",)
 
 
 def get_space(name: str) -> SearchSpace:
-    """The search space registered under ``name``."""
-    if name == "nb201":
-        from modnas.spaces.nb201.space import NB201Space
+    """The search space of the problem called ``name`` (see :func:`modnas.problem.get_problem`)."""
+    from modnas.problem import get_problem
 
-        return NB201Space()
-    raise ModnasError(f"unknown search space {name!r}; available: {', '.join(SPACES)}")
+    return get_problem(name).space
 
 
 def __getattr__(name: str) -> Any:
@@ -32,4 +27,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["SPACES", "SearchSpace", "get_space"]
+__all__ = ["SearchSpace", "get_space"]

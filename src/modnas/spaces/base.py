@@ -154,6 +154,10 @@ class SearchSpace(ABC):
         """The canonical spelling of an architecture string (raises on a malformed one)."""
         return self.to_key(self.parse(key))
 
+    def resolve(self, text: str) -> str:
+        """The canonical key of an architecture a user typed: its string, or a space's short form of it."""
+        return self.canonical_key(text.strip())
+
     def check_indices(self, indices: np.ndarray | Sequence[int]) -> np.ndarray:
         """Validate choice indices ``(..., num_decisions)`` against each decision's options; return int64."""
         idx = np.asarray(indices)
@@ -267,6 +271,14 @@ class SearchSpace(ABC):
     def num_features(self) -> int:
         return int(self.mask.sum())
 
+    #: node features of :meth:`graph_encoding` (0: the space defines no cell graph)
+    graph_node_features: int = 0
+
+    def graph_encoding(self, onehot: Tensor) -> tuple[Tensor, Tensor]:
+        """Node features ``(B, nodes, graph_node_features)`` and adjacency ``(B, nodes, nodes)`` of a cell graph,
+        differentiable in the one-hot, read by the hardware predictor's GCN; the last node is the global one."""
+        raise ModnasError(f"search space {self.name!r} defines no cell graph")
+
     # -- sets of architectures ------------------------------------------------------------------------------------
 
     def enumerate(self) -> np.ndarray | None:
@@ -287,8 +299,22 @@ class SearchSpace(ABC):
         """A standalone, trainable network of one architecture."""
         raise ModnasError(f"search space {self.name!r} has no standalone networks")
 
+    def timing_network(
+        self, key: str, batch_size: int, generator: torch.Generator, **options: Any
+    ) -> tuple[nn.Module, Tensor]:
+        """The network of one architecture and a random input batch, for timing it on a device
+        (``modnas device measure``)."""
+        raise ModnasError(f"search space {self.name!r} cannot build networks to time")
+
+    def short_name(self, key: str) -> str:
+        """A short name of an architecture for messages (default: the key)."""
+        return key
+
     def build_supernet(self, **kwargs: Any) -> nn.Module:
-        """A weight-sharing supernet for one-shot search."""
+        """A weight-sharing supernet for one-shot search: ``supernet(x, onehot (decisions, options), choices)``
+        returns logits, differentiable in the one-hot, running only the ``choices`` (argmax indices) paths.
+        ``kwargs`` are the one-shot settings it reads (NB201: ``C``, ``N``, ``num_classes``, ``in_channels``,
+        ``entangle``)."""
         raise ModnasError(f"search space {self.name!r} has no supernet, so it has no one-shot mode")
 
     def export_source(self, choice: dict[str, Any]) -> str:

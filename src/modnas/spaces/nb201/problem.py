@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from importlib import resources
 from typing import Any
 
 import numpy as np
 
 from modnas.errors import ModnasError
-from modnas.problem import DeviceSet, EnumeratedReference, GroundTruth, Objective, Problem
+from modnas.problem import EnumeratedReference, GroundTruth, Objective, Problem
 from modnas.spaces.nb201 import encoding
+from modnas.spaces.nb201.devices import (
+    ENERGY_DEVICES,
+    PROTOCOL_DEVICES,
+    TRAIN_DEVICES,
+    NB201Devices,
+    latency_data,
+)
 from modnas.spaces.nb201.space import NB201Space, table_indices
 from modnas.tables.nb201 import nb201_tables
 
@@ -31,21 +39,26 @@ OBJECTIVES: dict[str, Objective] = {
 }
 
 
+#: The shipped MetaPredictor (its README in the same folder gives the command that regenerates it).
+PREDICTOR_CHECKPOINT = resources.files("modnas.spaces.nb201").joinpath("data", "nb201_latency_predictor.pt")
+
+
 class NB201Truth(GroundTruth):
     """The bundled NB201 / HELP / HW-NAS-Bench tables."""
 
     objectives = OBJECTIVES
     error_cutoff = ERROR_CUTOFF
 
+    def __init__(self, devices: NB201Devices) -> None:
+        self.devices = devices
+
     def column(self, objective: str, device: str | None) -> np.ndarray:
         """True values of one objective for all 15,625 architectures in table order (NaN where unknown)."""
-        from modnas.hardware.devices import ENERGY_DEVICES, registry
-
         if objective == "error":
             return 100.0 - nb201_tables.full_column("accuracy", "cifar10_test_acc_200ep")
         if device is None:
             raise ModnasError(f"{objective} needs a device")
-        dev = registry.get(device)
+        dev = self.devices.get(device)
         if objective == "latency":
             if not dev.has_table:
                 raise ModnasError(f"device {device!r} has no ground-truth latency table, so it cannot be scored")
@@ -65,45 +78,37 @@ class NB201Truth(GroundTruth):
         return np.stack([self.column(o, device)[idx] for o in objectives], axis=1)
 
     def supports(self, objective: str, device: str) -> bool:
-        from modnas.hardware.devices import registry
-
         if objective == "energy":
-            return registry.get(device).energy_metric is not None
+            return self.devices.get(device).energy_metric is not None
         if objective == "latency":
-            return registry.get(device).has_table
+            return self.devices.get(device).has_table
         return objective in self.objectives
 
     def describe(self, keys: Sequence[str]) -> list[dict[str, Any]]:
         return [{"arch_index": int(i)} for i in table_indices(keys)]
 
+    def details(self, arch: str) -> dict[str, Any]:
+        """Everything the bundled tables know about one architecture (a string or a canonical table index)."""
+        from modnas.tables.nb201 import HWNASBENCH_METRICS
 
-class NB201Devices(DeviceSet):
-    """HELP's 27 NB201 latency settings (13 train, 6 zero-shot test, 8 other) and the user's profiles."""
-
-    def get(self, name: str) -> Any:
-        from modnas.hardware.devices import registry
-        from modnas.hardware.profiles import ensure_stored_devices_loaded
-
-        ensure_stored_devices_loaded()  # the user's own measured devices may be named too
-        return registry.get(name)
-
-    def names(self, split: str = "all") -> tuple[str, ...]:
-        from modnas.hardware.devices import registry
-
-        return registry.names(split)  # type: ignore[arg-type]
-
-    @property
-    def embedding_dim(self) -> int:
-        from modnas.hardware.devices import EMBEDDING_DIM
-
-        return EMBEDDING_DIM
-
-    def known_latencies(self, device: Any, keys: Sequence[str]) -> np.ndarray:
-        return device.known_latencies(table_indices(keys))
+        spec = arch.strip()
+        index = int(spec) if spec.lstrip("-").isdigit() else int(encoding.to_index(spec))
+        info: dict[str, Any] = {"arch_index": index, "arch_str": encoding.index_to_string(index)}
+        for ds in ("cifar10", "cifar100", "imagenet16"):
+            info[f"{ds}_test_acc_200ep"] = float(nb201_tables.accuracy(index, ds, 200))
+        info["params_m"] = float(nb201_tables.params(index))
+        info["flops_m"] = float(nb201_tables.flops(index))
+        names = self.devices.names("all")
+        info["latency_ms"] = {
+            d: float(nb201_tables.latency(d, index)) for d in names if self.devices.get(d).has_table
+        }
+        hw = {m: float(nb201_tables.hwnasbench(m, index)) for m in HWNASBENCH_METRICS}
+        info["hwnasbench"] = {m: (None if np.isnan(v) else v) for m, v in hw.items()}
+        return info
 
 
 def _exact_model(objective: str, device: str) -> Any:
-    from modnas.hardware.energy import energy_model
+    from modnas.spaces.nb201.energy import energy_model
 
     if objective != "energy":
         raise ModnasError(f"NB201 has no exact model of {objective!r}")
@@ -111,8 +116,6 @@ def _exact_model(objective: str, device: str) -> Any:
 
 
 def _default_devices(objectives: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    from modnas.hardware.devices import ENERGY_DEVICES, PROTOCOL_DEVICES, TRAIN_DEVICES
-
     if "energy" in objectives:
         return ENERGY_DEVICES, ENERGY_DEVICES
     return TRAIN_DEVICES, PROTOCOL_DEVICES
@@ -121,23 +124,26 @@ def _default_devices(objectives: tuple[str, ...]) -> tuple[tuple[str, ...], tupl
 def _load_predictor() -> Any:
     from modnas.hardware.predictor import load_predictor
 
-    return load_predictor()[0]
+    return load_predictor(PREDICTOR_CHECKPOINT, space="nb201")[0]
 
 
 @functools.lru_cache(maxsize=1)
 def make_problem() -> Problem:
     """The NB201 problem (one per process)."""
     space = NB201Space()
-    truth = NB201Truth()
+    devices = NB201Devices()
+    truth = NB201Truth(devices)
     return Problem(
         name="nb201",
         space=space,
         truth=truth,
-        devices=NB201Devices(),
+        devices=devices,
         reference=EnumeratedReference(space, truth),
         predictor_factory=_load_predictor,
         exact_models=_exact_model,
         default_devices=_default_devices,
+        latency_data=latency_data,
+        extras={"predictor_checkpoint": PREDICTOR_CHECKPOINT},
     )
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from modnas.errors import ModnasError
 from modnas.spaces.base import Decision, SearchSpace
 from modnas.spaces.nb201 import encoding
 from modnas.tables.nb201 import NUM_ARCHS, nb201_tables
@@ -45,6 +46,7 @@ class NB201Space(SearchSpace):
     #: one decision per edge, in the order of :data:`~modnas.spaces.nb201.encoding.EDGES`
     decisions = tuple(Decision(f"edge{e}", encoding.OPS) for e in range(encoding.NUM_EDGES))
     choice_names = encoding.OPS
+    graph_node_features = encoding.NUM_NODE_FEATURES
 
     def parse(self, arch: str) -> np.ndarray:
         return encoding.parse(arch)
@@ -54,6 +56,13 @@ class NB201Space(SearchSpace):
 
     def to_string(self, indices: Sequence[int] | np.ndarray) -> str:
         return encoding.to_string(indices)
+
+    def resolve(self, text: str) -> str:
+        """An architecture string, or a canonical table index."""
+        text = text.strip()
+        if text.isdigit():
+            return encoding.index_to_string(int(text))
+        return self.canonical_key(text)
 
     def key_order(self, keys: Sequence[str]) -> list[Any]:
         """Table indices: NB201 architectures are ordered as in the bundled tables."""
@@ -88,6 +97,32 @@ class NB201Space(SearchSpace):
         from modnas.spaces.nb201.network import build_network
 
         return build_network(arch, **kwargs)
+
+    def timing_network(
+        self,
+        arch: str | Sequence[int] | np.ndarray,
+        batch_size: int,
+        generator: torch.Generator,
+        input_size: int = 32,
+        channels: int = 3,
+        num_classes: int = 10,
+    ) -> tuple[nn.Module, torch.Tensor]:
+        """The standalone network (CIFAR-10 shape by default) and a random input batch to time it on."""
+        for what, value, minimum in (("channels", channels, 1), ("num_classes", num_classes, 1), ("input size", input_size, 4)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+                raise ModnasError(f"{what} must be an integer >= {minimum}, got {value!r}")
+        if input_size % 4:  # two stride-2 reductions: the residual and shortcut paths only agree on multiples of 4
+            raise ModnasError(f"input size must be a multiple of 4, got {input_size}")
+        net = self.build_network(arch, num_classes=num_classes, in_channels=channels)
+        return net, torch.randn(batch_size, channels, input_size, input_size, generator=generator)
+
+    def flops(self, keys: Sequence[str]) -> np.ndarray:
+        """MFLOPs of the CIFAR-10 networks (NB201 table)."""
+        return np.asarray(nb201_tables.flops(table_indices(keys)), dtype=np.float64)
+
+    def short_name(self, key: str) -> str:
+        """The table index: shorter than the string in messages."""
+        return str(int(table_indices([key])[0]))
 
     def build_supernet(self, **kwargs: Any) -> nn.Module:
         from modnas.spaces.nb201.supernet import NB201Supernet

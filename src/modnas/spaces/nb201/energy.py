@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from modnas.errors import ModnasError
-from modnas.hardware.devices import ENERGY_DEVICES
+from modnas.spaces.nb201.devices import ENERGY_DEVICES
 from modnas.spaces.nb201.encoding import NUM_OPS, OPS
 from modnas.tables.nb201 import nb201_tables
 
@@ -50,7 +50,7 @@ class LinearOpCostModel:
         return self.intercept + np.asarray(self.op_costs)[np.asarray(op_indices)].sum(axis=-1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def energy_model(device: str) -> LinearOpCostModel:
     """The exact linear energy model (mJ) of ``eyeriss`` or ``fpga``."""
     if device not in ENERGY_DEVICES:
