@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from modnas.errors import ModnasError
+from modnas.errors import ModnasError, validation_error_line
 from modnas.io import read_yaml_mapping
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True)
@@ -267,18 +267,6 @@ class SearchConfig(BaseModel):
         return yaml.safe_dump(data, sort_keys=False)
 
 
-def _one_line(err: ValidationError) -> str:
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ()))
-    kind = first.get("type", "")
-    if kind == "extra_forbidden":
-        return f"unknown config key {where!r}"
-    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    value = first.get("input")
-    shown = "" if isinstance(value, dict) else f" (got {value!r})"
-    return f"config {where}: {message}{shown}" if where else f"config: {message}"
-
-
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     parts = key.split(".")
     node = data
@@ -314,7 +302,7 @@ def make_config(data: Mapping[str, Any]) -> SearchConfig:
     try:
         return SearchConfig.model_validate(dict(data))
     except ValidationError as err:
-        raise ModnasError(_one_line(err)) from None
+        raise ModnasError(validation_error_line(err, "config")) from None
 
 
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> SearchConfig:

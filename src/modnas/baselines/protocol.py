@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from modnas.errors import ModnasError
+from modnas.errors import ModnasError, validation_error_line
 from modnas.io import read_yaml_mapping
 from modnas.problem import DEFAULT_SPACE, Problem, get_problem
 
@@ -167,21 +167,12 @@ class Protocol(BaseModel):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-def _one_line(err: ValidationError) -> str:
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ())) or "protocol"
-    if first.get("type") == "extra_forbidden":
-        return f"unknown protocol key {where!r}"
-    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    return f"protocol {where}: {message}"
-
-
 def make_protocol(data: dict[str, Any] | None = None) -> Protocol:
     """Validate a mapping into a :class:`Protocol` (one-line :class:`ModnasError` on failure)."""
     try:
         return Protocol.model_validate(dict(data or {}))
     except ValidationError as err:
-        raise ModnasError(_one_line(err)) from None
+        raise ModnasError(validation_error_line(err, "protocol")) from None
 
 
 def load_protocol(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Protocol:
