@@ -3,10 +3,16 @@
 ``load_config(path, overrides)`` reads an optional YAML file, applies overrides (flat keys such as ``epochs`` or
 dotted keys such as ``error_predictor.steps``; ``None`` values mean "not given" and are skipped) and validates the
 result. Unknown keys and bad values raise :class:`~modnas.errors.ModnasError` with one line naming the problem.
+
+Settings that no default uses and that exist to reproduce the ablations of ``docs/experiments.md`` live in the
+``experimental`` section (:class:`ExperimentalConfig`). Files written before it existed set them at their old
+places (``query_proposals``, ``fill_with_neighbours``, ``lr_schedule`` at the top level, ``error_predictor.
+pessimism``); they still load, moved into the section, with a logged deprecation warning.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -18,12 +24,15 @@ from pydantic import (
     Field,
     StrictInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from modnas.errors import ModnasError, validation_error_line
 from modnas.io import read_yaml_mapping
+
+logger = logging.getLogger(__name__)
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -48,9 +57,74 @@ class ErrorPredictorConfig(BaseModel):
         90.0, gt=0, le=100, description="errors (%) at or above this are degenerate cells: clipped and down-weighted"
     )
     degenerate_weight: float = Field(0.1, ge=0, le=1, description="loss weight of a degenerate architecture")
-    pessimism: float = Field(
-        0.0, ge=0, description="ensemble std added to the predicted error once the query budget is spent"
+
+
+class ExperimentalConfig(BaseModel):
+    """Settings that no default uses, kept to reproduce the ablations of ``docs/experiments.md``.
+
+    Each default is what a default search does; the other values are the experiments' variants.
+    """
+
+    model_config = _STRICT
+
+    query_proposals: Literal["hypernet", "hypernet+argmin"] = Field(
+        "hypernet+argmin",
+        description="what a query round queries: the hypernetwork's argmax architectures, or those plus the argmin "
+        "of the scalarised predicted objectives over all architectures (per training device and evaluation ray)",
     )
+    fill_with_neighbours: bool = Field(
+        True, description="top a round up with one-edge mutations of proposals when too few proposals are new"
+    )
+    pessimism: float = Field(
+        0.0, ge=0, description="error-predictor ensemble stds added to the predicted error once the budget is spent"
+    )
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "cosine", description="hypernetwork learning rate: cosine decay to 5 % of lr over the run, or constant"
+    )
+
+
+#: Where the experimental settings were before the ``experimental`` section: old path -> name in the section.
+LEGACY_EXPERIMENTAL_KEYS: dict[tuple[str, ...], str] = {
+    ("query_proposals",): "query_proposals",
+    ("fill_with_neighbours",): "fill_with_neighbours",
+    ("lr_schedule",): "lr_schedule",
+    ("error_predictor", "pessimism"): "pessimism",
+}
+
+
+def upgrade_config_data(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A copy of config data with the settings of :data:`LEGACY_EXPERIMENTAL_KEYS` moved from their old places
+    into ``experimental``, and the dotted old keys that were moved.
+
+    A setting given at both places with different values is a one-line :class:`ModnasError`; anything else is
+    left for validation to judge.
+    """
+    out = dict(data)
+    moved: list[str] = []
+    for path, name in LEGACY_EXPERIMENTAL_KEYS.items():
+        parent = out if len(path) == 1 else out.get(path[0])
+        if not isinstance(parent, Mapping) or path[-1] not in parent:
+            continue
+        section = out.get("experimental", {})
+        if section is None:
+            section = {}
+        if not isinstance(section, Mapping):
+            continue  # validation reports the bad section
+        old_key = ".".join(path)
+        parent = dict(parent)
+        value = parent.pop(path[-1])
+        if name in section and section[name] != value:
+            raise ModnasError(
+                f"config sets {old_key} ({value!r}) and experimental.{name} ({section[name]!r}); "
+                f"give only experimental.{name}"
+            )
+        if len(path) > 1:
+            out[path[0]] = parent
+        else:
+            out = parent
+        out["experimental"] = {**section, name: value}
+        moved.append(old_key)
+    return out, moved
 
 
 #: Dataset presets of one-shot mode: what a ``None`` field of :class:`OneShotConfig` resolves to. CIFAR follows
@@ -165,23 +239,12 @@ class SearchConfig(BaseModel):
     lr: float = Field(3.9e-3, gt=0, description="hypernetwork AdamW learning rate (MODNAS: 3e-4 x 13)")
     betas: tuple[float, float] = (0.5, 0.999)
     weight_decay: float = Field(1e-3, ge=0, description="decoupled (AdamW) weight decay (the official code couples it to Adam)")
-    lr_schedule: Literal["constant", "cosine"] = Field(
-        "cosine", description="cosine: decay to 5 % of lr over the run, so the final argmax settles"
-    )
 
     query_budget: StrictInt = Field(200, ge=1, description="K: distinct architectures whose true accuracy may be read")
     initial_queries: StrictInt = Field(100, ge=1, description="random architectures queried before the search starts")
     query_start_epoch: StrictInt = Field(1, ge=1, description="first epoch after which proposals are queried")
     query_every: StrictInt = Field(1, ge=1, description="epochs between adaptive query rounds")
     queries_per_round: StrictInt = Field(20, ge=1, description="most architectures queried in one adaptive round")
-    query_proposals: Literal["hypernet", "hypernet+argmin"] = Field(
-        "hypernet+argmin",
-        description="what a round queries: the hypernetwork's argmax architectures, or those plus the argmin of the "
-        "scalarised predicted objectives over all architectures (per training device and evaluation ray)",
-    )
-    fill_with_neighbours: bool = Field(
-        True, description="top a round up with one-edge mutations of proposals when too few proposals are new"
-    )
     error_predictor: ErrorPredictorConfig = Field(default_factory=ErrorPredictorConfig)
     front: Literal["hypernet", "hypernet+measured"] = Field(
         "hypernet+measured",
@@ -200,6 +263,24 @@ class SearchConfig(BaseModel):
         24, ge=1, description="evaluation preferences per device (circle rays; a simplex grid of about as many for 3)"
     )
     oneshot: OneShotConfig = Field(default_factory=OneShotConfig)
+    experimental: ExperimentalConfig = Field(default_factory=ExperimentalConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_places(cls, data: Any, info: ValidationInfo) -> Any:
+        """Settings of the ``experimental`` section given at their old places are moved there (see
+        :func:`upgrade_config_data`); a warning says so unless the context asks for quiet (a run directory's
+        own config.yaml, which its user cannot be asked to edit)."""
+        if not isinstance(data, Mapping):
+            return data
+        upgraded, moved = upgrade_config_data(data)
+        if moved and not (info.context or {}).get("quiet_upgrade"):
+            logger.warning(
+                "deprecated config key%s %s: set %s instead (read from the old place this time)",
+                "s" if len(moved) > 1 else "", ", ".join(moved),
+                ", ".join(f"experimental.{LEGACY_EXPERIMENTAL_KEYS[tuple(k.split('.'))]}" for k in moved),
+            )
+        return upgraded
 
     @field_validator("objectives", mode="before")
     @classmethod
@@ -297,20 +378,26 @@ def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
     return overrides
 
 
-def make_config(data: Mapping[str, Any]) -> SearchConfig:
-    """Validate a plain mapping into a :class:`SearchConfig` (one-line :class:`ModnasError` on failure)."""
+def make_config(data: Mapping[str, Any], *, quiet_upgrade: bool = False) -> SearchConfig:
+    """Validate a plain mapping into a :class:`SearchConfig` (one-line :class:`ModnasError` on failure).
+
+    ``quiet_upgrade``: settings at their pre-``experimental`` places are moved without a deprecation warning.
+    """
     try:
-        return SearchConfig.model_validate(dict(data))
+        return SearchConfig.model_validate(dict(data), context={"quiet_upgrade": quiet_upgrade})
     except ValidationError as err:
         raise ModnasError(validation_error_line(err, "config")) from None
 
 
-def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> SearchConfig:
-    """Defaults, then the YAML file at ``path`` (if given), then ``overrides`` (``None`` values are skipped)."""
+def load_config(
+    path: str | Path | None = None, overrides: Mapping[str, Any] | None = None, *, quiet_upgrade: bool = False
+) -> SearchConfig:
+    """Defaults, then the YAML file at ``path`` (if given), then ``overrides`` (``None`` values are skipped);
+    ``quiet_upgrade``: as :func:`make_config`."""
     data: dict[str, Any] = {}
     if path is not None:
         data = read_yaml_mapping(path, "config file")
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(data, str(key), value)
-    return make_config(data)
+    return make_config(data, quiet_upgrade=quiet_upgrade)

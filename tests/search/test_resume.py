@@ -246,3 +246,30 @@ def test_a_run_in_use_is_not_resumed_twice(runs, tmp_path):
     for files in (before, after):
         files.pop(".modnas.lock", None)
     assert after == before
+
+
+def test_a_run_written_before_the_experimental_section_resumes(runs, tmp_path, caplog):
+    """Its config.yaml and checkpoint hold the experimental settings at their old places (and no ``space``)."""
+    import logging
+
+    import yaml
+
+    from modnas.config import load_config as load
+
+    straight, _, interrupted, _ = runs
+    run = tmp_path / "run"
+    shutil.copytree(interrupted, run)
+    flat = load(run / "config.yaml").model_dump(mode="json")
+    experimental = flat.pop("experimental")
+    del flat["space"]
+    flat["error_predictor"]["pessimism"] = experimental.pop("pessimism")
+    flat.update(experimental)
+    (run / "config.yaml").write_text(yaml.safe_dump(flat, sort_keys=False))
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    state["config"] = flat
+    torch.save(state, run / "checkpoints" / "last.pt")
+    with caplog.at_level(logging.WARNING, logger="modnas"):
+        resume_search(run)
+    assert not [r for r in caplog.records if "deprecated" in r.getMessage()]  # a run's own file: no warning
+    for name in ("metrics.csv", "fronts.csv", "queries.csv"):
+        assert (run / name).read_text() == (straight / name).read_text(), name

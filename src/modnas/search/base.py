@@ -109,7 +109,7 @@ class HypernetSearch:
             self.params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
         )
         total = config.epochs * self.epoch_length()
-        factor = (lambda _: 1.0) if config.lr_schedule == "constant" else (
+        factor = (lambda _: 1.0) if config.experimental.lr_schedule == "constant" else (
             lambda i: 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(i, total) / total))
         )
         self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimiser, factor)

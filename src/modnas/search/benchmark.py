@@ -150,7 +150,7 @@ class BenchmarkSearch(HypernetSearch):
     def normalised_error(self, onehot: Tensor) -> Tensor:
         t, p = onehot.shape[:2]
         # pessimism only once no more queries can correct the predictor: before that, optimism finds what to query
-        kappa = self.config.error_predictor.pessimism if self.budget.remaining == 0 else 0.0
+        kappa = self.config.experimental.pessimism if self.budget.remaining == 0 else 0.0
         err = self.error_model.error(onehot.reshape(t * p, *onehot.shape[2:]), kappa).reshape(t, p)
         return (err - self.err_low) / (self.err_high - self.err_low)
 
@@ -169,12 +169,12 @@ class BenchmarkSearch(HypernetSearch):
         limit = min(cfg.queries_per_round, self.budget.remaining)
         proposed = self.proposals(self.train_devices)
         counts = Counter(str(k) for keys in proposed.values() for k in keys)
-        if cfg.query_proposals == "hypernet+argmin":
+        if cfg.experimental.query_proposals == "hypernet+argmin":
             counts.update(str(k) for k in self.predicted_argmins().reshape(-1))
         order = dict(zip(counts, self.space.key_order(list(counts))))  # ties: the space's canonical order
         ranked = sorted(counts, key=lambda k: (-counts[k], order[k]))
         chosen = [k for k in ranked if k not in self.budget][:limit]
-        if cfg.fill_with_neighbours and len(chosen) < limit:
+        if cfg.experimental.fill_with_neighbours and len(chosen) < limit:
             near = {n for k in ranked for n in self.space.keys(self.space.neighbours(self.space.parse(k)))}
             pool = [n for n in self.space.sort_keys(list(near - set(chosen))) if n not in self.budget]
             extra = self.rng.permutation(len(pool))[: limit - len(chosen)] if pool else []

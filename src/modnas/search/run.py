@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from modnas.config import SearchConfig, make_config
+from modnas.config import SearchConfig, make_config, upgrade_config_data
 from modnas.errors import Interrupted, ModnasError, OutputError
 from modnas.io import (
     atomic_torch_save,
@@ -379,7 +379,9 @@ def _check_compatible(state: dict[str, Any], config: SearchConfig, run_dir: Path
         raise ModnasError(
             f"checkpoint of {str(run_dir)!r} has format version {version!r}, this modnas writes {CHECKPOINT_VERSION}"
         )
-    saved = {"space": "nb201", **state["config"]}  # runs written before spaces were named searched NB201
+    # runs written before spaces were named searched NB201; before the experimental section its settings were
+    # at their old places
+    saved, _ = upgrade_config_data({"space": "nb201", **state["config"]})
     if saved != config.model_dump(mode="json"):
         current = config.model_dump(mode="json")
         diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
@@ -404,7 +406,7 @@ def resume_search(
         raise ModnasError(f"run directory {str(path)!r} does not exist")
     if not (path / "config.yaml").is_file():
         raise ModnasError(f"{str(path)!r} is not a run directory: config.yaml is missing")
-    config = load_config(path / "config.yaml")
+    config = load_config(path / "config.yaml", quiet_upgrade=True)
     check_writable(path, "run directory", directory=True)
     if not (path / "checkpoints" / "last.pt").exists() and is_unstarted_run(path):
         # stopped before its first checkpoint: start again
