@@ -57,8 +57,8 @@ def _line(data: dict, subject: str = "thing") -> str:
         ({"name": "a", "betas": [0.5, "y"]},
          "thing betas[1]: Input should be a valid number, unable to parse string as a number (got 'y')"),
         ({"name": "a", "latencies": {"|a~0|+|b~1|": "z"}},
-         "thing latencies['|a~0|+|b~1|']: Input should be a valid number, unable to parse string as a number "
-         "(got 'z')"),
+         ("thing latencies['|a~0|+|b~1|']: Input should be a valid number, unable to parse string as a number "
+          "(got 'z')")),
         ({"name": "a", "checked": 1}, "thing checked: checked must not be 1 (got 1)"),
         ({"name": "a", "checked": 2}, "2 is refused with its own line"),
         ({"name": "a", "checked": 3}, "thing checked: a message over two lines (got 3)"),
