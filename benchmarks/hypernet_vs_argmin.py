@@ -18,8 +18,8 @@ import torch
 
 from modnas.evaluation import evaluation_preferences, score_indices, to_simplex
 from modnas.hardware.training import over_all_archs
+from modnas.rundir import load_checkpoint
 from modnas.search.base import device_embeddings
-from modnas.search.run import load_checkpoint
 from modnas.search.trained import TrainedSearch
 from modnas.spaces.nb201.devices import (
     PROTOCOL_DEVICES,

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from modnas import plots
 from modnas.commands.plot import plot_command
 from modnas.errors import ModnasError
-from modnas.search.run import FRONT_FIELDS, METRIC_FIELDS
+from modnas.rundir import FRONT_FIELDS, METRIC_FIELDS
 from modnas.spaces.nb201 import index_to_string
 from modnas.spaces.nb201.devices import PROTOCOL_DEVICES, TEST_DEVICES
 

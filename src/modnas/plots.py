@@ -2,8 +2,8 @@
 
 The ``plot_*`` functions are pure: they take arrays and numbers, write one PNG and return its path. They use
 matplotlib's object API with the Agg canvas directly (no ``pyplot``, no display, no global backend switch).
-:func:`load_run` reads a run directory (``metrics.csv``, ``fronts.csv``) into a :class:`RunData`, and
-:func:`plot_run` ties the two together; it is what ``modnas plot`` calls.
+:func:`~modnas.rundir.load_run` reads a run directory (``metrics.csv``, ``fronts.csv``) into a
+:class:`~modnas.rundir.RunData`, and :func:`plot_run` ties the two together; it is what ``modnas plot`` calls.
 """
 
 from __future__ import annotations
@@ -12,21 +12,19 @@ import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from modnas.errors import ModnasError
-from modnas.io import atomic_replace, read_csv_rows
+from modnas.io import atomic_replace
+from modnas.rundir import RunData, load_run
 
 FRONTS_DIR = "fronts"
 HV_PER_EPOCH = "hv_per_epoch.png"
 HV_PER_EPOCH_DEVICES = "hv_per_epoch_devices.png"
 HV_PER_DEVICE = "hv_per_device.png"
-_METRIC_COLUMNS = ("epoch", "device", "split", "hv")
-_FRONT_COLUMNS = ("epoch", "device", "ray", "preference", "arch_str")
 
 
 # -- figures ------------------------------------------------------------------------------------------------------
@@ -375,85 +373,6 @@ def _colours(n: int) -> list:
 
     cmap = colormaps["tab20"]
     return [cmap(i % 20) for i in range(n)]
-
-
-# -- reading a run ------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class RunData:
-    """What the plots need from a run directory."""
-
-    run_dir: Path
-    #: the run's search space (problem name)
-    space: str = "nb201"
-    #: ``hv[epoch][device]`` and ``split[device]`` from metrics.csv (device order as written)
-    hv: dict[int, dict[str, float]] = field(default_factory=dict)
-    split: dict[str, str] = field(default_factory=dict)
-    #: ``rays[epoch][device]`` = list of (ray, preference on error, arch_str), from fronts.csv
-    rays: dict[int, dict[str, list[tuple[int, float, str]]]] = field(default_factory=dict)
-    #: epochs with an HV for every evaluation device and every evaluation ray's architecture, ascending
-    complete_epochs: list[int] = field(default_factory=list)
-
-    def devices(self, epoch: int) -> list[str]:
-        return list(self.hv[epoch])
-
-
-def _read_csv(path: Path, columns: tuple[str, ...], run_dir: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise ModnasError(f"{str(run_dir)!r} has no {path.name}: not a run directory, or no epoch finished")
-    return [row for row in read_csv_rows(path, columns) if all(row.get(c) not in (None, "") for c in columns)]
-
-
-def _complete_arch_string(text: str, space: Any) -> bool:
-    # a line cut off inside arch_str must not count: it is complete when it parses in the run's space
-    try:
-        space.parse(text)
-    except ModnasError:
-        return False
-    return True
-
-
-def load_run(run_dir: str | Path) -> RunData:
-    """Read ``metrics.csv`` and ``fronts.csv`` of a run; cut-off last lines of an interrupted run are skipped."""
-    from modnas.problem import get_problem
-    from modnas.search.run import run_devices, run_space
-
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise ModnasError(f"run directory {str(path)!r} does not exist")
-    data = RunData(run_dir=path, space=run_space(path))
-    space = get_problem(data.space).space
-    for raw in _read_csv(path / "metrics.csv", _METRIC_COLUMNS, path):
-        try:
-            epoch, hv = int(raw["epoch"]), float(raw["hv"])
-        except ValueError:
-            continue
-        if math.isnan(hv):
-            continue
-        data.hv.setdefault(epoch, {}).setdefault(raw["device"], hv)
-        data.split.setdefault(raw["device"], raw["split"])
-    for raw in _read_csv(path / "fronts.csv", _FRONT_COLUMNS, path):
-        try:
-            epoch, ray = int(raw["epoch"]), int(raw["ray"])
-            pref = float(raw["preference"].split(";")[0])
-        except ValueError:
-            continue
-        if not _complete_arch_string(raw["arch_str"], space):
-            continue
-        data.rays.setdefault(epoch, {}).setdefault(raw["device"], []).append((ray, pref, raw["arch_str"]))
-    n_rays = max((len(r) for per in data.rays.values() for r in per.values()), default=0)
-    expected = run_devices(path)
-    data.complete_epochs = sorted(
-        e
-        for e, per_device in data.hv.items()
-        if set(per_device) >= expected
-        and e in data.rays
-        and all(len(data.rays[e].get(d, ())) == n_rays for d in expected)
-    )
-    if not data.complete_epochs:
-        raise ModnasError(f"{str(path)!r} is truncated: metrics.csv and fronts.csv hold no complete epoch")
-    return data
 
 
 # -- everything for one run ---------------------------------------------------------------------------------------

@@ -11,9 +11,9 @@ import torch
 
 from modnas.config import load_config
 from modnas.errors import ModnasError
+from modnas.rundir import METRIC_FIELDS
 from modnas.search import evaluate_run, run_note, search
 from modnas.search.benchmark import BenchmarkSearch
-from modnas.search.run import METRIC_FIELDS
 from modnas.spaces.nb201.devices import PROTOCOL_DEVICES, TRAIN_DEVICES
 from modnas.tables.nb201 import nb201_tables
 

@@ -231,7 +231,7 @@ def test_a_run_stopped_before_its_first_checkpoint_can_be_resumed_or_reused(tmp_
 
 
 def test_a_run_in_use_is_not_resumed_twice(runs, tmp_path):
-    from modnas.search.run import run_lock
+    from modnas.rundir import run_lock
 
     _, _, interrupted, _ = runs
     run = tmp_path / "run"

@@ -138,8 +138,8 @@ def evaluate_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON (summary.json's 'devices').")] = False,
 ) -> None:
     """Per-device HV, IGD+ and front size of a run (the last complete epoch of an interrupted run)."""
+    from modnas.rundir import RunDir
     from modnas.search import evaluate_run, run_note
-    from modnas.search.run import checkpoint_problem
 
     rows = evaluate_run(run_dir)
     if as_json:
@@ -149,7 +149,7 @@ def evaluate_command(
         note = run_note(run_dir)
         if note:
             console.print(f"note: {note}", highlight=False, soft_wrap=True)
-    problem = checkpoint_problem(run_dir)
+    problem = RunDir(run_dir).checkpoint_problem()
     if problem:  # the scores above are intact, but the run cannot be used further: say so, and fail scripts
         err_console.print(f"warning: {problem}", highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit(1)

@@ -13,15 +13,15 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
-from modnas.config import SearchConfig, make_config
+from modnas.config import SearchConfig
 from modnas.errors import ModnasError
 from modnas.evaluation import evaluation_preferences, nondominated_mask, to_simplex, validate_preference
 from modnas.hardware.devices import Device
 from modnas.hardware.training import to_device_unit
 from modnas.hypernet import HyperNetwork
 from modnas.problem import Problem, get_problem
+from modnas.rundir import RunDir
 from modnas.search.base import build_hypernet
 from modnas.search.benchmark import measured_front
 from modnas.search.error_model import ErrorPredictor, QueryBudget
@@ -43,20 +43,14 @@ class TrainedSearch:
     @classmethod
     def load(cls, run_dir: str | Path) -> TrainedSearch:
         """Load ``config.yaml`` and ``checkpoints/last.pt``; a missing or damaged run is a one-line error."""
-        path = Path(run_dir)
-        if not path.is_dir():
-            raise ModnasError(f"run directory {str(path)!r} does not exist")
-        config_file, checkpoint = path / "config.yaml", path / "checkpoints" / "last.pt"
-        for needed in (config_file, checkpoint):
-            if not needed.is_file():
-                raise ModnasError(f"{str(path)!r} is not a finished epoch of a run: {needed.name} is missing")
-        try:
-            config = make_config(yaml.safe_load(config_file.read_text(encoding="utf-8")) or {})
-        except yaml.YAMLError:
-            raise ModnasError(f"{str(config_file)!r} is not valid YAML") from None
+        run = RunDir(run_dir).require()
+        path, checkpoint = run.path, run.checkpoint_file
+        config = run.config()
+        if not checkpoint.is_file():
+            raise ModnasError(f"{str(path)!r} is not a finished epoch of a run: {checkpoint.name} is missing")
         problem = get_problem(config.space)
+        state = run.checkpoint()
         try:
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
             hypernet = build_hypernet(config, problem)
             hypernet.load_state_dict(state["hypernet"])
             if config.mode == "oneshot":  # no fitted error model: the trained supernet estimates errors
@@ -72,8 +66,6 @@ class TrainedSearch:
         except (KeyError, RuntimeError, EOFError, OSError, ValueError, TypeError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModnasError(f"checkpoint {str(checkpoint)!r} is damaged or from another version ({first})") from None
-        except Exception as exc:  # unpickling errors of a truncated file come in many types
-            raise ModnasError(f"checkpoint {str(checkpoint)!r} is not readable ({type(exc).__name__})") from None
         hypernet.eval()
         error_model.eval()
         trained = cls(path, config, hypernet, error_model, problem.predictor, problem)
