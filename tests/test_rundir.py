@@ -6,6 +6,7 @@ fast; real searches write and read the same files in tests/search.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 
@@ -19,7 +20,10 @@ from modnas.rundir import (
     CHECKPOINT_VERSION,
     FRONTS,
     METRICS,
+    BenchmarkDir,
+    BenchmarkResult,
     RunDir,
+    load_benchmark,
     load_checkpoint,
     load_run,
     run_record,
@@ -262,3 +266,35 @@ def test_a_run_without_config_is_a_default_nb201_run(tmp_path):
     run.metrics_file.write_text("\n".join(run.metrics_file.read_text().splitlines()[:-1]) + "\n")
     with pytest.raises(ModnasError, match="truncated"):
         run.last_scores()  # 18 of the 19 devices
+
+
+# -- benchmark directories ------------------------------------------------------------------------------------------
+
+
+def test_benchmark_directory_round_trip(tmp_path):
+    from modnas.baselines.protocol import quick_protocol
+
+    bench = BenchmarkDir(tmp_path / "bench").prepare()
+    protocol = quick_protocol()
+    results = [{"method": "random", "device": "fpga", "split": "test", "seed": 0, "budget": 20, "scope": "per device",
+                "hv": 0.912345678, "igd_plus": None, "n_front": 3, "seconds": math.nan}]
+    curves = [{"method": "random", "device": "fpga", "split": "test", "seed": 0, "budget": 5, "epoch": None,
+               "hv": 0.8, "igd_plus": 0.1, "n_front": 2}]
+    queries = [{"method": "random", "device": "fpga", "seed": 0, "budget": 20, "order": 1,
+                "arch_str": index_to_string(3)}]
+    result = BenchmarkResult(protocol, results, curves, queries, {}, 1.0, bench.path, ["runs/a"])
+    bench.write_protocol(protocol)
+    bench.write_tables(result)
+    bench.write_summary({"settings": {"random K=20": {}}, "wall_seconds": 12.5, "modnas_runs": ["runs/a"],
+                         "cpu_seconds": 20.0})
+    bench.write_report("# report\n")
+    assert "0.912346" in (bench.path / "results.csv").read_text()  # six significant digits
+    back = load_benchmark(bench.path)
+    assert back.protocol == protocol and back.out_dir == bench.path
+    assert back.results[0]["hv"] == pytest.approx(0.912346) and back.results[0]["igd_plus"] is None
+    assert math.isnan(back.results[0]["seconds"]) and back.results[0]["budget"] == 20
+    assert back.curves[0]["epoch"] is None and back.queries == queries
+    assert (back.seconds, back.cpu_seconds, back.modnas_runs) == (12.5, 20.0, ["runs/a"])
+    assert back.settings == {"random K=20": {}}
+    assert bench.modnas_run(2) == bench.path / "modnas" / "seed2"
+    assert json.loads((bench.path / "summary.json").read_text())["wall_seconds"] == 12.5

@@ -1,4 +1,4 @@
-"""Run directories: the one module that names, writes and reads the files of a search run.
+"""Run directories: the one module that names, writes and reads the files of a search run and of a benchmark.
 
 A search's run directory (:class:`RunDir`) holds
 
@@ -18,6 +18,10 @@ leaves complete files behind. The readers also accept every older layout: runs w
 (NB201), with the ``experimental`` settings at their old places (moved quietly), without metrics.csv's
 ``queries`` column, without metadata.json, and without any config.yaml (a default NB201 run, for the plots and
 ``evaluate``). Lines cut off by a crash outside modnas (a copied or hand-edited file) are skipped.
+
+A ``modnas benchmark`` directory (:class:`BenchmarkDir`) holds ``protocol.yaml``, ``results.csv``, ``curves.csv``,
+``queries.csv``, ``summary.json``, ``report.md``, ``metadata.json``, the figures, and the run directories of its
+MODNAS searches under ``modnas/seed<S>``; :class:`BenchmarkResult` is what it reads back.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modnas.config import SearchConfig, make_config
 from modnas.errors import ModnasError
@@ -42,6 +46,9 @@ from modnas.io import (
     read_csv_rows,
     read_yaml_mapping,
 )
+
+if TYPE_CHECKING:
+    from modnas.baselines.protocol import Protocol
 
 CONFIG = "config.yaml"
 METRICS = "metrics.csv"
@@ -523,3 +530,91 @@ def load_run(run_dir: str | Path) -> RunData:
     if not data.complete_epochs:
         raise ModnasError(f"{str(run.path)!r} is truncated: metrics.csv and fronts.csv hold no complete epoch")
     return data
+
+
+# -- benchmark directories ------------------------------------------------------------------------------------------
+
+RESULT_FIELDS = ("method", "device", "split", "seed", "budget", "scope", "hv", "igd_plus", "n_front", "seconds")
+CURVE_FIELDS = ("method", "device", "split", "seed", "budget", "epoch", "hv", "igd_plus", "n_front")
+BENCHMARK_QUERY_FIELDS = ("method", "device", "seed", "budget", "order", "arch_str")
+_INT_FIELDS = {"seed", "budget", "n_front", "epoch", "order", "arch_index"}
+_FLOAT_FIELDS = {"hv", "igd_plus", "seconds"}
+
+
+@dataclass
+class BenchmarkResult:
+    """Everything a benchmark run produced (also written to its directory)."""
+
+    protocol: Protocol
+    results: list[dict[str, Any]]
+    curves: list[dict[str, Any]]
+    queries: list[dict[str, Any]]
+    settings: dict[str, dict[str, Any]]
+    seconds: float
+    out_dir: Path
+    modnas_runs: list[str]
+    cpu_seconds: float = math.nan  # this process and its finished workers: the machine-load-free cost
+
+
+def _typed(row: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, text in row.items():
+        if key in _INT_FIELDS:
+            out[key] = int(text) if text not in ("", None) else None
+        elif key in _FLOAT_FIELDS:
+            out[key] = float(text) if text not in ("", None) else (math.nan if key == "seconds" else None)
+        else:
+            out[key] = text
+    return out
+
+
+class BenchmarkDir:
+    """A ``modnas benchmark`` output directory: its tables, summary, report, and its MODNAS run directories."""
+
+    TABLES = (("results", RESULT_FIELDS), ("curves", CURVE_FIELDS), ("queries", BENCHMARK_QUERY_FIELDS))
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def prepare(self) -> BenchmarkDir:
+        """Create the directory (or accept an empty one); refuse one that holds files."""
+        prepare_out_dir(self.path)
+        return self
+
+    def modnas_run(self, seed: int) -> Path:
+        """Where the MODNAS search of ``seed`` writes its run directory."""
+        return self.path / "modnas" / f"seed{seed}"
+
+    def write_protocol(self, protocol: Protocol) -> None:
+        atomic_write_text(self.path / "protocol.yaml", protocol.to_yaml())
+
+    def write_tables(self, result: BenchmarkResult) -> None:
+        """results.csv, curves.csv and queries.csv; floats with 6 significant digits, None and NaN empty."""
+        for name, fields in self.TABLES:
+            atomic_write_text(self.path / f"{name}.csv", csv_text(fields, getattr(result, name), digits=6))
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write_json(self.path / "summary.json", summary)
+
+    def write_report(self, text: str) -> None:
+        atomic_write_text(self.path / "report.md", text)
+
+    def load(self) -> BenchmarkResult:
+        """Read a finished benchmark back (to redraw figures or rewrite the report without rerunning)."""
+        from modnas.baselines.protocol import load_protocol
+
+        protocol = load_protocol(self.path / "protocol.yaml")
+        tables = {name: [_typed(r) for r in read_csv_rows(self.path / f"{name}.csv", fields)]
+                  for name, fields in self.TABLES}
+        summary_path = self.path / "summary.json"
+        summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+        return BenchmarkResult(
+            protocol, tables["results"], tables["curves"], tables["queries"], summary.get("settings", {}),
+            float(summary.get("wall_seconds", math.nan)), self.path, list(summary.get("modnas_runs", [])),
+            float(summary.get("cpu_seconds") or math.nan),
+        )
+
+
+def load_benchmark(out_dir: str | Path) -> BenchmarkResult:
+    """Read a finished benchmark directory back (see :meth:`BenchmarkDir.load`)."""
+    return BenchmarkDir(out_dir).load()

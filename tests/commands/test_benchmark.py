@@ -10,10 +10,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from modnas.baselines.benchmark import _queries_per_epoch, modnas_rows
+from modnas.baselines.benchmark import modnas_rows
 from modnas.commands.benchmark import benchmark_command
 from modnas.config import load_config
 from modnas.problem import get_problem
+from modnas.rundir import RunDir
 
 runner = CliRunner()
 app = typer.Typer()
@@ -139,7 +140,7 @@ def test_a_run_with_another_budget_is_refused(quick_run, tmp_path):
 def test_queries_per_epoch_without_the_metrics_column(quick_run, tmp_path):
     run = quick_run / "modnas" / "seed0"
     config = load_config(run / "config.yaml")
-    with_column = _queries_per_epoch(run, config)
+    with_column = RunDir(run).queries_per_epoch(config)
     assert with_column == {1: 20}
     copy = tmp_path / "old"
     copy.mkdir()
@@ -149,7 +150,7 @@ def test_queries_per_epoch_without_the_metrics_column(quick_run, tmp_path):
     header = lines[0].split(",")
     keep = [i for i, h in enumerate(header) if h != "queries"]
     (copy / "metrics.csv").write_text("\n".join(",".join(ln.split(",")[i] for i in keep) for ln in lines) + "\n")
-    assert _queries_per_epoch(copy, config) == {1: 20}
+    assert RunDir(copy).queries_per_epoch(config) == {1: 20}
     results, curves = modnas_rows(copy, 20)
     assert len(results) == 19 and {r["budget"] for r in curves} == {20}
 
@@ -187,7 +188,7 @@ def test_registered_in_the_main_cli():
 
 def test_a_finished_benchmark_reads_back(quick_run, tmp_path):
     from modnas.baselines import figures
-    from modnas.baselines.benchmark import load_benchmark
+    from modnas.rundir import load_benchmark
 
     result = load_benchmark(quick_run)
     assert len(result.results) == len(rows(quick_run / "results.csv"))
@@ -200,7 +201,7 @@ def test_a_finished_benchmark_reads_back(quick_run, tmp_path):
 def test_figures_redraw_for_any_device_subset(quick_run, tmp_path, monkeypatch):
     """Every figure function takes a protocol of any size; the fronts grid shows each device's best baseline."""
     from modnas.baselines import figures
-    from modnas.baselines.benchmark import load_benchmark
+    from modnas.rundir import load_benchmark
 
     result = load_benchmark(quick_run)
     picked: dict[tuple[str, int], str | None] = {}

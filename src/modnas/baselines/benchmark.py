@@ -11,14 +11,14 @@ A baseline's HV at budget b is the shared scorer applied to the first b architec
 also gives the whole HV-versus-budget curve. MODNAS is scored on the front of its last epoch, one architecture per
 evaluation ray (re-scored here from ``fronts.csv``).
 
-Outputs (all written atomically into a new directory): ``protocol.yaml``, ``results.csv``, ``curves.csv``,
-``queries.csv``, ``summary.json``, ``report.md`` and the figures of :mod:`modnas.baselines.figures`.
+Outputs (all written atomically into a new directory, see :class:`~modnas.rundir.BenchmarkDir`):
+``protocol.yaml``, ``results.csv``, ``curves.csv``, ``queries.csv``, ``summary.json``, ``report.md`` and the
+figures of :mod:`modnas.baselines.figures`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import multiprocessing
 import os
 import time
@@ -29,15 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modnas.baselines import figures, report
 from modnas.baselines.protocol import MODNAS, MODNAS_PREDICTED_LATENCY, Protocol
 from modnas.errors import ModnasError
-from modnas.io import atomic_write_json, atomic_write_text, prepare_out_dir, read_csv_rows
-from modnas.io import csv_text as io_csv_text
+from modnas.io import prepare_out_dir
+from modnas.rundir import BenchmarkDir, BenchmarkResult, RunDir, load_run
 from modnas.spaces.nb201.devices import PROTOCOL_DEVICES, registry
 
-RESULT_FIELDS = ("method", "device", "split", "seed", "budget", "scope", "hv", "igd_plus", "n_front", "seconds")
-CURVE_FIELDS = ("method", "device", "split", "seed", "budget", "epoch", "hv", "igd_plus", "n_front")
-QUERY_FIELDS = ("method", "device", "seed", "budget", "order", "arch_str")
 PER_DEVICE = "per device"
 ALL_DEVICES = "all devices"
 
@@ -183,20 +181,13 @@ def modnas_rows(run_dir: str | Path, budget: int) -> tuple[list[dict[str, Any]],
     The run must have used query budget ``budget``; its per-device rows hold the shared scorer's HV of the
     architectures chosen for the evaluation rays.
     """
-    import json
-
     from modnas.evaluation.scorer import score
-    from modnas.plots import load_run
 
     path = Path(run_dir)
     config = _run_config(path, budget)
     run = load_run(path)
-    queries = _queries_per_epoch(path, config)
-    seconds = math.nan
-    summary = path / "summary.json"
-    if summary.is_file():
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            seconds = float(json.loads(summary.read_text(encoding="utf-8"))["seconds"])
+    queries = RunDir(path).queries_per_epoch(config)
+    seconds = RunDir(path).seconds()
     last = run.complete_epochs[-1]
     results, curves = [], []
     for epoch in run.complete_epochs:
@@ -234,41 +225,7 @@ def predicted_latency_rows(run_dir: str | Path, results: Sequence[dict[str, Any]
     return rows
 
 
-def _queries_per_epoch(run_dir: Path, config: Any) -> dict[int, int]:
-    """Distinct accuracy queries by each epoch: metrics.csv's ``queries`` column, else derived from the config."""
-    rows = read_csv_rows(run_dir / "metrics.csv", ("epoch",))
-    out: dict[int, int] = {}
-    for row in rows:
-        with contextlib.suppress(ValueError, TypeError):
-            if row.get("queries") not in (None, ""):
-                out[int(row["epoch"])] = int(float(row["queries"]))
-    if out:
-        return out
-    # older runs: initial queries, then queries_per_round after every query round, capped at K and at queries.csv
-    total = len(read_csv_rows(run_dir / "queries.csv", ("order",)))
-    epochs = sorted({int(r["epoch"]) for r in rows if str(r.get("epoch", "")).isdigit()})
-    for e in epochs:
-        rounds = 0 if e < config.query_start_epoch else (e - config.query_start_epoch) // config.query_every + 1
-        out[e] = min(total, config.query_budget, config.initial_queries + rounds * config.queries_per_round)
-    return out
-
-
 # -- the whole protocol --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class BenchmarkResult:
-    """Everything a benchmark run produced (also written to its directory)."""
-
-    protocol: Protocol
-    results: list[dict[str, Any]]
-    curves: list[dict[str, Any]]
-    queries: list[dict[str, Any]]
-    settings: dict[str, dict[str, Any]]
-    seconds: float
-    out_dir: Path
-    modnas_runs: list[str]
-    cpu_seconds: float = math.nan  # this process and its finished workers: the machine-load-free cost
 
 
 def plan_jobs(protocol: Protocol, out_dir: Path, modnas_runs: Sequence[str] = ()) -> list[Job]:
@@ -278,7 +235,7 @@ def plan_jobs(protocol: Protocol, out_dir: Path, modnas_runs: Sequence[str] = ()
         settings = protocol.modnas
         for seed in protocol.seeds:
             overrides = {**settings.overrides, "seed": seed, "query_budget": protocol.budget}
-            jobs.append(Job(MODNAS, seed, protocol.budget, run_dir=str(out_dir / "modnas" / f"seed{seed}"),
+            jobs.append(Job(MODNAS, seed, protocol.budget, run_dir=str(BenchmarkDir(out_dir).modnas_run(seed)),
                             config=settings.config, overrides=tuple(sorted(overrides.items()))))
     budgets = [protocol.budget]
     if protocol.same_total_budget != protocol.budget:
@@ -311,11 +268,7 @@ def _validate_modnas_config(protocol: Protocol) -> None:
 
 def _run_config(run_dir: Path, budget: int) -> Any:
     """The config of a reusable MODNAS run directory, checked against the protocol's budget."""
-    from modnas.config import load_config
-
-    if not (run_dir / "config.yaml").is_file():
-        raise ModnasError(f"{str(run_dir)!r} has no config.yaml: not a modnas run directory")
-    config = load_config(run_dir / "config.yaml")
+    config = RunDir(run_dir).config()
     if config.mode != "benchmark":
         raise ModnasError(f"run {str(run_dir)!r} is a {config.mode!r} search; the benchmark compares benchmark mode")
     if config.query_budget != budget:
@@ -361,12 +314,12 @@ def run_benchmark(
     command: str | None = None,
 ) -> BenchmarkResult:
     """Run a protocol into a new directory, write every table, figure and the report, and return the results."""
-    from modnas.baselines import figures, report
+    from modnas.search.metadata import RunMetadata
 
     runs = check_inputs(protocol, out_dir, modnas_runs)
-    out = prepare_out_dir(out_dir)
-    atomic_write_text(out / "protocol.yaml", protocol.to_yaml())
-    from modnas.search.metadata import RunMetadata
+    bench = BenchmarkDir(out_dir).prepare()
+    out = bench.path
+    bench.write_protocol(protocol)
 
     metadata = RunMetadata(out, None, "benchmark")  # the seeds are in protocol.yaml
     start, cpu_start = time.perf_counter(), _cpu_seconds()
@@ -393,52 +346,15 @@ def run_benchmark(
             results = rows + predicted_latency_rows(run_dir, rows) + results
             curves = [r for r in curve_rows if r["device"] in protocol.devices] + curves
     result = BenchmarkResult(protocol, results, curves, queries, settings, 0.0, out, modnas_dirs)
-    atomic_write_text(out / "results.csv", csv_text(RESULT_FIELDS, results))
-    atomic_write_text(out / "curves.csv", csv_text(CURVE_FIELDS, curves))
-    atomic_write_text(out / "queries.csv", csv_text(QUERY_FIELDS, queries))
+    bench.write_tables(result)
     figures.write_figures(result)
     result.seconds = time.perf_counter() - start
     result.cpu_seconds = _cpu_seconds() - cpu_start
     summary = report.summarise(result)
-    atomic_write_json(out / "summary.json", summary)
-    atomic_write_text(out / "report.md", report.markdown(result, summary, command))
+    bench.write_summary(summary)
+    bench.write_report(report.markdown(result, summary, command))
     metadata.finish()
     return result
-
-
-_INT_FIELDS = {"seed", "budget", "n_front", "epoch", "order", "arch_index"}
-_FLOAT_FIELDS = {"hv", "igd_plus", "seconds"}
-
-
-def _typed(row: dict[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, text in row.items():
-        if key in _INT_FIELDS:
-            out[key] = int(text) if text not in ("", None) else None
-        elif key in _FLOAT_FIELDS:
-            out[key] = float(text) if text not in ("", None) else (math.nan if key == "seconds" else None)
-        else:
-            out[key] = text
-    return out
-
-
-def load_benchmark(out_dir: str | Path) -> BenchmarkResult:
-    """Read a finished benchmark directory back (to redraw figures or rewrite the report without rerunning)."""
-    import json
-
-    from modnas.baselines.protocol import load_protocol
-
-    path = Path(out_dir)
-    protocol = load_protocol(path / "protocol.yaml")
-    tables = {name: [_typed(r) for r in read_csv_rows(path / f"{name}.csv", fields)]
-              for name, fields in (("results", RESULT_FIELDS), ("curves", CURVE_FIELDS), ("queries", QUERY_FIELDS))}
-    summary_path = path / "summary.json"
-    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
-    return BenchmarkResult(
-        protocol, tables["results"], tables["curves"], tables["queries"], summary.get("settings", {}),
-        float(summary.get("wall_seconds", math.nan)), path, list(summary.get("modnas_runs", [])),
-        float(summary.get("cpu_seconds") or math.nan),
-    )
 
 
 def _cpu_seconds() -> float:
@@ -447,8 +363,3 @@ def _cpu_seconds() -> float:
 
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def csv_text(fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
-    """Rows as CSV text; floats with 6 significant digits, None and NaN as empty."""
-    return io_csv_text(fields, rows, digits=6)

@@ -16,7 +16,7 @@ from modnas.baselines.protocol import MODNAS
 from modnas.plots import _colours, _save
 
 if TYPE_CHECKING:
-    from modnas.baselines.benchmark import BenchmarkResult
+    from modnas.rundir import BenchmarkResult
 
 HV_VS_BUDGET = "hv_vs_budget.png"
 HV_PER_DEVICE = "hv_per_device.png"
@@ -223,7 +223,7 @@ def _front_points(archs: Sequence[str], device: str) -> np.ndarray:
 
 
 def _modnas_archs(result: BenchmarkResult, device: str) -> list[str]:
-    from modnas.plots import load_run
+    from modnas.rundir import load_run
 
     if not result.modnas_runs:
         return []

@@ -1,6 +1,6 @@
 """The benchmark report: per-device HV tables for both budget views, win counts, and an honest summary.
 
-:func:`summarise` reduces a :class:`~modnas.baselines.benchmark.BenchmarkResult` to plain numbers (written as
+:func:`summarise` reduces a :class:`~modnas.rundir.BenchmarkResult` to plain numbers (written as
 ``summary.json``); :func:`markdown` turns them into ``report.md``.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 from modnas.baselines.protocol import MODNAS, MODNAS_PREDICTED_LATENCY, MODNAS_VARIANTS
 
 if TYPE_CHECKING:
-    from modnas.baselines.benchmark import BenchmarkResult
+    from modnas.rundir import BenchmarkResult
 
 SAME_TOTAL = "same_total"
 PER_DEVICE_K = "per_device"
