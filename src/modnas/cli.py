@@ -14,7 +14,14 @@ from rich.table import Table
 from modnas.commands import device as device_commands
 from modnas.commands import predictor as predictor_commands
 from modnas.commands.benchmark import benchmark_command
-from modnas.commands.common import FlagsWithoutType, console, print_arch_table, print_json, user_errors
+from modnas.commands.common import (
+    FlagsWithoutType,
+    console,
+    print_arch_table,
+    print_json,
+    read_arch_file_checked,
+    user_errors,
+)
 from modnas.commands.plot import plot_command
 from modnas.commands.results import export_command, front_command
 from modnas.commands.search import evaluate_command, search_command
@@ -211,21 +218,6 @@ def score(
             "-" if r.igd_plus is None else f"{r.igd_plus:.4f}", str(r.n_front), str(r.n_on_true_front),
         )
     console.print(table)
-
-
-def read_arch_file_checked(path: Path, space: Any = None) -> list[str]:
-    """Read an architecture file and validate every line in ``space`` (default NB201), naming the first bad one."""
-    from modnas.io import read_arch_file
-    from modnas.problem import get_problem
-
-    parse = (space or get_problem("nb201").space).parse
-    archs = read_arch_file(path)
-    for line_no, arch in enumerate(archs, start=1):
-        try:
-            parse(arch)
-        except ModnasError as exc:
-            raise ModnasError(f"{path}: entry {line_no}: {exc}") from None
-    return archs
 
 
 @app.command()

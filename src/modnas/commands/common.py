@@ -1,4 +1,4 @@
-"""Shared pieces of the command line: consoles, JSON output and one-line error handling."""
+"""Shared pieces of the command line: consoles, JSON output, architecture files and one-line error handling."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -157,6 +158,21 @@ def _untyped_flags(params: list[Any]) -> list[Any]:
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
     return params
+
+
+def read_arch_file_checked(path: str | Path, space: Any = None) -> list[str]:
+    """Read an architecture file and validate every line in ``space`` (default NB201), naming the first bad one."""
+    from modnas.io import read_arch_file
+    from modnas.problem import get_problem
+
+    parse = (space or get_problem("nb201").space).parse
+    archs = read_arch_file(path)
+    for line_no, arch in enumerate(archs, start=1):
+        try:
+            parse(arch)
+        except ModnasError as exc:
+            raise ModnasError(f"{path}: entry {line_no}: {exc}") from None
+    return archs
 
 
 def print_json(data: Any) -> None:

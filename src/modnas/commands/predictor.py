@@ -161,7 +161,7 @@ def predict(
     space: SpaceOpt = "nb201",
 ) -> None:
     """Predict latency (ms) or energy (mJ) of your architectures on any registered device."""
-    from modnas.cli import read_arch_file_checked
+    from modnas.commands.common import read_arch_file_checked
     from modnas.io import atomic_write_text, check_writable
     from modnas.problem import get_problem
 
