@@ -268,3 +268,48 @@ def test_metapredictor_trains_on_a_space_without_a_cell_graph(tmp_path):
         load_predictor(tmp_path / "toy.pt")
     with pytest.raises(ModnasError, match="test device"):
         train_predictor(data, TrainConfig(steps=1, devices=("toy_npu",)), config)
+
+
+def test_benchmark_runs_on_the_toy_space(tmp_path):
+    out = tmp_path / "bench"
+    result = CliRunner().invoke(app, ["benchmark", "--quick", "--space", "toy", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["protocol"]["space"] == "toy" and summary["protocol"]["devices"] == ["toy_npu"]
+    rows = (out / "results.csv").read_text().splitlines()
+    assert any(r.startswith("modnas,toy_npu") for r in rows) and any(r.startswith("nsga2,toy_npu") for r in rows)
+    assert "toy" in (out / "report.md").read_text().splitlines()[0]
+    # a protocol naming a device of another space is refused in one line
+    bad = CliRunner().invoke(app, ["benchmark", "--space", "toy", "--out", str(tmp_path / "b2"), str(_protocol(tmp_path))])
+    assert bad.exit_code == 2 and "unknown device 'fpga'" in bad.output
+
+
+def _protocol(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("devices: [fpga]\n")
+    return path
+
+
+def test_a_stored_reference_scores_like_the_enumerated_one(tmp_path):
+    import dataclasses
+
+    from modnas.problem import StoredReference, write_reference
+
+    problem = get_problem("toy")
+    path = tmp_path / "reference.json"
+    pairs = [("toy_npu", ("error", "latency")), ("toy_cpu", ("error", "latency"))]
+    write_reference(problem.reference, "toy", pairs, path, "python make_reference.py --budget 50000")
+    stored = StoredReference(path)
+    assert stored.devices() == ("toy_npu", "toy_cpu")
+    assert stored.provenance["command"] == "python make_reference.py --budget 50000"
+    twin = dataclasses.replace(problem, name="toy_stored", reference=stored)
+    keys = problem.space.keys(problem.space.sample(12, np.random.default_rng(3)))
+    enumerated, from_file = score_keys(keys, "toy_npu", problem=problem), score_keys(keys, "toy_npu", problem=twin)
+    assert from_file.hv == enumerated.hv and from_file.igd_plus == enumerated.igd_plus
+    norm = stored.normalisation("toy_npu", ("error", "latency"))
+    assert not norm.exact and norm.true_hv == problem.reference.normalisation("toy_npu", ("error", "latency")).true_hv
+    with pytest.raises(ModnasError, match="toy_gpu.*regenerate it with `python make_reference.py"):
+        stored.normalisation("toy_gpu", ("error", "latency"))
+    path.write_text('{"format": "something else"}')
+    with pytest.raises(ModnasError, match="not a modnas-reference file"):
+        StoredReference(path)

@@ -128,8 +128,6 @@ class EnumeratedReference(Reference):
         return self.space.keys(archs)
 
     def normalisation(self, device: str, objectives: tuple[str, ...]) -> Normalisation:
-        from modnas.evaluation.pareto import hypervolume, nondominated_mask, pareto_front
-
         cache_key = (device, tuple(objectives))
         if cache_key in self._cache:
             return self._cache[cache_key]
@@ -139,24 +137,139 @@ class EnumeratedReference(Reference):
         lower, upper = pool.min(axis=0), pool.max(axis=0)
         if (upper <= lower).any():
             raise ModnasError(f"objective values on {device!r} are constant; the protocol's normalisation is undefined")
-        normalised = (pool - lower) / (upper - lower)
-        on_front = nondominated_mask(normalised, keep_duplicates=True)
-        front_pos = np.flatnonzero(valid)[on_front]
-        front_pts = normalised[on_front]
-        order = np.lexsort(front_pts.T[::-1])
-        norm = Normalisation(
-            device=device,
-            objectives=tuple(objectives),
-            lower=lower,
-            upper=upper,
-            front_keys=tuple(self.keys[i] for i in front_pos[order]),
-            front_raw=raw[front_pos[order]],
-            front_points=front_pts[order],
-            reference_front=pareto_front(front_pts),
-            true_hv=hypervolume(front_pts, 1.0),
-        )
+        keys = [self.keys[i] for i in np.flatnonzero(valid)]
+        norm = front_normalisation(device, objectives, keys, pool, lower, upper, exact=True)
         self._cache[cache_key] = norm
         return norm
+
+
+def front_normalisation(
+    device: str,
+    objectives: Sequence[str],
+    keys: Sequence[str],
+    raw: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    exact: bool,
+) -> Normalisation:
+    """The :class:`Normalisation` of ``device`` from explicit bounds and the raw values of candidate architectures
+    (the non-dominated ones among them form the reference front)."""
+    from modnas.evaluation.pareto import hypervolume, nondominated_mask, pareto_front
+
+    lower, upper = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+    if lower.shape != (len(objectives),) or upper.shape != lower.shape or (upper <= lower).any():
+        raise ModnasError(f"bounds of {device!r} must be one lower < upper pair per objective")
+    raw = np.asarray(raw, dtype=np.float64).reshape(len(keys), len(objectives))
+    normalised = (raw - lower) / (upper - lower)
+    on_front = nondominated_mask(normalised, keep_duplicates=True)
+    front_pts = normalised[on_front]
+    positions = np.flatnonzero(on_front)
+    order = np.lexsort(front_pts.T[::-1])
+    return Normalisation(
+        device=device,
+        objectives=tuple(objectives),
+        lower=lower,
+        upper=upper,
+        front_keys=tuple(keys[i] for i in positions[order]),
+        front_raw=raw[positions[order]],
+        front_points=front_pts[order],
+        reference_front=pareto_front(front_pts),
+        true_hv=hypervolume(front_pts, 1.0),
+        exact=exact,
+    )
+
+
+#: The file format of a stored reference (:class:`StoredReference`).
+REFERENCE_FORMAT = "modnas-reference"
+
+
+class StoredReference(Reference):
+    """Bounds and reference fronts read from a JSON file shipped with a space that cannot be enumerated.
+
+    The file holds, per device and objective tuple, explicit bounds (``lower``/``upper``) and the reference front's
+    architectures with their raw values, and the command that regenerates it (``provenance.command``). The front
+    is an estimate (``Normalisation.exact`` is False): its HV is the reference HV, not a proven maximum.
+    :func:`write_reference` writes such a file from any reference.
+    """
+
+    def __init__(self, source: Any) -> None:
+        import json
+        from importlib import resources
+
+        self.source = source
+        try:
+            if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
+                from pathlib import Path
+
+                text = Path(source).read_text(encoding="utf-8")
+            else:
+                with resources.as_file(source) as path:
+                    text = path.read_text(encoding="utf-8")
+            data = json.loads(text)
+        except (OSError, ValueError) as exc:
+            raise ModnasError(f"reference file {source}: cannot be read ({type(exc).__name__}: {exc})") from None
+        if not isinstance(data, dict) or data.get("format") != REFERENCE_FORMAT:
+            raise ModnasError(f"reference file {source}: not a {REFERENCE_FORMAT} file")
+        self.space = str(data.get("space", ""))
+        self.provenance: dict[str, Any] = dict(data.get("provenance") or {})
+        self._entries = {(e["device"], tuple(e["objectives"])): e for e in data.get("fronts", [])}
+        self._cache: dict[tuple[str, tuple[str, ...]], Normalisation] = {}
+
+    def devices(self) -> tuple[str, ...]:
+        """Devices with a stored front."""
+        return tuple(dict.fromkeys(d for d, _ in self._entries))
+
+    def normalisation(self, device: str, objectives: tuple[str, ...]) -> Normalisation:
+        key = (device, tuple(objectives))
+        if key in self._cache:
+            return self._cache[key]
+        entry = self._entries.get(key)
+        if entry is None:
+            how = self.provenance.get("command")
+            hint = f"; regenerate it with `{how}`" if how else ""
+            raise ModnasError(
+                f"no stored reference front for {device!r} with objectives {','.join(objectives)} in "
+                f"{self.source}{hint}"
+            )
+        keys = [str(f["arch_str"]) for f in entry["front"]]
+        raw = np.asarray([f["values"] for f in entry["front"]], dtype=np.float64)
+        norm = front_normalisation(device, objectives, keys, raw, entry["lower"], entry["upper"], exact=False)
+        self._cache[key] = norm
+        return norm
+
+
+def write_reference(
+    reference: Reference,
+    space: str,
+    pairs: Sequence[tuple[str, Sequence[str]]],
+    path: Any,
+    command: str,
+) -> None:
+    """Write the bounds and fronts of ``reference`` for ``(device, objectives)`` pairs as a stored reference file
+    (atomically), with ``command`` as the way to regenerate it."""
+    import datetime
+
+    from modnas import __version__
+    from modnas.io import atomic_write_json
+
+    fronts = []
+    for device, objectives in pairs:
+        norm = reference.normalisation(device, tuple(objectives))
+        fronts.append({
+            "device": device,
+            "objectives": list(objectives),
+            "lower": [float(x) for x in norm.lower],
+            "upper": [float(x) for x in norm.upper],
+            "front": [{"arch_str": k, "values": [float(v) for v in row]} for k, row in zip(norm.front_keys, norm.front_raw)],
+        })  # fmt: skip
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    atomic_write_json(path, {
+        "format": REFERENCE_FORMAT,
+        "version": 1,
+        "space": space,
+        "provenance": {"command": command, "created": created, "modnas": __version__},
+        "fronts": fronts,
+    })  # fmt: skip
 
 
 @dataclass
@@ -183,6 +296,10 @@ class Problem:
     @functools.cached_property
     def predictor(self) -> torch.nn.Module:
         """The frozen hardware predictor (loaded once per problem)."""
+        return self.load_predictor()
+
+    def load_predictor(self) -> torch.nn.Module:
+        """A freshly loaded, frozen copy of the hardware predictor."""
         model = self.predictor_factory()
         for p in model.parameters():
             p.requires_grad_(False)

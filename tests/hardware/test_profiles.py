@@ -127,7 +127,7 @@ def test_profile_json_round_trip(tmp_path):
         (lambda d: d.update(unit="s"), ("unit",)),
         (lambda d: d.update(format_version=2), ("format_version",)),
         (lambda d: d.update(created="last tuesday"), ("last tuesday",)),
-        (lambda d: d.update(latency_ms={}), ("unknown field", "latency_ms")),
+        (lambda d: d.update(latency_ms={}), ("unknown profile key", "latency_ms")),
     ],
 )
 def test_load_profile_refuses_bad_files_naming_the_problem(tmp_path, mutate, needles):

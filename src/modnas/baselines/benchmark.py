@@ -34,7 +34,7 @@ from modnas.baselines.protocol import MODNAS, MODNAS_PREDICTED_LATENCY, Protocol
 from modnas.errors import ModnasError
 from modnas.io import prepare_out_dir
 from modnas.rundir import BenchmarkDir, BenchmarkResult, RunDir, load_run
-from modnas.spaces.nb201.devices import PROTOCOL_DEVICES, registry
+from modnas.problem import DEFAULT_SPACE, get_problem
 
 PER_DEVICE = "per device"
 ALL_DEVICES = "all devices"
@@ -58,6 +58,7 @@ class Job:
     run_dir: str = ""  # MODNAS only
     config: str | None = None  # MODNAS only
     overrides: tuple[tuple[str, Any], ...] = ()  # MODNAS only
+    space: str = DEFAULT_SPACE
 
     @property
     def label(self) -> str:
@@ -74,10 +75,10 @@ class Job:
         return per_query * self.budget
 
 
-def _score_row(queried: Sequence[str], device: str) -> dict[str, Any]:
+def _score_row(queried: Sequence[str], device: str, space: str) -> dict[str, Any]:
     from modnas.evaluation.scorer import score_keys
 
-    s = score_keys(list(queried), device)
+    s = score_keys(list(queried), device, problem=space)
     return {"hv": s.hv, "igd_plus": s.igd_plus, "n_front": s.n_front}
 
 
@@ -87,14 +88,14 @@ def run_job(job: Job) -> dict[str, Any]:
         return _modnas_job(job)
     from modnas.baselines.methods import run_baseline
 
-    result = run_baseline(job.method, job.device, job.budget, job.seed)
-    split = registry.get(job.device).split
+    result = run_baseline(job.method, job.device, job.budget, job.seed, problem=job.space)
+    split = get_problem(job.space).devices.get(job.device).split
     final = {"method": job.method, "device": job.device, "split": split, "seed": job.seed,
-             "budget": job.budget, "scope": PER_DEVICE, **_score_row(result.queried, job.device),
+             "budget": job.budget, "scope": PER_DEVICE, **_score_row(result.queried, job.device, job.space),
              "seconds": result.seconds}
     curve = [
         {"method": job.method, "device": job.device, "split": split, "seed": job.seed, "budget": b, "epoch": None,
-         **_score_row(result.queried[:b], job.device)}
+         **_score_row(result.queried[:b], job.device, job.space)}
         for b in job.curve
     ]
     return {"results": [final], "curves": curve, "queried": list(result.queried), "settings": result.settings}
@@ -175,7 +176,9 @@ def run_jobs(jobs: Sequence[Job], workers: int, progress: Progress | None = None
 # -- MODNAS runs ---------------------------------------------------------------------------------------------------
 
 
-def modnas_rows(run_dir: str | Path, budget: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def modnas_rows(
+    run_dir: str | Path, budget: int, space: str = DEFAULT_SPACE
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Result rows (last complete epoch) and curve rows (every epoch) of a MODNAS run, re-scored here.
 
     The run must have used query budget ``budget``; its per-device rows hold the shared scorer's HV of the
@@ -184,16 +187,16 @@ def modnas_rows(run_dir: str | Path, budget: int) -> tuple[list[dict[str, Any]],
     from modnas.evaluation.scorer import score
 
     path = Path(run_dir)
-    config = _run_config(path, budget)
+    config = _run_config(path, budget, space)
     run = load_run(path)
     queries = RunDir(path).queries_per_epoch(config)
     seconds = RunDir(path).seconds()
     last = run.complete_epochs[-1]
     results, curves = [], []
     for epoch in run.complete_epochs:
-        for device in PROTOCOL_DEVICES:
+        for device in get_problem(config.space).devices.names("protocol"):
             archs = [a for _, _, a in run.rays[epoch][device]]
-            s = score(archs, device)
+            s = score(archs, device, problem=config.space)
             row = {"method": MODNAS, "device": device, "split": s.split, "seed": config.seed,
                    "hv": s.hv, "igd_plus": s.igd_plus, "n_front": s.n_front}
             curves.append({**row, "budget": queries.get(epoch, config.query_budget), "epoch": epoch})
@@ -235,8 +238,10 @@ def plan_jobs(protocol: Protocol, out_dir: Path, modnas_runs: Sequence[str] = ()
         settings = protocol.modnas
         for seed in protocol.seeds:
             overrides = {**settings.overrides, "seed": seed, "query_budget": protocol.budget}
+            if protocol.space != DEFAULT_SPACE:  # the default stays out, so NB201 configs are as they were
+                overrides["space"] = protocol.space
             jobs.append(Job(MODNAS, seed, protocol.budget, run_dir=str(BenchmarkDir(out_dir).modnas_run(seed)),
-                            config=settings.config, overrides=tuple(sorted(overrides.items()))))
+                            config=settings.config, overrides=tuple(sorted(overrides.items())), space=protocol.space))
     budgets = [protocol.budget]
     if protocol.same_total_budget != protocol.budget:
         budgets.append(protocol.same_total_budget)
@@ -245,7 +250,8 @@ def plan_jobs(protocol: Protocol, out_dir: Path, modnas_runs: Sequence[str] = ()
         for device in protocol.devices:
             for seed in protocol.seeds:
                 for b in budgets:
-                    jobs.append(Job(method, seed, b, device=device, curve=curve if b == protocol.budget else ()))
+                    jobs.append(Job(method, seed, b, device=device, curve=curve if b == protocol.budget else (),
+                                    space=protocol.space))
     return jobs
 
 
@@ -260,29 +266,34 @@ def _validate_modnas_config(protocol: Protocol) -> None:
             "set budget instead"
         )
     overrides = {**protocol.modnas.overrides, "query_budget": protocol.budget}
+    if protocol.space != DEFAULT_SPACE:
+        overrides["space"] = protocol.space
     config = load_config(protocol.modnas.config, overrides)
     if config.mode != "benchmark":
         raise ModnasError(f"MODNAS config mode is {config.mode!r}; the benchmark compares benchmark mode")
-    _check_comparable(config, "the MODNAS config")
+    _check_comparable(config, "the MODNAS config", protocol.space)
 
 
-def _run_config(run_dir: Path, budget: int) -> Any:
+def _run_config(run_dir: Path, budget: int, space: str = DEFAULT_SPACE) -> Any:
     """The config of a reusable MODNAS run directory, checked against the protocol's budget."""
     config = RunDir(run_dir).config()
     if config.mode != "benchmark":
         raise ModnasError(f"run {str(run_dir)!r} is a {config.mode!r} search; the benchmark compares benchmark mode")
     if config.query_budget != budget:
         raise ModnasError(f"run {str(run_dir)!r} used query budget {config.query_budget}, the protocol's is {budget}")
-    _check_comparable(config, f"run {str(run_dir)!r}")
+    _check_comparable(config, f"run {str(run_dir)!r}", space)
     return config
 
 
-def _check_comparable(config: Any, what: str) -> None:
-    """The comparison needs MODNAS on (error, latency), scored on every protocol device."""
+def _check_comparable(config: Any, what: str, space: str = DEFAULT_SPACE) -> None:
+    """The comparison needs MODNAS on (error, latency) in the protocol's space, scored on every protocol device."""
+    if config.space != space:
+        raise ModnasError(f"{what} searched {config.space}; the protocol compares {space}")
     if tuple(config.objectives) != ("error", "latency"):
         raise ModnasError(f"{what} optimises {','.join(config.objectives)}; the benchmark compares error,latency")
-    evaluated = config.evaluation_devices() if hasattr(config, "evaluation_devices") else PROTOCOL_DEVICES
-    missing = [d for d in PROTOCOL_DEVICES if d not in evaluated]
+    protocol_devices = get_problem(space).devices.names("protocol")
+    evaluated = config.evaluation_devices() if hasattr(config, "evaluation_devices") else protocol_devices
+    missing = [d for d in protocol_devices if d not in evaluated]
     if missing:
         raise ModnasError(f"{what} does not score every protocol device (missing {', '.join(missing)})")
 
@@ -296,7 +307,7 @@ def check_inputs(protocol: Protocol, out_dir: str | Path, modnas_runs: Sequence[
     for r in runs:
         if not Path(r).is_dir():
             raise ModnasError(f"MODNAS run directory {r!r} does not exist")
-        _run_config(Path(r), protocol.budget)
+        _run_config(Path(r), protocol.budget, protocol.space)
     if MODNAS in protocol.methods and not runs:
         _validate_modnas_config(protocol)
     if any(m in ("nsga2", "motpe", "gp") for m in protocol.baselines):
@@ -341,7 +352,7 @@ def run_benchmark(
                      "order": k, "arch_str": key} for k, key in enumerate(output["queried"], start=1)]
     if MODNAS in protocol.methods or runs:
         for run_dir in modnas_dirs:
-            rows, curve_rows = modnas_rows(run_dir, protocol.budget)
+            rows, curve_rows = modnas_rows(run_dir, protocol.budget, protocol.space)
             rows = [r for r in rows if r["device"] in protocol.devices]
             results = rows + predicted_latency_rows(run_dir, rows) + results
             curves = [r for r in curve_rows if r["device"] in protocol.devices] + curves

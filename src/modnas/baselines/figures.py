@@ -59,7 +59,8 @@ def plot_hv_vs_budget(result: BenchmarkResult, path: Path) -> Path:
     """Mean HV gap to the true fronts (log) against queries per device (log), one line per method.
 
     A baseline's line is its HV after b queries on each device (mean over seeds, band min-max over seeds).
-    MODNAS searches all 19 devices with one budget K, so its queries per device are K/19: its line follows the
+    MODNAS searches all protocol devices (NB201: 19) with one budget K, so its queries per device are K/19: its
+    line follows the
     queries used by the end of each epoch (the last epoch at each count), its star and dashed level are the
     final result.
     """
@@ -69,7 +70,8 @@ def plot_hv_vs_budget(result: BenchmarkResult, path: Path) -> Path:
 
     p = result.protocol
     colours = method_colours(p.methods)
-    true = {d: true_front(d).hv for d in p.devices}
+    true = {d: true_front(d, problem=p.space).hv for d in p.devices}
+    n = len(p.problem.devices.names("protocol"))
     fig = _figure(8.5, 5.5)
     ax = fig.add_subplot(111)
     for m in p.baselines:
@@ -99,17 +101,17 @@ def plot_hv_vs_budget(result: BenchmarkResult, path: Path) -> Path:
         if len(used) > 1:
             rows = [{"seed": s, "budget": b, "device": d, "hv": hv} for (s, b, d), (_, hv) in curve.items()]
             line = np.nanmean(_gap_per_seed(rows, true, p.devices, used, seeds), axis=0)
-            ax.plot(np.asarray(used) / 19, line, color=colours[MODNAS], lw=1.6, marker="o", ms=3,
-                    label="MODNAS during its search (queries used so far / 19)")
+            ax.plot(np.asarray(used) / n, line, color=colours[MODNAS], lw=1.6, marker="o", ms=3,
+                    label=f"MODNAS during its search (queries used so far / {n})")
         final = np.array([np.mean([true[r["device"]] - r["hv"] for r in ours
                                    if r["seed"] == s and r["device"] in true]) for s in seeds])
         level = float(np.mean(final))
         ax.axhline(level, color=colours[MODNAS], lw=1.2, ls="--")
-        ax.errorbar([p.budget / 19], [level], yerr=[[level - final.min()], [final.max() - level]], fmt="*",
+        ax.errorbar([p.budget / n], [level], yerr=[[level - final.min()], [final.max() - level]], fmt="*",
                     color=colours[MODNAS], ms=14, mec="black", mew=0.6, capsize=3)
         # the level and the star in one legend entry
         ax.plot([], [], ls="--", lw=1.2, marker="*", ms=11, mec="black", mew=0.6, color=colours[MODNAS],
-                label=f"MODNAS final: {p.budget} queries for all 19 devices")
+                label=f"MODNAS final: {p.budget} queries for all {n} devices")
     ax.axvline(p.same_total_budget, color="0.6", lw=0.8, ls=":")
     ax.annotate(f"same total budget\n({p.same_total_budget}/device)", (p.same_total_budget, 1.0),
                 xycoords=("data", "axes fraction"), xytext=(3, -3), textcoords="offset points", ha="left",
@@ -117,11 +119,11 @@ def plot_hv_vs_budget(result: BenchmarkResult, path: Path) -> Path:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.margins(y=0.08)
-    ax.set_xlabel("accuracy queries per device (a baseline's budget; MODNAS: K / 19)")
+    ax.set_xlabel(f"accuracy queries per device (a baseline's budget; MODNAS: K / {n})")
     ax.set_ylabel(f"HV gap to the true fronts, mean over {len(p.devices)} devices (log; smaller is better)",
                   fontsize=9)
-    top = ax.secondary_xaxis("top", functions=(lambda b: b * 19, lambda t: t / 19))
-    top.set_xlabel("accuracy queries in total over 19 devices")
+    top = ax.secondary_xaxis("top", functions=(lambda b: b * n, lambda t: t / n))
+    top.set_xlabel(f"accuracy queries in total over {n} devices")
     ticks = ((ax.xaxis, (1.0, 2.0, 5.0)), (ax.yaxis, (1.0, 2.0, 3.0, 5.0)), (top.xaxis, (1.0, 2.0, 5.0)))
     for axis, subs in ticks:
         axis.set_major_locator(LogLocator(subs=subs))
@@ -158,15 +160,15 @@ def plot_hv_per_device(result: BenchmarkResult, path: Path) -> Path:
 
     from modnas.evaluation.scorer import true_front
     from modnas.plots import draw_hv_gap_dots, gap_axis_label, gap_floor
-    from modnas.spaces.nb201.devices import registry
 
     p = result.protocol
+    registry = p.problem.devices
     devices = list(p.devices)
     colours = method_colours(p.methods)
-    true = [true_front(d).hv for d in devices]
+    true = [true_front(d, problem=p.space).hv for d in devices]
     splits = {d: registry.get(d).split for d in devices}
     views = [(p.same_total_budget, f"same total budget: baselines {p.same_total_budget}/device"),
-             (p.budget, f"baselines {p.budget}/device (19x MODNAS's total)")]
+             (p.budget, f"baselines {p.budget}/device ({len(p.problem.devices.names('protocol'))}x MODNAS's total)")]
     panels = []
     for budget, title in views:
         series: dict[str, list[float]] = {}
@@ -210,15 +212,15 @@ def plot_hv_per_device(result: BenchmarkResult, path: Path) -> Path:
     return _save(fig, path)
 
 
-def _front_points(archs: Sequence[str], device: str) -> np.ndarray:
+def _front_points(archs: Sequence[str], device: str, space: str = "nb201") -> np.ndarray:
     """Raw (error, latency) of the scorer's non-dominated set of ``archs``, sorted by latency."""
     from modnas.evaluation.scorer import score_keys
     from modnas.problem import get_problem
 
-    s = score_keys(list(archs), device)
+    s = score_keys(list(archs), device, problem=space)
     if not s.front:
         return np.zeros((0, 2))
-    pts = get_problem("nb201").truth.evaluate(list(s.front), device, ("error", "latency"))
+    pts = get_problem(space).truth.evaluate(list(s.front), device, ("error", "latency"))
     return pts[np.argsort(pts[:, 1], kind="stable")]
 
 
@@ -248,12 +250,14 @@ def _query_key(row: dict) -> str:
     return space.to_key(space.enumerate()[int(row["arch_index"])])
 
 
-def _draw_front(ax: Any, device: str, lines: list[tuple[str, np.ndarray, dict]], small: bool) -> None:
+def _draw_front(
+    ax: Any, device: str, lines: list[tuple[str, np.ndarray, dict]], small: bool, space: str = "nb201"
+) -> None:
     from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 
     from modnas.evaluation.scorer import true_front
 
-    tf = true_front(device)
+    tf = true_front(device, problem=space)
     raw = tf.raw[np.argsort(tf.raw[:, 1], kind="stable")]
     ax.step(raw[:, 1], raw[:, 0], where="post", color="black", lw=1.2, label="true front")
     for label, pts, style in lines:
@@ -294,9 +298,9 @@ def plot_fronts(result: BenchmarkResult, out_dir: Path) -> list[Path]:
     """
     from matplotlib.lines import Line2D
 
-    from modnas.spaces.nb201.devices import registry
 
     p = result.protocol
+    registry = p.problem.devices
     colours = method_colours(p.methods)
     seed = p.seeds[0]
     ours_label = f"MODNAS ({p.budget} queries, all devices)"
@@ -307,14 +311,14 @@ def plot_fronts(result: BenchmarkResult, out_dir: Path) -> list[Path]:
         lines: list[tuple[str, np.ndarray, dict]] = []
         ours = _modnas_archs(result, device)
         if ours:
-            lines.append((ours_label, _front_points(ours, device), {"color": colours[MODNAS], "marker": "*"}))
+            lines.append((ours_label, _front_points(ours, device, p.space), {"color": colours[MODNAS], "marker": "*"}))
         for m in p.baselines:
             q = _queried(result, m, device, seed, p.budget)
             if q:
-                lines.append((f"{m} ({p.budget}/device)", _front_points(q, device), {"color": colours[m]}))
+                lines.append((f"{m} ({p.budget}/device)", _front_points(q, device, p.space), {"color": colours[m]}))
         fig = _figure(7.5, 5.0)
         ax = fig.add_subplot(111)
-        _draw_front(ax, device, lines, small=False)
+        _draw_front(ax, device, lines, small=False, space=p.space)
         ax.set_xlabel("latency (ms)")
         ax.set_ylabel("error (%)")
         ax.set_title(f"{device} ({registry.get(device).split}), seed {seed}", fontsize=10)
@@ -328,7 +332,7 @@ def plot_fronts(result: BenchmarkResult, out_dir: Path) -> list[Path]:
             q = _queried(result, m, device, seed, budget) if m else []
             if q:
                 best[device][budget] = m
-                grid.append((f"{m} ({budget}/device)", _front_points(q, device),
+                grid.append((f"{m} ({budget}/device)", _front_points(q, device, p.space),
                              {"color": colours[m], "ls": ls, "lw": 1.1 if ls == "-" else 1.4}))
         grid_lines[device] = grid
     n = len(p.devices)
@@ -338,7 +342,7 @@ def plot_fronts(result: BenchmarkResult, out_dir: Path) -> list[Path]:
     fig = _figure(max(3.5 * cols, 7.0), height)  # at least wide enough for the legend and the title
     for k, device in enumerate(p.devices):
         ax = fig.add_subplot(rows, cols, k + 1)
-        _draw_front(ax, device, grid_lines[device], small=True)
+        _draw_front(ax, device, grid_lines[device], small=True, space=p.space)
         picks = ", ".join(f"{m} @{b}" for b, m in sorted(best[device].items(), reverse=True))
         ax.set_title(f"{device}{'*' if registry.get(device).split == 'test' else ''}"
                      + (f"  (best: {picks})" if picks else ""), fontsize=8)

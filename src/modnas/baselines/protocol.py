@@ -184,19 +184,28 @@ def load_protocol(path: str | Path | None = None, overrides: dict[str, Any] | No
     return make_protocol(data)
 
 
-def quick_protocol() -> Protocol:
-    """A protocol that runs in seconds: 2 devices, MODNAS shrunk to 2 steps, cheap baselines, K = 20."""
-    return make_protocol(
-        {
-            "methods": [MODNAS, "random", "local", "morea", "nsga2"],
-            "devices": ["fpga", "pixel2"],
-            "seeds": [0],
-            "budget": 20,
-            "curve_points": 10,
-            "workers": 1,
-            "modnas": {"overrides": QUICK_MODNAS},
-        }
-    )
+def quick_protocol(space: str = DEFAULT_SPACE) -> Protocol:
+    """A protocol that runs in seconds: 2 devices, MODNAS shrunk to 2 steps, cheap baselines, K = 20.
+
+    NB201's two devices are fpga and pixel2; another space uses its first two test (else training) devices.
+    """
+    if space == DEFAULT_SPACE:
+        devices = ["fpga", "pixel2"]
+    else:
+        names = get_problem(space).devices
+        devices = list((names.names("test") or names.names("train"))[:2])
+    data: dict[str, Any] = {
+        "methods": [MODNAS, "random", "local", "morea", "nsga2"],
+        "devices": devices,
+        "seeds": [0],
+        "budget": 20,
+        "curve_points": 10,
+        "workers": 1,
+        "modnas": {"overrides": QUICK_MODNAS},
+    }
+    if space != DEFAULT_SPACE:
+        data["space"] = space
+    return make_protocol(data)
 
 
 #: A MODNAS search small enough for a smoke test (seconds); its HV means nothing.

@@ -127,7 +127,7 @@ def summarise(result: BenchmarkResult) -> dict[str, Any]:
         "cpu_seconds": round(result.cpu_seconds, 1) if math.isfinite(result.cpu_seconds) else None,
         "workers": p.workers,
         "modnas_runs": result.modnas_runs,
-        "true_hv": {d: true_front(d).hv for d in p.devices},
+        "true_hv": {d: true_front(d, problem=p.space).hv for d in p.devices},
         "views": views,
         "targets": targets,
         "break_even": _break_even(result, modnas_mean) if not math.isnan(modnas_mean) else {},
@@ -169,6 +169,14 @@ def _table_md(summary: dict[str, Any], view: str, devices: Sequence[str], splits
     return lines
 
 
+def _served(summary: dict[str, Any]) -> int:
+    """How many devices one MODNAS search serves: the protocol devices of the benchmark's space (NB201: 19)."""
+    from modnas.problem import DEFAULT_SPACE, get_problem
+
+    space = (summary.get("protocol") or {}).get("space", DEFAULT_SPACE)
+    return len(get_problem(space).devices.names("protocol"))
+
+
 def _describe_methods(summary: dict[str, Any]) -> list[str]:
     from modnas.baselines.methods import METHODS
 
@@ -176,7 +184,7 @@ def _describe_methods(summary: dict[str, Any]) -> list[str]:
     for m in summary["protocol"]["methods"]:
         if m == MODNAS:
             lines.append("- `modnas`: one benchmark-mode search (default config unless the protocol overrides it) for "
-                         "all 19 devices; scored on the front of its last epoch: per evaluation ray, the "
+                         f"all {_served(summary)} devices; scored on the front of its last epoch: per evaluation ray, the "
                          "hypernetwork's pick, or a queried architecture that dominates it (`front: "
                          "hypernet+measured`, the default), compared by true error and by measured latency where "
                          "the device has one (`front_latency: measured`: the training devices' tables, every "
@@ -200,6 +208,7 @@ def _honest_summary(summary: dict[str, Any], devices: Sequence[str]) -> list[str
     if MODNAS not in views[SAME_TOTAL]["hv"]:
         return ["- MODNAS was not part of this protocol, so no comparison is drawn."]
     n = len(devices)
+    served = _served(summary)
     k, big = summary["same_total_budget"], summary["budget"]
     out = []
     same = views[SAME_TOTAL]["wins"]
@@ -207,8 +216,8 @@ def _honest_summary(summary: dict[str, Any], devices: Sequence[str]) -> list[str
         t = summary["targets"]["same_total_all_devices"]
         worst = min(same, key=lambda m: same[m]["wins"])
         out.append(
-            f"- **Same total budget** ({big} queries for MODNAS across all 19 devices; {k} per device, "
-            f"{19 * k} in all, for each baseline): MODNAS has the higher mean HV than every baseline on "
+            f"- **Same total budget** ({big} queries for MODNAS across all {served} devices; {k} per device, "
+            f"{served * k} in all, for each baseline): MODNAS has the higher mean HV than every baseline on "
             f"{t['devices_won_against_every_baseline']} of {n} devices"
             + ("." if t["met"] else f"; the closest baseline is `{worst}` ({same[worst]['wins']}/{n} wins for MODNAS, "
                f"losses on {', '.join(same[worst]['lost'])}).")
@@ -216,7 +225,7 @@ def _honest_summary(summary: dict[str, Any], devices: Sequence[str]) -> list[str
     per = views[PER_DEVICE_K]["wins"]
     if per:
         parts = [f"`{m}` {w['wins']}/{n}" for m, w in per.items()]
-        out.append(f"- **{big} queries per device for every baseline** (19x MODNAS's budget): MODNAS wins on "
+        out.append(f"- **{big} queries per device for every baseline** ({served}x MODNAS's budget): MODNAS wins on "
                    + ", ".join(parts) + " devices.")
         for m, w in per.items():
             if w["lost"] and w["wins"] < n // 2 + 1:
@@ -244,7 +253,7 @@ def _honest_summary(summary: dict[str, Any], devices: Sequence[str]) -> list[str
     if summary["break_even"]:
         parts = []
         for m, b in summary["break_even"].items():
-            parts.append(f"`{m}` after {b} ({19 * b} in all)" if b is not None else f"`{m}` never within {big}")
+            parts.append(f"`{m}` after {b} ({served * b} in all)" if b is not None else f"`{m}` never within {big}")
         out.append("- Queries per device a baseline needs before its mean HV reaches MODNAS's: " + ", ".join(parts) + ".")
     return out
 
@@ -258,14 +267,15 @@ def _cpu_text(summary: dict[str, Any]) -> str:
 
 def markdown(result: BenchmarkResult, summary: dict[str, Any], command: str | None = None) -> str:
     """``report.md``: protocol, both tables, win counts, summary, method settings and caveats."""
-    from modnas.spaces.nb201.devices import registry
 
     p = result.protocol
+    registry = p.problem.devices
+    served = _served(summary)
     devices = p.devices
     splits = {d: registry.get(d).split for d in devices}
     k, big = summary["same_total_budget"], summary["budget"]
     lines = [
-        "# MODNAS vs. multi-objective baselines on NAS-Bench-201",
+        f"# MODNAS vs. multi-objective baselines on {p.problem.extras.get('title', p.space)}",
         "",
         f"Protocol: methods {', '.join(f'`{m}`' for m in p.methods)}; {len(devices)} devices; seeds "
         f"{', '.join(str(s) for s in p.seeds)}; K = {big}. Wall time {summary['wall_seconds'] / 60:.1f} min with "
@@ -283,11 +293,11 @@ def markdown(result: BenchmarkResult, summary: dict[str, Any], command: str | No
         "",
         *_honest_summary(summary, devices),
         "",
-        f"## Same total budget: MODNAS K = {big} for all 19 devices, baselines {k} per device",
+        f"## Same total budget: MODNAS K = {big} for all {served} devices, baselines {k} per device",
         "",
         *_table_md(summary, SAME_TOTAL, devices, splits),
         "",
-        f"## Baselines with K = {big} queries per device (19 x {big} = {19 * big} in all)",
+        f"## Baselines with K = {big} queries per device ({served} x {big} = {served * big} in all)",
         "",
         *_table_md(summary, PER_DEVICE_K, devices, splits),
         "",
@@ -316,17 +326,17 @@ def markdown(result: BenchmarkResult, summary: dict[str, Any], command: str | No
         "through its hardware predictor, and its front uses measured latency where the device has some: the tables "
         "of the 13 training devices (the predictor's training data) and each device's 10 reference architectures "
         "(its embedding). A test device's table is only read by the scorer.",
-        f"- MODNAS spends its K = {big} queries once and serves all 19 devices from one search. A baseline searches "
+        f"- MODNAS spends its K = {big} queries once and serves all {served} devices from one search. A baseline searches "
         "one device at a time, so it spends its budget on every device.",
-        f"- Same total budget: {big} / 19 rounded gives {k} queries per device ({19 * k} in all"
-        + (", slightly more than MODNAS's" if 19 * k > big else "") + "). These are dedicated runs whose "
+        f"- Same total budget: {big} / {served} rounded gives {k} queries per device ({served * k} in all"
+        + (", slightly more than MODNAS's" if served * k > big else "") + "). These are dedicated runs whose "
         "budget-dependent settings (population size, random start-up trials) follow the small budget.",
         f"- The K = {big} runs also give the HV-versus-budget curves (`curves.csv`, `hv_vs_budget.png`): the HV at "
         "budget b scores the first b architectures the run queried.",
         "- A baseline is scored on every architecture it queried (up to K candidates per device); MODNAS on the "
         "architectures chosen for its evaluation rays (at most one per ray). Both go through the same scorer.",
         "- Wall time per run is in `results.csv` (`seconds`): a baseline's search on one device, or one MODNAS search "
-        "for all 19 devices (repeated on each of its rows).",
+        f"for all {served} devices (repeated on each of its rows).",
         "",
         "## Methods",
         "",

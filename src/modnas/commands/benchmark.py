@@ -1,4 +1,4 @@
-"""``modnas benchmark``: MODNAS against multi-objective baselines on the NB201 devices, one shared scorer.
+"""``modnas benchmark``: MODNAS against multi-objective baselines on a space's devices, one shared scorer.
 
 Register it in :mod:`modnas.cli` with ``app.command("benchmark")(benchmark_command)``.
 """
@@ -29,6 +29,10 @@ def benchmark_command(
     ] = [],  # noqa: B006
     workers: Annotated[int | None, typer.Option(help="Worker processes (overrides the protocol).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of tables.")] = False,
+    space: Annotated[
+        str | None,
+        typer.Option("--space", metavar="NAME", help="Search space (overrides the protocol's; default nb201)."),
+    ] = None,
 ) -> None:
     """Run MODNAS and the baselines (random, local, MO-REA, NSGA-II, MO-TPE, GP) per device; write tables and plots.
 
@@ -41,7 +45,10 @@ def benchmark_command(
 
     if quick and protocol is not None:
         raise ModnasError("give either a PROTOCOL file or --quick, not both")
-    proto = quick_protocol() if quick else load_protocol(protocol)
+    if quick:
+        proto = quick_protocol(space) if space is not None else quick_protocol()
+    else:
+        proto = load_protocol(protocol, {"space": space})
     if workers is not None:
         if workers < 1:
             raise ModnasError(f"--workers must be >= 1, got {workers}")
@@ -50,6 +57,7 @@ def benchmark_command(
     parts = ["modnas", "benchmark"] + ([str(protocol)] if protocol else []) + (["--quick"] if quick else [])
     parts += ["--out", str(out_dir)] + [a for r in modnas_runs for a in ("--modnas-runs", str(r))]
     parts += ["--workers", str(workers)] if workers is not None else []
+    parts += ["--space", space] if space is not None else []
     command = " ".join(shlex.quote(p) for p in parts)
     check_inputs(proto, out_dir, [str(r) for r in modnas_runs])  # before the progress bar takes the terminal
     bar = Progress(

@@ -1,7 +1,7 @@
 """Hardware: devices and their embeddings, the latency MetaPredictor, on-machine measurement, device profiles.
 
-Nothing here knows a particular search space: a space's devices are defined with it (NB201:
-``spaces/nb201/devices.py``) and reached through its problem (``get_problem(name).devices``).
+Nothing here knows a particular search space: a space's devices are defined in its own folder and reached
+through its problem (``get_problem(name).devices``).
 """
 
 from modnas.hardware.devices import Device, DeviceRegistry, DeviceSet

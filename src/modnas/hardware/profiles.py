@@ -36,7 +36,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
-from modnas.errors import ModnasError, UnknownDeviceError
+from modnas.errors import ModnasError, UnknownDeviceError, validation_error_line
 from modnas.hardware.devices import Device, DeviceRegistry, normalise_reference_latencies
 from modnas.io import atomic_write_json, read_user_text
 from modnas.problem import DEFAULT_SPACE, get_problem
@@ -175,7 +175,7 @@ class DeviceProfile(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise ModnasError(_one_line(exc)) from None
+            raise ModnasError(validation_error_line(exc, "profile")) from None
 
     @field_validator("name", mode="before")
     @classmethod
@@ -280,22 +280,6 @@ class DeviceProfile(BaseModel):
         return self.model_dump(mode="json", exclude={"embedding_fit"} if self.embedding_fit is None else None)
 
 
-def _one_line(exc: ValidationError) -> str:
-    """The first problem of a pydantic error, as one line naming the field."""
-    err = exc.errors()[0]
-    original = (err.get("ctx") or {}).get("error")
-    if isinstance(original, ModnasError):
-        return str(original)
-    loc = err.get("loc", ())
-    field = str(loc[0]) if loc else "profile"
-    where = field + "".join(f"[{part!r}]" for part in loc[1:])
-    if err["type"] == "missing":
-        return f"field {where!r} is missing"
-    if err["type"] == "extra_forbidden":
-        return f"unknown field {where!r}"
-    return f"field {where}: {err['msg']}".replace("\n", " ")
-
-
 def parse_profile(data: Any, origin: str | Path = "device profile") -> DeviceProfile:
     """Validate a profile given as a dict (e.g. parsed JSON); errors name ``origin``."""
     try:
@@ -303,7 +287,7 @@ def parse_profile(data: Any, origin: str | Path = "device profile") -> DevicePro
             return DeviceProfile(**data)
         return DeviceProfile.model_validate(data)
     except ValidationError as exc:
-        raise ModnasError(f"{origin}: {_one_line(exc)}") from None
+        raise ModnasError(f"{origin}: {validation_error_line(exc, 'profile')}") from None
     except ModnasError as exc:
         raise ModnasError(f"{origin}: {exc}") from None
 

@@ -96,7 +96,10 @@ class HypernetSearch:
         #: the architectures over which normalisation bounds are taken (all of them in an enumerable space)
         self.bound_onehots = self.space.to_onehot(self.problem.bound_candidates())
 
-        self.predictor = self.problem.predictor
+        # Loaded afresh after seeding in every search, never the problem's cached copy: building it draws from
+        # torch's global generator, so with a copy cached by an earlier search in the same process the same seed
+        # would give another search (the first search of a process, as the CLI runs it, is the reference).
+        self.predictor = self.problem.load_predictor()
         self.lat_low, self.lat_high = self._latency_bounds()
         # a third objective (NB201: energy) comes from the problem's exact, differentiable model per device
         self.energy = [self.problem.exact_model(o, n) for o in config.objectives[2:] for n in self.train_devices]

@@ -143,7 +143,7 @@ def make_problem() -> Problem:
         exact_models=_exact_model,
         default_devices=_default_devices,
         latency_data=latency_data,
-        extras={"predictor_checkpoint": PREDICTOR_CHECKPOINT},
+        extras={"predictor_checkpoint": PREDICTOR_CHECKPOINT, "title": "NAS-Bench-201"},
     )
 
 
