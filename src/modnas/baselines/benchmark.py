@@ -33,8 +33,8 @@ from modnas.baselines import figures, report
 from modnas.baselines.protocol import MODNAS, MODNAS_PREDICTED_LATENCY, Protocol
 from modnas.errors import ModnasError
 from modnas.io import prepare_out_dir
-from modnas.rundir import BenchmarkDir, BenchmarkResult, RunDir, load_run
 from modnas.problem import DEFAULT_SPACE, get_problem
+from modnas.rundir import BenchmarkDir, BenchmarkResult, RunDir, load_run
 
 PER_DEVICE = "per device"
 ALL_DEVICES = "all devices"
