@@ -1,0 +1,119 @@
+"""OFA MobileNetV3 through the generic :class:`~modnas.spaces.base.SearchSpace` interface.
+
+Decisions, in encoding order: the resolution ``r``, the depths ``d0..d4``, then per block slot ``i`` its kernel
+``k{i}`` and expand ratio ``e{i}``. The first two slots of every stage always exist; slot 3 of a stage is gated by
+its depth being 3 or 4, slot 4 by depth 4. Keys are :attr:`OFAArch.key` strings. About 1e19 architectures at 25
+resolutions: the space cannot be enumerated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from modnas.errors import ModnasError
+from modnas.spaces.base import Decision, SearchSpace
+from modnas.spaces.ofa.arch import DEPTHS, EXPANDS, KERNELS, NUM_SLOTS, NUM_STAGES, RESOLUTIONS, SLOTS_PER_STAGE, OFAArch
+
+#: HELP's 10 OFA reference architectures (``hardware_embedding_index.pt`` into HELP's 5,000 architectures), as keys.
+REFERENCE_KEYS: tuple[str, ...] = (
+    "r196_73765356_767433_747656_33543433_3353",
+    "r172_743336_5636_5376_367353_3653",
+    "r204_7454_3434_7673_5356_737674",
+    "r200_34735376_333354_36365436_73563676_74545436",
+    "r136_5476_7476_7433_767474_7476",
+    "r224_76745376_3676_367476_36367473_34567673",
+    "r132_56537434_3333_73333454_7333_333636",
+    "r152_7336_36745374_7634_36333473_74733376",
+    "r152_7434_36733654_545454_53543654_56533373",
+    "r200_33337476_76767473_567333_33535633_3676",
+)
+
+
+def _slot_decisions() -> list[Decision]:
+    out = []
+    for i in range(NUM_SLOTS):
+        stage, position = divmod(i, SLOTS_PER_STAGE)
+        # slots 0 and 1 of a stage always exist (depth >= 2); slot 2 needs depth 3 or 4, slot 3 depth 4
+        gate = None if position < 2 else (f"d{stage}", tuple(str(d) for d in DEPTHS if d > position))
+        out.append(Decision(f"k{i}", tuple(map(str, KERNELS)), gate))
+        out.append(Decision(f"e{i}", tuple(map(str, EXPANDS)), gate))
+    return out
+
+
+class OFASpace(SearchSpace):
+    """OFA MobileNetV3 (w1.2): resolution, 5 depths, 20 (kernel, expand) slots; ``resolutions`` may restrict the
+    input sizes (a benchmark whose ground truth is valid on only some of them)."""
+
+    name = "ofa"
+
+    def __init__(self, resolutions: Sequence[int] = RESOLUTIONS) -> None:
+        unknown = [r for r in resolutions if r not in RESOLUTIONS]
+        if unknown or not resolutions:
+            raise ModnasError(f"OFA resolutions must be among 128, 132, ..., 224, got {list(resolutions)}")
+        self.resolutions = tuple(sorted(resolutions))
+        self.decisions = (
+            Decision("r", tuple(map(str, self.resolutions))),
+            *(Decision(f"d{s}", tuple(map(str, DEPTHS))) for s in range(NUM_STAGES)),
+            *_slot_decisions(),
+        )
+
+    # -- identity -------------------------------------------------------------------------------------------------
+
+    def arch(self, indices: Sequence[int] | np.ndarray) -> OFAArch:
+        """The :class:`OFAArch` of choice indices (inactive slots ignored)."""
+        idx = self.canonicalise(np.asarray(indices).reshape(1, -1))[0]
+        d = tuple(DEPTHS[int(i)] for i in idx[1 : 1 + NUM_STAGES])
+        slots = idx[1 + NUM_STAGES :].reshape(NUM_SLOTS, 2)
+        ks = tuple(KERNELS[int(k)] for k in slots[:, 0])
+        e = tuple(EXPANDS[int(x)] for x in slots[:, 1])
+        return OFAArch(self.resolutions[int(idx[0])], d, ks, e)
+
+    def indices(self, arch: OFAArch) -> np.ndarray:
+        """Canonical choice indices of an :class:`OFAArch` of this space."""
+        if arch.r not in self.resolutions:
+            raise ModnasError(
+                f"resolution {arch.r} is outside this OFA space ({self.resolutions[0]}..{self.resolutions[-1]})"
+            )
+        c = arch.canonical()
+        out = [self.resolutions.index(c.r), *(DEPTHS.index(d) for d in c.d)]
+        for k, e in zip(c.ks, c.e):
+            out += [KERNELS.index(k), EXPANDS.index(e)]
+        return np.asarray(out, dtype=np.int64)
+
+    def parse(self, key: str) -> np.ndarray:
+        return self.indices(OFAArch.from_key(key))
+
+    def to_key(self, indices: Sequence[int] | np.ndarray) -> str:
+        return self.arch(indices).key
+
+    def resolve(self, text: str) -> str:
+        """A key, or HELP/MODNAS's dict written as JSON (``{"ks": [...], "e": [...], "d": [...], "r": 192}``)."""
+        text = text.strip()
+        if text.startswith("{"):
+            import json
+
+            try:
+                spec = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ModnasError(f"OFA architecture dict is not valid JSON ({exc.msg})") from None
+            return self.to_key(self.indices(OFAArch.from_dict(spec)))
+        return self.canonical_key(text)
+
+    # -- sets of architectures ------------------------------------------------------------------------------------
+
+    def reference_architectures(self) -> tuple[str, ...]:
+        return REFERENCE_KEYS
+
+    def extremes(self) -> tuple[str, str]:
+        """The smallest network (lowest resolution, depth 2, k3 e3) and the largest (highest, depth 4, k7 e6)."""
+        small = OFAArch(self.resolutions[0], (2,) * NUM_STAGES, (3,) * NUM_SLOTS, (3,) * NUM_SLOTS)
+        large = OFAArch(self.resolutions[-1], (4,) * NUM_STAGES, (7,) * NUM_SLOTS, (6,) * NUM_SLOTS)
+        return small.key, large.key
+
+    def build_network(self, key: str, **kwargs: Any) -> Any:
+        from modnas.spaces.ofa.network import build_network
+
+        return build_network(OFAArch.from_key(self.canonical_key(key)), **kwargs)
