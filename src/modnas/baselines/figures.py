@@ -269,16 +269,19 @@ def _draw_front(
         else:
             ax.step(pts[:, 1], pts[:, 0], where="post", color=style["color"], lw=style.get("lw", 1.0),
                     ls=style.get("ls", "-"), label=label, marker=".", ms=3)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5 if small else 8, steps=[1, 2, 2.5, 5, 10]))
+    ax.grid(True, which="major", alpha=0.3)
+    ax.grid(True, which="minor", alpha=0.1)
+    best = float(raw[:, 0].min())
+    if best <= 0:  # a surrogate's error can reach 0: no log axis then
+        return
     ax.set_yscale("log")
     # few, plain ticks: the range is about 5-16 % error, where 6, 8, 10, 15 read better than 10^1
     ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0, 6.0, 8.0)))
     ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=5 if small else 8, steps=[1, 2, 2.5, 5, 10]))
-    ax.grid(True, which="major", alpha=0.3)
-    ax.grid(True, which="minor", alpha=0.1)
     # the interesting part: errors up to 3x the best, all latencies
-    ax.set_ylim(raw[:, 0].min() * 0.95, raw[:, 0].min() * 3.0)
+    ax.set_ylim(best * 0.95, best * 3.0)
 
 
 def _best_baseline(result: BenchmarkResult, device: str, seed: int, budget: int) -> str | None:
