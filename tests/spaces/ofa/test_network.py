@@ -93,7 +93,7 @@ def hook_macs(net: nn.Module, resolution: int, in_channels: int = 3) -> int:
             handles.append(m.register_forward_hook(linear_hook))
     net.eval()
     with torch.no_grad():
-        net(torch.zeros(1, in_channels, resolution, resolution, device=next(net.parameters()).device))
+        net(torch.zeros(1, in_channels, resolution, resolution))
     for h in handles:
         h.remove()
     return total
@@ -161,7 +161,7 @@ def test_count_macs_equals_a_forward_hook_count(resolution, width_mult):
     rng = np.random.default_rng(resolution)
     d, ks, e = rng.choice([2, 3, 4], 5), rng.choice([3, 5, 7], 20), rng.choice([3, 4, 6], 20)
     arch = OFAArch(224, tuple(map(int, d)), tuple(map(int, ks)), tuple(map(int, e)))
-    net = _meta_network(arch, width_mult=width_mult, num_classes=10, in_channels=1)
+    net = build_network(arch, width_mult=width_mult, num_classes=10, in_channels=1)
     expected = hook_macs(net, resolution, in_channels=1)
     assert count_macs(arch, resolution, width_mult=width_mult, num_classes=10, in_channels=1) == expected
 
@@ -169,7 +169,7 @@ def test_count_macs_equals_a_forward_hook_count(resolution, width_mult):
 def test_count_macs_uses_the_arch_resolution_by_default():
     arch = OFAArch.from_key(TUTORIAL_KEY)
     assert count_macs(arch) == count_macs(arch, resolution=192) < count_macs(arch, resolution=224)
-    assert count_macs(arch) == hook_macs(_meta_network(arch), 192)
+    assert count_macs(arch) == hook_macs(build_network(arch), 192)
 
 
 def test_extreme_w12_parameter_counts():
