@@ -188,3 +188,17 @@ def test_table_keys_agree_with_their_fields(lut):
             f"-idskip:{int(row.idskip)}-se:{int(row.se)}-hs:{int(row.hswish)}"
         )
         assert key == row.key
+
+
+def test_between_table_resolutions_the_latency_is_interpolated_by_area():
+    from modnas.spaces.ofa.note10 import note10_latency_any
+
+    arch = OFAArch.from_key("r192_5333_5434_767334_54547433_363656")
+    at = {r: note10_latency_any(OFAArch(r, arch.d, arch.ks, arch.e)) for r in range(160, 225, 4)}
+    assert at[192] == note10_latency(arch)  # exact at the table's resolutions
+    values = [at[r] for r in sorted(at)]
+    assert all(a < b for a, b in zip(values, values[1:]))  # larger images are slower
+    expected = at[176] + (184**2 - 176**2) / (192**2 - 176**2) * (at[192] - at[176])
+    assert at[184] == pytest.approx(expected)
+    with pytest.raises(ModnasError, match="outside the look-up table's 160-224"):
+        note10_latency_any(OFAArch(156, arch.d, arch.ks, arch.e))

@@ -74,3 +74,27 @@ def note10_latency(arch: OFAArch) -> float:
         except KeyError:  # cannot happen for a valid OFAArch: only a damaged table gets here
             raise ModnasError(f"Note10 latency table has no entry {key!r} at resolution {arch.r}") from None
     return total
+
+
+def note10_latency_any(arch: OFAArch) -> float:
+    """Note10 latency at any resolution from 160 to 224: exact at the table's resolutions, otherwise interpolated
+    between the two neighbouring table resolutions linearly in the image area (``r^2``), which is what a
+    convolution's work grows with. ``benchmarks/ofa_ground_truth.py`` validates the interpolation by predicting
+    176, 192 and 208 from their neighbours two steps away."""
+    if arch.r in NOTE10_RESOLUTIONS:
+        return note10_latency(arch)
+    if not NOTE10_RESOLUTIONS[0] < arch.r < NOTE10_RESOLUTIONS[-1]:
+        raise ModnasError(
+            f"Note10 latency: resolution {arch.r} is outside the look-up table's {NOTE10_RESOLUTIONS[0]}-"
+            f"{NOTE10_RESOLUTIONS[-1]}"
+        )
+    upper = next(r for r in NOTE10_RESOLUTIONS if r > arch.r)
+    lower = NOTE10_RESOLUTIONS[NOTE10_RESOLUTIONS.index(upper) - 1]
+    return interpolate_by_area(arch, lower, upper)
+
+
+def interpolate_by_area(arch: OFAArch, lower: int, upper: int) -> float:
+    """Latency at ``arch.r`` interpolated linearly in ``r^2`` between the table's values at ``lower`` and ``upper``."""
+    at = {r: note10_latency(OFAArch(r, arch.d, arch.ks, arch.e)) for r in (lower, upper)}
+    share = (arch.r**2 - lower**2) / (upper**2 - lower**2)
+    return at[lower] + share * (at[upper] - at[lower])
