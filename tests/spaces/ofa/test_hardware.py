@@ -1,0 +1,81 @@
+"""OFA devices (12 GPU settings, Note10 with a fitted embedding) and the reference-normalised latency predictor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from modnas.spaces.ofa.hardware import TEST_DEVICES, TRAIN_DEVICES, OFADevices, OFALatencyPredictor
+from modnas.spaces.ofa.latency import measured_table
+from modnas.spaces.ofa.note10 import NOTE10_RESOLUTIONS, note10_latency
+from modnas.spaces.ofa.space import OFASpace
+
+
+@pytest.fixture(scope="module")
+def space():
+    return OFASpace()
+
+
+@pytest.fixture(scope="module")
+def predictor(space):
+    return OFALatencyPredictor(space)
+
+
+@pytest.fixture(scope="module")
+def devices(space):
+    return OFADevices(space, load_profiles=False)
+
+
+def test_devices_and_splits(devices):
+    assert devices.names("train") == TRAIN_DEVICES and len(TRAIN_DEVICES) == 11
+    assert devices.names("test") == TEST_DEVICES == ("titan_rtx_64", "note10")
+    gpu = devices.get("titan_rtx_64")
+    assert gpu.references_measured and gpu.embedding.min() == 0 and gpu.embedding.max() == 1
+    phone = devices.get("note10")
+    assert not phone.references_measured and len(phone.extra_latencies) == 20
+    assert {k.split("_")[0] for k in phone.extra_latencies} <= {f"r{r}" for r in NOTE10_RESOLUTIONS}
+
+
+def test_predictor_is_the_help_net_in_each_devices_reference_units(space, predictor, devices):
+    rng = np.random.default_rng(0)
+    onehot = space.to_onehot(space.sample(8, rng))
+    emb = devices.embeddings(["v100_1", "note10"])
+    out = predictor(onehot, emb)
+    from modnas.spaces.ofa.encoding import help_features
+
+    net = predictor.net
+    for j in range(2):
+        e = emb[j].expand(8, -1)
+        ms = net(help_features(space, onehot), e)
+        ref = net(predictor.reference_features, emb[j].expand(10, -1))
+        torch.testing.assert_close(out[:, j], (ms - ref.min()) / (ref.max() - ref.min()))
+    pairs = predictor.forward_pairs(onehot[:2], emb)
+    torch.testing.assert_close(pairs, torch.stack([out[0, 0], out[1, 1]]))
+
+
+def test_zero_shot_ranking_on_the_test_devices(space, predictor, devices):
+    table = measured_table().iloc[::5]  # 1,000 of HELP's architectures
+    onehot = space.to_onehot(np.stack([space.parse(k) for k in table["key"]]))
+    with torch.no_grad():
+        gpu = predictor(onehot, devices.embeddings(["titan_rtx_64"]))[:, 0].numpy()
+    assert spearmanr(gpu, table["lat_titan_rtx_64"])[0] >= 0.95
+    phone_space = OFASpace(NOTE10_RESOLUTIONS)
+    archs = [phone_space.arch(i) for i in phone_space.sample(300, np.random.default_rng(11))]
+    true = [note10_latency(a) for a in archs]
+    onehot = space.to_onehot(np.stack([space.indices(a) for a in archs]))
+    with torch.no_grad():
+        phone = predictor(onehot, devices.embeddings(["note10"]))[:, 0].numpy()
+    assert spearmanr(phone, true)[0] >= 0.85
+
+
+def test_a_restricted_search_space_feeds_the_same_predictions(predictor, devices):
+    restricted = OFASpace(range(160, 225, 4))
+    small = OFALatencyPredictor(restricted)
+    keys = [restricted.to_key(i) for i in restricted.sample(5, np.random.default_rng(2))]
+    full = predictor.space
+    emb = devices.embeddings(["titan_xp_32"])
+    a = predictor(full.to_onehot(np.stack([full.parse(k) for k in keys])), emb)
+    b = small(restricted.to_onehot(np.stack([restricted.parse(k) for k in keys])), emb)
+    torch.testing.assert_close(a, b)
