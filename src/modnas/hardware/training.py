@@ -205,7 +205,8 @@ def adapt(
         raise ModnasError(f"device {device.name!r} has no measured latencies to adapt to")
     ref = np.asarray(device.reference_latencies)
     targets = torch.tensor((values - ref.min()) / (ref.max() - ref.min()), dtype=torch.float32)
-    space = model.space
+    # a model may read one-hots of a wider space than the search's (devices measured at any resolution)
+    space = getattr(model, "measurement_space", model.space)
     onehot = space.to_onehot(space.parse_many(ref_keys + list(extra)))
     emb = device_embedding(device)
     torch.manual_seed(seed)

@@ -37,13 +37,19 @@ _GPUS = {"2080ti": "NVIDIA RTX 2080 Ti", "titan_rtx": "NVIDIA Titan RTX", "titan
 
 class OFALatencyPredictor(nn.Module):
     """MODNAS's OFA latency net in reference-normalised units (see the module docstring), differentiable in the
-    one-hot of ``space``: ``forward(onehot (B, D, O), embeddings (E, 10)) -> (B, E)``."""
+    one-hot: ``forward(onehot (B, D, O), embeddings (E, 10)) -> (B, E)``.
+
+    One-hots are of ``space`` (the search's, perhaps with fewer resolutions) or of the full OFA space
+    (:attr:`measurement_space`: devices are measured at any resolution); their width tells which.
+    """
 
     def __init__(self, space: OFASpace) -> None:
         super().__init__()
         self.space = space
         self.net = HelpLatencyNet()
         full = OFASpace()  # the references include resolutions a restricted space leaves out
+        #: the space of measured architectures (HELP's references include r 132-152)
+        self.measurement_space = full
         refs = full.to_onehot(np.stack([full.parse(k) for k in REFERENCE_KEYS]))
         self.register_buffer("reference_features", help_features(full, refs))
         self.requires_grad_(False)
@@ -63,12 +69,17 @@ class OFALatencyPredictor(nn.Module):
         low = ref.min(dim=0).values
         return (ms - low) / (ref.max(dim=0).values - low).clamp_min(1e-6)
 
+    def _features(self, onehot: Tensor) -> Tensor:
+        width = onehot.shape[-1]
+        space = self.space if width == self.space.max_options else self.measurement_space
+        return help_features(space, onehot)
+
     def forward(self, onehot: Tensor, embedding: Tensor) -> Tensor:
-        return self._normalise(self._milliseconds(help_features(self.space, onehot), embedding), embedding)
+        return self._normalise(self._milliseconds(self._features(onehot), embedding), embedding)
 
     def forward_pairs(self, onehot: Tensor, embedding: Tensor) -> Tensor:
         """Matched pairs: one-hots ``(N, D, O)`` with embeddings ``(N, 10)`` -> ``(N,)``."""
-        features = help_features(self.space, onehot)
+        features = self._features(onehot)
         n = self.net
         a = torch.relu(n.fc2(torch.relu(n.fc1(features))))
         b = torch.relu(n.fc_hw2(torch.relu(n.fc_hw1(embedding))))
