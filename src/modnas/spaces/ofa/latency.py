@@ -60,25 +60,33 @@ def arch_of_row(row: pd.Series) -> OFAArch:
 
 # -- the additive model -------------------------------------------------------------------------------------------
 
-_PARTS = 5  # base, kernel >= 5, kernel >= 7, expand >= 4, expand >= 6
-
 
 _GROUPS = NUM_STAGES * 2  # per stage: its first block, and the others
 
 
+def _arrays(archs: Sequence[OFAArch]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Resolution ``(N,)``, slot activity, kernels and expand ratios ``(N, 20)`` of architectures."""
+    r = np.array([a.r for a in archs], dtype=np.float64)
+    depth = np.array([a.d for a in archs], dtype=np.int64)
+    k = np.array([a.ks for a in archs], dtype=np.int64).reshape(len(archs), NUM_SLOTS)
+    e = np.array([a.e for a in archs], dtype=np.int64).reshape(len(archs), NUM_SLOTS)
+    position = np.arange(NUM_SLOTS) % SLOTS_PER_STAGE
+    active = position[None, :] < np.repeat(depth, SLOTS_PER_STAGE, axis=1)
+    return r, active, k, e
+
+
+_GROUPS = NUM_STAGES * 2  # per stage: its first block, and the others
+#: slot -> block group (first block of a stage, or one of its others)
+_GROUP_OF_SLOT = np.eye(_GROUPS)[2 * (np.arange(NUM_SLOTS) // SLOTS_PER_STAGE) + (np.arange(NUM_SLOTS) % SLOTS_PER_STAGE > 0)]
+
+
 def additive_features(archs: Sequence[OFAArch]) -> np.ndarray:
     """``(N, 2 + 2 * 10 * 5)``: constant, area, then per block group and part the fixed and area-scaled counts."""
-    out = np.zeros((len(archs), 2 + 2 * _GROUPS * _PARTS))
-    for n, arch in enumerate(archs):
-        area = (arch.r / 224.0) ** 2
-        out[n, 0], out[n, 1] = 1.0, area
-        for stage, slot, k, e in arch.blocks():
-            parts = (1.0, k >= 5, k >= 7, e >= 4, e >= 6)
-            base = 2 + (2 * stage + (slot % SLOTS_PER_STAGE > 0)) * _PARTS
-            for p, on in enumerate(parts):
-                out[n, base + p] += float(on)
-                out[n, base + _GROUPS * _PARTS + p] += float(on) * area
-    return out
+    r, active, k, e = _arrays(archs)
+    parts = np.stack([active, active & (k >= 5), active & (k >= 7), active & (e >= 4), active & (e >= 6)], axis=-1)
+    counts = np.einsum("nsp,sg->ngp", parts.astype(np.float64), _GROUP_OF_SLOT).reshape(len(archs), -1)
+    area = (r / 224.0) ** 2
+    return np.concatenate([np.ones((len(archs), 1)), area[:, None], counts, counts * area[:, None]], axis=1)
 
 
 class AdditiveLatency:
@@ -104,14 +112,10 @@ class AdditiveLatency:
 
 def slot_features(archs: Sequence[OFAArch]) -> np.ndarray:
     """``(N, 1 + 5 + 40)``: resolution, depths, then per slot its kernel and expand (0 where the slot is absent)."""
-    out = np.zeros((len(archs), 1 + NUM_STAGES + 2 * NUM_SLOTS))
-    for n, arch in enumerate(archs):
-        out[n, 0] = arch.r
-        out[n, 1 : 1 + NUM_STAGES] = arch.d
-        for _, slot, k, e in arch.blocks():
-            out[n, 1 + NUM_STAGES + 2 * slot] = k
-            out[n, 2 + NUM_STAGES + 2 * slot] = e
-    return out
+    r, active, k, e = _arrays(archs)
+    slots = np.stack([np.where(active, k, 0), np.where(active, e, 0)], axis=-1).reshape(len(archs), -1)
+    depth = np.array([a.d for a in archs], dtype=np.float64).reshape(len(archs), NUM_STAGES)
+    return np.concatenate([r[:, None], depth, slots.astype(np.float64)], axis=1)
 
 
 class BoostedLatency:
