@@ -54,7 +54,7 @@ def _objectives(text: str, space: str = "nb201") -> tuple[str, ...]:
     return check_objectives([t.strip() for t in text.split(",") if t.strip()], space)
 
 
-SpaceOpt = Annotated[str, typer.Option("--space", help="Search space: nb201, or package.module:attr.")]
+SpaceOpt = Annotated[str, typer.Option("--space", help="Search space: nb201, ofa, or package.module:attr.")]
 
 
 ObjectivesOpt = Annotated[

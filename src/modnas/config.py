@@ -210,7 +210,7 @@ class SearchConfig(BaseModel):
         description="benchmark: error predictor fitted on table queries; oneshot: supernet trained on real images",
     )
     space: str = Field(
-        "nb201", description="search space (problem): a built-in name such as nb201, or package.module:attr"
+        "nb201", description="search space (problem): a built-in name (nb201, ofa), or package.module:attr"
     )
     seed: StrictInt = 0
     epochs: StrictInt = Field(30, ge=1)

@@ -355,7 +355,10 @@ class Problem:
 # -- the registry of problems -------------------------------------------------------------------------------------
 
 #: Built-in problems: name -> "module:attribute" of a function returning the :class:`Problem`.
-BUILTIN_PROBLEMS: dict[str, str] = {"nb201": "modnas.spaces.nb201.problem:make_problem"}
+BUILTIN_PROBLEMS: dict[str, str] = {
+    "nb201": "modnas.spaces.nb201.problem:make_problem",
+    "ofa": "modnas.spaces.ofa.problem:make_problem",
+}
 #: The space of runs, profiles and predictor checkpoints written before they named one.
 DEFAULT_SPACE = "nb201"
 

@@ -23,7 +23,7 @@ app = typer.Typer(
 CheckpointOpt = Annotated[
     Path | None, typer.Option("--checkpoint", help="Predictor checkpoint (default: the one shipped with the space).")
 ]
-SpaceOpt = Annotated[str, typer.Option("--space", metavar="NAME", help="Search space: nb201, or package.module:attr.")]
+SpaceOpt = Annotated[str, typer.Option("--space", metavar="NAME", help="Search space: nb201, ofa, or package.module:attr.")]
 
 
 def _progress() -> Progress:

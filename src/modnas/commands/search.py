@@ -41,7 +41,7 @@ def search_command(
         str | None, typer.Option(help="benchmark (error predictor on table queries) or oneshot (supernet on images).")
     ] = None,
     space: Annotated[
-        str | None, typer.Option(help="Search space: nb201 (default), or package.module:attr of your own.")
+        str | None, typer.Option(help="Search space: nb201 (default), ofa, or package.module:attr of your own.")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (runs are reproducible per seed).")] = None,
     out: Annotated[Path | None, typer.Option(help="New run directory (default: runs/<timestamp>-seed<seed>).")] = None,

@@ -42,3 +42,31 @@ def test_details_of_one_architecture(truth):
     info = truth.details(TUTORIAL)
     assert info["arch_str"] == TUTORIAL and info["d"] == [2, 2, 3, 4, 3]
     assert round(info["predicted_top1_pct"], 2) == 81.71 and set(info["latency_ms"]) >= {"note10", "titan_rtx_64"}
+
+
+def test_a_short_benchmark_mode_search_on_ofa(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from modnas.cli import app
+    from modnas.problem import get_problem
+
+    problem = get_problem("ofa")
+    assert problem.space.resolutions[0] == 160 and problem.devices.names("test") == ("titan_rtx_64", "note10")
+    norm = problem.reference.normalisation("note10", ("error", "latency"))
+    assert not norm.exact and len(norm.front_keys) > 20 and 0 < norm.true_hv < 1
+    out = tmp_path / "run"
+    args = ["search", "--space", "ofa", "--out", str(out), "--json", "--epochs", "1",
+            "--set", "steps_per_epoch=2", "--set", "query_budget=30", "--set", "initial_queries=20",
+            "--set", "eval_rays=4", "--set", "pretrain_steps=3", "--set", "error_predictor.steps=20",
+            "--set", "error_predictor.ensemble=1"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert {d["device"] for d in summary["devices"]} == set(problem.devices.names("protocol"))
+    assert all(0 <= d["hv"] <= 1 for d in summary["devices"])
+    front = CliRunner().invoke(app, ["front", str(out), "--device", "note10", "--json"])
+    assert front.exit_code == 0, front.output
+    rows = json.loads(front.stdout)
+    assert rows and all(r["arch_str"].startswith("r") for r in rows)
