@@ -27,6 +27,7 @@ from scipy.stats import kendalltau, pearsonr, spearmanr
 
 from modnas.spaces.ofa import OFAArch
 from modnas.spaces.ofa.encoding import accuracy_features
+from modnas.spaces.ofa.latency import arch_of_row
 from modnas.spaces.ofa.predictors import DATA, accuracy_predictor
 from modnas.spaces.ofa.space import OFASpace
 
@@ -40,9 +41,7 @@ def predict(space: OFASpace, indices: np.ndarray) -> np.ndarray:
 def dynast_check(space: OFASpace) -> dict[str, float]:
     with DATA.joinpath("ofa_dynast_w10_imagenet_top1.csv.gz").open("rb") as f:
         rows = pd.read_csv(f, compression="gzip")
-    archs = [OFAArch.from_dict({"r": int(r["r"]), "d": [int(r[f"d{s}"]) for s in range(5)],
-                                "ks": [int(r[f"ks{i}"]) for i in range(20)],
-                                "e": [int(r[f"e{i}"]) for i in range(20)]}) for _, r in rows.iterrows()]  # fmt: skip
+    archs = [arch_of_row(row) for _, row in rows.iterrows()]
     predicted = predict(space, np.stack([space.indices(a) for a in archs]))
     measured = rows["top1_pct"].to_numpy()
     return {

@@ -17,29 +17,8 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from modnas.spaces.ofa import OFAArch
-from modnas.spaces.ofa.arch import DEPTHS, EXPANDS, KERNELS, RESOLUTIONS
 from modnas.spaces.ofa.latency import GPU_SETTINGS, MODELS, make_model, measured_table
 from modnas.spaces.ofa.space import OFASpace
-
-
-def larger_neighbours(arch: OFAArch) -> list[OFAArch]:
-    """Every architecture one step larger in one decision."""
-    out = []
-    if arch.r != RESOLUTIONS[-1]:
-        out.append(OFAArch(arch.r + 4, arch.d, arch.ks, arch.e))
-    for s, d in enumerate(arch.d):
-        if d != DEPTHS[-1]:
-            out.append(OFAArch(arch.r, arch.d[:s] + (d + 1,) + arch.d[s + 1 :], arch.ks, arch.e))
-    for _, slot, k, e in arch.blocks():
-        if k != KERNELS[-1]:
-            ks = list(arch.ks)
-            ks[slot] = KERNELS[KERNELS.index(k) + 1]
-            out.append(OFAArch(arch.r, arch.d, tuple(ks), arch.e))
-        if e != EXPANDS[-1]:
-            es = list(arch.e)
-            es[slot] = EXPANDS[EXPANDS.index(e) + 1]
-            out.append(OFAArch(arch.r, arch.d, arch.ks, tuple(es)))
-    return out
 
 
 def main() -> None:
@@ -54,7 +33,7 @@ def main() -> None:
     fold = np.random.default_rng(args.seed).permutation(len(archs)) % args.folds
     space = OFASpace()
     probes = [space.arch(i) for i in space.sample(2000, np.random.default_rng(args.seed + 1))]
-    pairs = [(a, b) for a in probes for b in larger_neighbours(a)]
+    pairs = [(a, b) for a in probes for b in a.larger_neighbours()]
     print("| setting | " + " | ".join(f"{m} Spearman | {m} MAPE %" for m in args.models) + " |")
     print("|---" * (1 + 2 * len(args.models)) + "|")
     summary: dict[str, list[tuple[float, float]]] = {m: [] for m in args.models}

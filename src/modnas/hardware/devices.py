@@ -156,13 +156,13 @@ class DeviceRegistry(DeviceSet):
     def __init__(
         self,
         space_name: str,
-        space: SearchSpace | Callable[[], SearchSpace],
+        space: SearchSpace,
         builtin: Callable[[], dict[str, Device]] | None = None,
         splits: Mapping[str, Sequence[str]] | None = None,
         load_profiles: bool = True,
     ) -> None:
         self.space_name = space_name
-        self._space = space
+        self.space = space
         self._builtin_factory = builtin
         self._builtin: dict[str, Device] | None = None
         self._splits = {k: tuple(v) for k, v in (splits or {}).items()}
@@ -172,12 +172,6 @@ class DeviceRegistry(DeviceSet):
         self.load_profiles = load_profiles
         #: profile stores already loaded into this registry
         self._loaded_roots: set[Path] = set()
-
-    @property
-    def space(self) -> SearchSpace:
-        if callable(self._space) and not hasattr(self._space, "decisions"):
-            self._space = self._space()
-        return self._space  # type: ignore[return-value]
 
     @property
     def reference_keys(self) -> tuple[str, ...]:

@@ -12,26 +12,6 @@ from modnas.spaces.ofa.latency import MODELS, latency, make_model, measured_tabl
 from modnas.spaces.ofa.space import OFASpace
 
 
-def _larger(arch: OFAArch) -> list[OFAArch]:
-    """One step up in each decision that can grow."""
-    out = []
-    if arch.r < 224:
-        out.append(OFAArch(arch.r + 4, arch.d, arch.ks, arch.e))
-    for s, d in enumerate(arch.d):
-        if d < 4:
-            out.append(OFAArch(arch.r, arch.d[:s] + (d + 1,) + arch.d[s + 1 :], arch.ks, arch.e))
-    for _, slot, k, e in arch.blocks():
-        if k < 7:
-            ks = list(arch.ks)
-            ks[slot] = k + 2
-            out.append(OFAArch(arch.r, arch.d, tuple(ks), arch.e))
-        if e < 6:
-            es = list(arch.e)
-            es[slot] = {3: 4, 4: 6}[e]
-            out.append(OFAArch(arch.r, arch.d, arch.ks, tuple(es)))
-    return out
-
-
 def test_measured_architectures_get_their_measurement():
     table = measured_table()
     keys = list(table["key"][:50])
@@ -45,7 +25,7 @@ def test_surrogates_never_make_a_larger_network_faster(model):
     fitted = make_model(model).fit(archs, table["lat_titan_xp_1"].to_numpy())  # noisy batch-1 timings
     space = OFASpace()
     for arch in (space.arch(i) for i in space.sample(60, np.random.default_rng(4))):
-        larger = _larger(arch)
+        larger = arch.larger_neighbours()
         assert (fitted.predict(larger) >= fitted.predict([arch])[0] - 1e-9).all()
 
 

@@ -12,6 +12,7 @@ import torch
 from modnas.errors import ModnasError
 from modnas.spaces.ofa import OFAArch
 from modnas.spaces.ofa.encoding import accuracy_features, accuracy_vector, help_features, help_vector
+from modnas.spaces.ofa.latency import arch_of_row
 from modnas.spaces.ofa.predictors import DATA, HelpLatencyNet, accuracy_predictor
 from modnas.spaces.ofa.space import REFERENCE_KEYS, OFASpace
 
@@ -25,13 +26,6 @@ TUTORIAL = "r192_5333_5434_767334_54547433_363656"
 def help_archs() -> pd.DataFrame:
     with DATA.joinpath("ofa_help_archs_latency.csv.gz").open("rb") as f:
         return pd.read_csv(f, compression="gzip")
-
-
-def _arch(row: pd.Series) -> OFAArch:
-    return OFAArch.from_dict({
-        "r": int(row["r"]), "d": [int(row[f"d{s}"]) for s in range(5)],
-        "ks": [int(row[f"ks{i}"]) for i in range(20)], "e": [int(row[f"e{i}"]) for i in range(20)],
-    })  # fmt: skip
 
 
 def test_keys_round_trip_and_ignore_inactive_slots():
@@ -105,7 +99,7 @@ def test_restricted_resolutions():
 
 def test_encodings_match_the_written_layouts(help_archs):
     space = OFASpace()
-    archs = [_arch(row) for _, row in help_archs.head(300).iterrows()]
+    archs = [arch_of_row(row) for _, row in help_archs.head(300).iterrows()]
     onehot = space.to_onehot(np.stack([space.indices(a) for a in archs]))
     np.testing.assert_array_equal(help_features(space, onehot).numpy(), np.stack([help_vector(a) for a in archs]))
     np.testing.assert_array_equal(accuracy_features(space, onehot).numpy(), np.stack([accuracy_vector(a) for a in archs]))
@@ -126,7 +120,7 @@ def test_encoding_is_differentiable():
 def test_accuracy_predictor_reproduces_the_test_vectors(help_archs):
     derived = pd.read_csv(DERIVED)
     space = OFASpace()
-    onehot = space.to_onehot(np.stack([space.indices(_arch(row)) for _, row in help_archs.iterrows()]))
+    onehot = space.to_onehot(np.stack([space.indices(arch_of_row(row)) for _, row in help_archs.iterrows()]))
     predicted = 100 * accuracy_predictor()(accuracy_features(space, onehot)).numpy()
     np.testing.assert_allclose(predicted, derived["acc_pred_ofa_tutorial_pct"].to_numpy(), atol=1e-4)
     # the OFA tutorial's published number: 81.71 % for its Note10 architecture at r = 192
@@ -138,10 +132,10 @@ def test_help_latency_net_reproduces_the_test_vectors(help_archs):
     derived = pd.read_csv(DERIVED)
     space = OFASpace()
     net = HelpLatencyNet()
-    onehot = space.to_onehot(np.stack([space.indices(_arch(row)) for _, row in help_archs.iterrows()]))
+    onehot = space.to_onehot(np.stack([space.indices(arch_of_row(row)) for _, row in help_archs.iterrows()]))
     features = help_features(space, onehot)
     ref = help_archs[help_archs.hw_embed_ref_rank >= 0].sort_values("hw_embed_ref_rank")
-    assert [_arch(row).key for _, row in ref.iterrows()] == list(REFERENCE_KEYS)
+    assert [arch_of_row(row).key for _, row in ref.iterrows()] == list(REFERENCE_KEYS)
     for device in net.device_names:
         lat = ref[f"lat_{device}"].to_numpy()
         emb = torch.tensor((lat - lat.min()) / (lat.max() - lat.min()), dtype=torch.float32)

@@ -78,6 +78,26 @@ class OFAArch:
         """The active blocks as ``(stage, slot, kernel, expand)``, in network order."""
         return [(i // SLOTS_PER_STAGE, i, self.ks[i], self.e[i]) for i in range(NUM_SLOTS) if self.active(i)]
 
+    def larger_neighbours(self) -> list[OFAArch]:
+        """Every architecture one option larger in one active decision (resolution, a depth, a kernel or an
+        expand ratio): what a latency model must never predict to be faster."""
+        out = []
+        if self.r != RESOLUTIONS[-1]:
+            out.append(OFAArch(RESOLUTIONS[RESOLUTIONS.index(self.r) + 1], self.d, self.ks, self.e))
+        for s, d in enumerate(self.d):
+            if d != DEPTHS[-1]:
+                out.append(OFAArch(self.r, self.d[:s] + (d + 1,) + self.d[s + 1 :], self.ks, self.e))
+        for _, slot, k, e in self.blocks():
+            if k != KERNELS[-1]:
+                ks = list(self.ks)
+                ks[slot] = KERNELS[KERNELS.index(k) + 1]
+                out.append(OFAArch(self.r, self.d, tuple(ks), self.e))
+            if e != EXPANDS[-1]:
+                es = list(self.e)
+                es[slot] = EXPANDS[EXPANDS.index(e) + 1]
+                out.append(OFAArch(self.r, self.d, self.ks, tuple(es)))
+        return out
+
     def canonical(self) -> OFAArch:
         """The same architecture with inactive slots set to the smallest kernel and expand ratio."""
         ks = tuple(k if self.active(i) else KERNELS[0] for i, k in enumerate(self.ks))
@@ -131,11 +151,9 @@ class OFAArch:
         d = _ints(spec["d"], "d", NUM_STAGES)
         ks, e = _ints(spec["ks"], "ks", NUM_SLOTS), _ints(spec["e"], "e", NUM_SLOTS)
         # leftovers in inactive slots may be anything: replace them before validation
-        arch = object.__new__(cls)
-        object.__setattr__(arch, "r", r)
-        object.__setattr__(arch, "d", d)
-        ks = tuple(k if arch.active(i) else KERNELS[0] for i, k in enumerate(ks))
-        e = tuple(x if arch.active(i) else EXPANDS[0] for i, x in enumerate(e))
+        active = [i % SLOTS_PER_STAGE < d[i // SLOTS_PER_STAGE] for i in range(NUM_SLOTS)]
+        ks = tuple(k if on else KERNELS[0] for k, on in zip(ks, active))
+        e = tuple(x if on else EXPANDS[0] for x, on in zip(e, active))
         return cls(r, d, ks, e)
 
     def to_dict(self) -> dict[str, Any]:

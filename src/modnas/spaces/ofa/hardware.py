@@ -79,14 +79,7 @@ class OFALatencyPredictor(nn.Module):
 
     def forward_pairs(self, onehot: Tensor, embedding: Tensor) -> Tensor:
         """Matched pairs: one-hots ``(N, D, O)`` with embeddings ``(N, 10)`` -> ``(N,)``."""
-        features = self._features(onehot)
-        n = self.net
-        a = torch.relu(n.fc2(torch.relu(n.fc1(features))))
-        b = torch.relu(n.fc_hw2(torch.relu(n.fc_hw1(embedding))))
-        ms = n.fc5(torch.relu(n.fc4(torch.relu(n.fc3(torch.cat([a, b], dim=-1)))))).squeeze(-1)
-        ref = self._milliseconds(self.reference_features, embedding)  # (10, N)
-        low = ref.min(dim=0).values
-        return (ms - low) / (ref.max(dim=0).values - low).clamp_min(1e-6)
+        return self._normalise(self.net(self._features(onehot), embedding), embedding)
 
 
 def note10_measurements(count: int = NOTE10_MEASURED, seed: int = 0) -> dict[str, float]:

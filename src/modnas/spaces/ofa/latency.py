@@ -153,7 +153,7 @@ def make_model(name: str = DEFAULT_MODEL) -> AdditiveLatency | BoostedLatency:
     return MODELS[name]()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def surrogate(setting: str, model: str = DEFAULT_MODEL) -> AdditiveLatency | BoostedLatency:
     """The surrogate of one GPU setting, fitted to all 5,000 measurements (deterministic, fitted once)."""
     if setting not in GPU_SETTINGS:
@@ -163,10 +163,15 @@ def surrogate(setting: str, model: str = DEFAULT_MODEL) -> AdditiveLatency | Boo
     return make_model(model).fit(archs, table[f"lat_{setting}"].to_numpy())
 
 
+@functools.cache
+def _measured(setting: str) -> dict[str, float]:
+    table = measured_table()
+    return dict(zip(table["key"], table[f"lat_{setting}"].tolist()))
+
+
 def latency(keys: Sequence[str], setting: str, model: str = DEFAULT_MODEL) -> np.ndarray:
     """Latency (ms) on a GPU setting: the measurement where HELP measured the architecture, else the surrogate's."""
-    table = measured_table()
-    measured = dict(zip(table["key"], table[f"lat_{setting}"])) if setting in GPU_SETTINGS else {}
+    measured = _measured(setting) if setting in GPU_SETTINGS else {}
     out = np.array([measured.get(k, np.nan) for k in keys], dtype=np.float64)
     missing = np.flatnonzero(np.isnan(out))
     if len(missing):

@@ -15,7 +15,16 @@ import numpy as np
 
 from modnas.errors import ModnasError
 from modnas.spaces.base import Decision, SearchSpace
-from modnas.spaces.ofa.arch import DEPTHS, EXPANDS, KERNELS, NUM_SLOTS, NUM_STAGES, RESOLUTIONS, SLOTS_PER_STAGE, OFAArch
+from modnas.spaces.ofa.arch import (
+    DEPTHS,
+    EXPANDS,
+    KERNELS,
+    NUM_SLOTS,
+    NUM_STAGES,
+    RESOLUTIONS,
+    SLOTS_PER_STAGE,
+    OFAArch,
+)
 
 #: HELP's 10 OFA reference architectures (``hardware_embedding_index.pt`` into HELP's 5,000 architectures), as keys.
 REFERENCE_KEYS: tuple[str, ...] = (
