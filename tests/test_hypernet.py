@@ -236,3 +236,57 @@ def test_factory_rejects_unknown_names_and_sizes():
         make_hypernet("mlp", 2.5)
     with pytest.raises(ModnasError, match="bad option"):
         make_hypernet("meta", 2, hidden=3)
+
+
+# --- ragged spaces: outputs only for the real options ------------------------------------------------------------
+
+RAGGED_MASK = np.array([[True, True, True, False], [True, True, False, False], [True, True, True, True]])
+
+
+@pytest.mark.parametrize("name", ["meta", "mlp"])
+def test_masked_hypernet_learns_only_real_options(name):
+    torch.manual_seed(0)
+    kwargs = {"num_prototypes": 5, "num_bins": 11} if name == "meta" else {"hidden": 16}
+    dense = make_hypernet(name, 2, num_edges=3, num_ops=4, **kwargs)
+    net = make_hypernet(name, 2, num_edges=3, num_ops=4, option_mask=RAGGED_MASK, **kwargs)
+    assert net.num_outputs == 9 and dense.num_outputs == 12
+    assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in dense.parameters())
+    r = _dirichlet(7, 2, seed=1)
+    out = net(r, EMBEDDINGS[:1])
+    assert out.shape == (7, 3, 4)
+    assert torch.all(out[:, ~torch.from_numpy(RAGGED_MASK)] == 0)  # padding is constant ...
+    assert torch.any(out[:, torch.from_numpy(RAGGED_MASK)] != 0)  # ... the real options are learned
+    out[:, torch.from_numpy(RAGGED_MASK)].sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_masked_pretraining_reaches_uniform_logits():
+    torch.manual_seed(0)
+    net = MetaHyperNetwork(num_edges=3, num_ops=4, num_prototypes=5, num_bins=11, option_mask=RAGGED_MASK)
+    r = _dirichlet(64, 2, seed=2)
+    with torch.no_grad():
+        start = float(net(r, EMBEDDINGS[:1]).abs().mean())
+    net.pretrain_uniform(EMBEDDINGS, steps=200, seed=0)
+    with torch.no_grad():
+        end = float(net(r, EMBEDDINGS[:1]).abs().mean())
+    assert end < 0.1 * start
+
+
+def test_bad_option_masks_are_refused():
+    with pytest.raises(ModnasError, match="option mask has shape"):
+        MetaHyperNetwork(num_edges=3, num_ops=4, option_mask=np.ones((4, 3), dtype=bool))
+    with pytest.raises(ModnasError, match="without options"):
+        MetaHyperNetwork(num_edges=3, num_ops=4, option_mask=np.array([[True] * 4, [False] * 4, [True] * 4]))
+    net = MetaHyperNetwork(num_edges=3, num_ops=4, option_mask=RAGGED_MASK)
+    with pytest.raises(ModnasError, match="dense space"):
+        net.load_official_state_dict({})
+
+
+def test_an_all_true_mask_is_the_dense_network():
+    torch.manual_seed(0)
+    dense = MetaHyperNetwork()
+    torch.manual_seed(0)
+    masked = MetaHyperNetwork(option_mask=np.ones((6, 5), dtype=bool))
+    assert masked.output_index is None
+    r = _dirichlet(5, 2, seed=3)
+    assert torch.equal(dense(r, EMBEDDINGS[:1]), masked(r, EMBEDDINGS[:1]))

@@ -8,6 +8,11 @@
 
 Both take batched inputs: ``preference`` of shape (..., M) and ``device_embedding`` of shape (..., d), broadcast
 against each other, and return logits of shape (..., num_edges, num_ops) with op columns in modnas' canonical order.
+
+A space with ragged decisions (e.g. OFA: 17 resolutions but 3 kernel sizes) pads its one-hots to the widest decision.
+Given the space's ``option_mask``, a hypernetwork learns outputs only for the real options and returns zeros in the
+padding (which the space masks anyway): OFA has 152 real options in 46 x 17 = 782 padded cells, so the tables, their
+gradients and the optimiser state are about 5x smaller. Dense spaces (NB201) compute exactly as without a mask.
 """
 
 from __future__ import annotations
@@ -41,15 +46,41 @@ class HyperNetwork(nn.Module):
     #: Adam learning rate :func:`pretrain_uniform` uses unless told otherwise.
     pretrain_lr: float = 1e-3
 
-    def __init__(self, num_objectives: int, num_edges: int, num_ops: int, embedding_dim: int) -> None:
+    def __init__(
+        self,
+        num_objectives: int,
+        num_edges: int,
+        num_ops: int,
+        embedding_dim: int,
+        option_mask: np.ndarray | Tensor | None = None,
+    ) -> None:
         super().__init__()
         self.num_objectives = _positive_int(num_objectives, "number of objectives")
         self.num_edges = _positive_int(num_edges, "number of edges")
         self.num_ops = _positive_int(num_ops, "number of ops", minimum=2)
         self.embedding_dim = _positive_int(embedding_dim, "device embedding width")
+        #: flat positions of the real options in a (num_edges * num_ops) row, or None when every cell is real
+        self.output_index: Tensor | None = None
+        if option_mask is not None:
+            mask = torch.as_tensor(np.asarray(option_mask), dtype=torch.bool)
+            if tuple(mask.shape) != (self.num_edges, self.num_ops):
+                raise ModnasError(
+                    f"option mask has shape {tuple(mask.shape)}, expected ({self.num_edges}, {self.num_ops})"
+                )
+            if not bool(mask.any(dim=1).all()):
+                raise ModnasError("option mask leaves a decision without options")
+            if not bool(mask.all()):
+                self.output_index = mask.flatten().nonzero().flatten()
+
+    @property
+    def num_outputs(self) -> int:
+        """Values the network learns per input: the real options (all cells of a dense space)."""
+        if self.output_index is None:
+            return self.num_edges * self.num_ops
+        return int(self.output_index.numel())
 
     def _logits(self, preference: Tensor, embedding: Tensor) -> Tensor:
-        """(N, M), (N, d) -> (N, num_edges * num_ops)."""
+        """(N, M), (N, d) -> (N, num_outputs)."""
         raise NotImplementedError
 
     def _as_tensor(self, value: TensorLike, what: str) -> Tensor:
@@ -84,7 +115,12 @@ class HyperNetwork(nn.Module):
             raise ModnasError("preference and device embedding must not contain NaN or inf")
         r = r.expand(*batch, self.num_objectives).reshape(-1, self.num_objectives)
         h = h.expand(*batch, self.embedding_dim).reshape(-1, self.embedding_dim)
-        return self._logits(r, h).reshape(*batch, self.num_edges, self.num_ops)
+        logits = self._logits(r, h)
+        if self.output_index is not None:  # zeros in the padding; the backward is a gather, hence deterministic
+            full = logits.new_zeros(logits.shape[0], self.num_edges * self.num_ops)
+            full[:, self.output_index.to(logits.device)] = logits
+            logits = full
+        return logits.reshape(*batch, self.num_edges, self.num_ops)
 
     def pretrain_uniform(
         self,
@@ -129,14 +165,13 @@ class MetaHyperNetwork(HyperNetwork):
         embedding_dim: int = DEFAULT_EMBEDDING_DIM,
         num_prototypes: int = 50,
         num_bins: int = 101,
+        option_mask: np.ndarray | Tensor | None = None,
     ) -> None:
-        super().__init__(num_objectives, num_edges, num_ops, embedding_dim)
+        super().__init__(num_objectives, num_edges, num_ops, embedding_dim, option_mask)
         self.num_prototypes = _positive_int(num_prototypes, "number of prototypes")
         self.num_bins = _positive_int(num_bins, "number of preference bins", minimum=2)
         self.prototypes = nn.Embedding(self.num_prototypes, self.embedding_dim)  # E, N(0, 1) init
-        self.tables = nn.Parameter(
-            torch.randn(self.num_prototypes, self.num_bins, self.num_edges * self.num_ops)
-        )
+        self.tables = nn.Parameter(torch.randn(self.num_prototypes, self.num_bins, self.num_outputs))
 
     def bins(self, preference: Tensor) -> Tensor:
         """Table row per preference (..., M) -> (...): ``round((num_bins - 1) r_0)`` clamped into range.
@@ -168,6 +203,8 @@ class MetaHyperNetwork(HyperNetwork):
         Its op columns are ``[avg_pool_3x3, nor_conv_3x3, nor_conv_1x1, skip_connect, none]``, the reverse of
         modnas' order, so by default every table row is flipped per edge.
         """
+        if self.output_index is not None:
+            raise ModnasError("official MetaHyperNetwork checkpoints are for NB201's dense space, not a masked one")
         expected = (tuple(self.prototypes.weight.shape), tuple(self.tables.shape[1:]))
         try:
             prototypes = torch.as_tensor(state_dict["hardware_embedding.weight"])
@@ -208,8 +245,9 @@ class PreferenceMLPHyperNetwork(HyperNetwork):
         hidden: int = 128,
         num_hidden_layers: int = 2,
         init_std: float = 1e-4,
+        option_mask: np.ndarray | Tensor | None = None,
     ) -> None:
-        super().__init__(num_objectives, num_edges, num_ops, embedding_dim)
+        super().__init__(num_objectives, num_edges, num_ops, embedding_dim, option_mask)
         hidden = _positive_int(hidden, "hidden width")
         depth = _positive_int(num_hidden_layers, "number of hidden layers")
         if not (math.isfinite(init_std) and init_std >= 0):
@@ -220,7 +258,7 @@ class PreferenceMLPHyperNetwork(HyperNetwork):
             layers += [nn.Linear(width, hidden), nn.SiLU()]
             width = hidden
         self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(width, self.num_edges * self.num_ops)
+        self.head = nn.Linear(width, self.num_outputs)
         nn.init.normal_(self.head.weight, std=init_std)
         nn.init.zeros_(self.head.bias)
 
@@ -284,7 +322,11 @@ def pretrain_uniform(
         r = (exp / exp.sum(dim=-1, keepdim=True)).to(ref)
         h = embeddings[torch.randint(embeddings.shape[0], (batch_size,), generator=gen).to(ref.device)]
         target = (target_std * torch.randn(batch_size, *shape, generator=gen)).to(ref)
-        loss = F.mse_loss(hypernet(r, h), target)
+        output = hypernet(r, h)
+        if hypernet.output_index is not None:  # the padding is constant: fit the real options only
+            index = hypernet.output_index.to(ref.device)
+            output, target = output.flatten(1)[:, index], target.flatten(1)[:, index]
+        loss = F.mse_loss(output, target)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()

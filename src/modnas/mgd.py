@@ -42,6 +42,10 @@ def _check_grads(grads: Tensor) -> Tensor:
             f"gradients must be a floating tensor of shape (T, D) with T, D >= 1, "
             f"got {grads.dtype} of shape {tuple(grads.shape)}"
         )
+    # a NaN or inf entry makes its row's norm NaN or inf, so finite norms (one cheap pass, the usual case) prove
+    # every entry finite; only otherwise is each entry checked (a huge but finite row may overflow its norm)
+    if bool(torch.isfinite(torch.linalg.vector_norm(grads, dim=1)).all()):
+        return grads
     finite = torch.isfinite(grads).all(dim=1)
     if not bool(finite.all()):
         bad = [int(i) for i in torch.nonzero(~finite).flatten()]
@@ -117,8 +121,14 @@ def min_norm_solve(
     if not tol > 0:
         raise ModnasError(f"tol must be > 0, got {tol}")
     vecs = normalise_grads(grads) if normalise else grads
+    return _solve_gram(vecs, int(max_iter), float(tol))
+
+
+def _solve_gram(vecs: Tensor, max_iter: int, tol: float) -> MinNormResult:
+    """:func:`min_norm_solve` on checked (and possibly normalised) gradients."""
     # float64 on the CPU: the T x T problem is tiny and the solver compares near-equal dot products
-    gram = (vecs.double() @ vecs.double().T).cpu().numpy()
+    wide = vecs.double()
+    gram = (wide @ wide.T).cpu().numpy()
     gram = 0.5 * (gram + gram.T)
     t = gram.shape[0]
     diag = np.diag(gram)
@@ -131,11 +141,11 @@ def min_norm_solve(
     else:
         weights = _best_pair(gram)  # exact for T == 2
         if t > 2:
-            weights, iterations, converged = _pairwise_frank_wolfe(gram, weights, int(max_iter), float(tol))
+            weights, iterations, converged = _pairwise_frank_wolfe(gram, weights, max_iter, tol)
     weights = np.clip(weights, 0.0, None)
     weights /= weights.sum()
     norm_sq = float(weights @ gram @ weights)
-    out = torch.as_tensor(weights, dtype=grads.dtype, device=grads.device)
+    out = torch.as_tensor(weights, dtype=vecs.dtype, device=vecs.device)
     return MinNormResult(weights=out, norm_sq=max(norm_sq, 0.0), iterations=iterations, converged=converged)
 
 
@@ -161,7 +171,9 @@ def aggregate(
     vecs = normalise_grads(grads) if normalise else grads
     t = vecs.shape[0]
     if key == "mgda":
-        weights = min_norm_solve(vecs, normalise=False, max_iter=max_iter).weights
+        if int(max_iter) < 1:
+            raise ModnasError(f"max_iter must be >= 1, got {max_iter}")
+        weights = _solve_gram(vecs, int(max_iter), STOP_TOL).weights
     elif key == "mean":
         weights = torch.full((t,), 1.0 / t, dtype=vecs.dtype, device=vecs.device)
     else:

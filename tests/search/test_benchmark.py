@@ -207,6 +207,22 @@ def test_predicted_argmins_minimise_the_scalarised_predictions():
     assert loop.query_round() == TINY["queries_per_round"] and loop.budget.used == used + TINY["queries_per_round"]
 
 
+@pytest.mark.parametrize("hypernet", ["meta", "mlp"])
+def test_device_gradients_equal_one_batched_pass(hypernet):
+    """Device by device equals the batched pass with per-device gradient outputs (zeros elsewhere)."""
+    loop = BenchmarkSearch(load_config(None, {**TINY, "hypernet": hypernet}))
+    loss, leaf, r, _ = loop.losses()
+    (grad_alpha,) = torch.autograd.grad(loss.sum(), leaf)
+    alpha = loop.space.mask_logits(loop.hypernet(r, loop.train_emb[:, None, :]))
+    t = len(loop.train_devices)
+    outputs = torch.eye(t)[:, :, None, None, None] * grad_alpha[None]
+    batched = torch.autograd.grad(alpha, loop.params, grad_outputs=outputs, is_grads_batched=True)
+    expected = torch.cat([g.reshape(t, -1) for g in batched], dim=1)
+    got = loop.device_gradients(r, grad_alpha)
+    assert got.shape == expected.shape and bool(expected.abs().sum(1).gt(0).all())
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
+
+
 def test_prefer_measured_by_hand():
     from modnas.search.benchmark import prefer_measured
 

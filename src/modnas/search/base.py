@@ -185,10 +185,10 @@ class HypernetSearch:
     def losses(self) -> tuple[Tensor, Tensor, Tensor, dict[str, float]]:
         """Per-training-device scalarised losses ``(T,)`` for fresh preferences and samples.
 
-        Returns ``(loss, alpha, alpha_leaf, info)``: the losses are built on ``alpha_leaf``, a detached copy of the
-        hypernetwork output ``alpha`` (T, P, D, O), so one backward pass through the predictors gives every
-        device's gradient at its own logits (device t's loss only reads device t's rows), and nothing outside the
-        hypernetwork (a supernet, an error model) receives a gradient from this phase.
+        Returns ``(loss, leaf, r, info)``: the losses are built on ``leaf``, a detached copy of the hypernetwork
+        output alpha ``(T, P, D, O)`` for the preferences ``r`` ``(T, P, M)``, so one backward pass through the
+        predictors gives every device's gradient at its own logits (device t's loss only reads device t's rows), and
+        nothing outside the hypernetwork (a supernet, an error model) receives a gradient from this phase.
         """
         t, p = len(self.train_devices), self.preferences_per_step()
         r = self.sample_preferences(p)
@@ -210,25 +210,30 @@ class HypernetSearch:
             info["energy_n"] = float(energy_n.detach().mean())
         loss = loss.mean(dim=1)
         info["loss"] = float(loss.detach().mean())
-        return loss, alpha, leaf, info
+        return loss, leaf, r, info
+
+    def device_gradients(self, r: Tensor, grad_alpha: Tensor) -> Tensor:
+        """Flat hypernetwork gradients ``(T, num_params)``, row t = d loss_t / d params for the preferences ``r``
+        ``(T, P, M)`` and the loss gradients at the logits ``grad_alpha`` ``(T, P, D, O)``.
+
+        Device by device: device t's logits depend only on its own inputs, so a pass over its P rows gives its
+        gradient, where one batched pass over all T * P rows (per-device gradient outputs that are zero elsewhere)
+        would cost T times more; with large hypernetwork tables (OFA) that was most of a step.
+        """
+        rows = []
+        for i in range(grad_alpha.shape[0]):
+            alpha = self.space.mask_logits(self.hypernet(r[i], self.train_emb[i]))  # (P, D, O)
+            grads = torch.autograd.grad(alpha, self.params, grad_outputs=grad_alpha[i], allow_unused=True)
+            rows.append(torch.cat([
+                (g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, self.params)
+            ]))
+        return torch.stack(rows)
 
     def hypernet_step(self) -> dict[str, float]:
         """One hypernetwork update from the T per-device gradients combined by MGDA (or mean/sum)."""
-        loss, alpha, leaf, info = self.losses()
-        t = loss.shape[0]
+        loss, leaf, r, info = self.losses()
         (grad_alpha,) = torch.autograd.grad(loss.sum(), leaf)  # (T, P, D, O); row block t = d loss_t / d alpha_t
-        # per-device gradient outputs: device t's block, zeros elsewhere; one batched pass through the hypernet
-        eye = torch.eye(t, dtype=grad_alpha.dtype)
-        outputs = eye[:, :, None, None, None] * grad_alpha[None]
-        grads = torch.autograd.grad(alpha, self.params, grad_outputs=outputs, is_grads_batched=True, allow_unused=True)
-        flat = torch.cat(
-            [
-                (g if g is not None else torch.zeros(t, *p.shape)).reshape(t, -1)
-                for g, p in zip(grads, self.params)
-            ],
-            dim=1,
-        )
-        direction, _ = aggregate(flat, self.config.aggregation, normalise=True)
+        direction, _ = aggregate(self.device_gradients(r, grad_alpha), self.config.aggregation, normalise=True)
         self.optimiser.zero_grad(set_to_none=True)
         assign_flat_grad(self.params, direction)
         self.optimiser.step()
@@ -343,5 +348,6 @@ def build_hypernet(config: SearchConfig, problem: Problem) -> HyperNetwork:
         num_edges=problem.space.num_decisions,
         num_ops=problem.space.max_options,
         embedding_dim=problem.devices.embedding_dim,
+        option_mask=problem.space.mask if problem.space.is_ragged else None,
         **kwargs,
     )
