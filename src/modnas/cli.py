@@ -244,8 +244,10 @@ def arch(
         if isinstance(value, dict):
             shown = ", ".join(f"{k}={'missing' if v is None else f'{v:.4g}'}" for k, v in value.items())
             console.print(f"  {key}: {shown}", highlight=False)
-        else:
+        elif isinstance(value, float):
             console.print(f"  {key}: {value:.4f}", highlight=False)
+        else:  # integers, lists (OFA's ks/e/d), strings
+            console.print(f"  {key}: {value}", highlight=False)
 
 
 def _print_version(value: bool) -> None:

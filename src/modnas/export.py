@@ -1,7 +1,8 @@
 """Exporting a chosen architecture's network for deployment: ONNX and ``torch.export`` (``.pt2``) files.
 
 The network is the space's standalone network (:meth:`~modnas.spaces.base.SearchSpace.build_network`; NB201: the
-cell network), in eval mode, with the weights of a ``modnas train`` checkpoint when one is given (its width, depth, classes and input channels then
+cell network; OFA: the ImageNet subnet, its input at the architecture's resolution), in eval mode, with the
+weights of a ``modnas train`` checkpoint when one is given (its width, depth, classes and input channels then
 come from the checkpoint) and freshly initialised ones otherwise. Both files take a batch of any size
 (``input``: ``(batch, channels, size, size)`` float32) and return ``logits`` ``(batch, classes)``.
 
@@ -50,6 +51,22 @@ class NetworkSpec:
         return (batch, self.in_channels, self.image_size, self.image_size)
 
 
+def default_spec(arch_str: str, space: str = "nb201") -> NetworkSpec:
+    """The network exported without a checkpoint: NB201's CIFAR-10 cell network; OFA's ImageNet subnet (1000
+    classes) at the architecture's own resolution."""
+    if space == "ofa":
+        from modnas.spaces.ofa.arch import OFAArch
+
+        return NetworkSpec(arch_str, space=space, num_classes=1000, image_size=OFAArch.from_key(arch_str).r)
+    return NetworkSpec(arch_str, space=space)
+
+
+def _network_kwargs(spec: NetworkSpec) -> dict[str, int]:
+    """``build_network``'s settings of ``spec``: only NB201's network has a cell width ``C`` and depth ``N``."""
+    common = {"num_classes": spec.num_classes, "in_channels": spec.in_channels}
+    return {"C": spec.C, "N": spec.N, **common} if spec.space == "nb201" else common
+
+
 def load_weights(path: str | Path, arch_str: str, space: str = "nb201") -> tuple[NetworkSpec, dict[str, torch.Tensor]]:
     """The network spec and state dict of a ``modnas train`` checkpoint, which must hold ``arch_str``'s weights."""
     from modnas.problem import get_problem
@@ -90,7 +107,7 @@ def build_for_export(spec: NetworkSpec, state_dict: dict[str, torch.Tensor] | No
     from modnas.problem import get_problem
 
     build_network = get_problem(spec.space).space.build_network
-    model = build_network(spec.arch_str, C=spec.C, N=spec.N, num_classes=spec.num_classes, in_channels=spec.in_channels)
+    model = build_network(spec.arch_str, **_network_kwargs(spec))
     if state_dict is not None:
         try:
             model.load_state_dict(state_dict)
@@ -225,7 +242,7 @@ def export_choice(
         raise ModnasError(f"output folder {str(base.parent)!r} does not exist")
     check_writable(paths["json"], "export")  # before the networks are built and exported
     space = str(choice.get("space", "nb201"))
-    spec, state_dict = NetworkSpec(choice["arch_str"], space=space), None
+    spec, state_dict = default_spec(choice["arch_str"], space), None
     if weights is not None:
         spec, state_dict = load_weights(weights, choice["arch_str"], space)
     if image_size is not None:
@@ -241,7 +258,8 @@ def export_choice(
             else:
                 export_pt2(model, example, paths["pt2"])
         record["network"] = {
-            **spec.__dict__, "input_shape": ["batch", spec.in_channels, spec.image_size, spec.image_size],
+            "arch_str": spec.arch_str, "space": spec.space, **_network_kwargs(spec), "image_size": spec.image_size,
+            "input_shape": ["batch", spec.in_channels, spec.image_size, spec.image_size],
             "weights": None if weights is None else str(weights),
             **({"onnx_exporter": exporter} if "onnx" in formats else {}),
         }
@@ -258,6 +276,7 @@ __all__ = [
     "NetworkSpec",
     "build_for_export",
     "check_format_dependencies",
+    "default_spec",
     "export_choice",
     "export_onnx",
     "export_pt2",

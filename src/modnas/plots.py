@@ -67,12 +67,15 @@ def plot_front(
     chosen_preference: Sequence[float] | np.ndarray | None = None,
     hv: float | None = None,
     true_hv: float | None = None,
+    front_name: str = "true",
 ) -> Path:
     """Error (%) against latency (ms) on one device.
 
     ``cloud`` (n, 2): every architecture, drawn grey; ``true_front`` (m, 2): the true Pareto front, drawn as a
     step line; ``chosen`` (k, 2): the architectures the run chose for its evaluation rays, coloured by the ray's
     weight on error (``chosen_preference``, k values in [0, 1]) when given. All arrays hold (error, latency) rows.
+    ``front_name`` names the front in the legend and title: ``"reference"`` for a best-known front (a space that
+    cannot be enumerated).
     """
     fig, ax = _new_figure(7.0, 5.0)
     cloud = np.asarray(cloud, dtype=float).reshape(-1, 2)
@@ -82,7 +85,8 @@ def plot_front(
         ax.scatter(cloud[:, 1], cloud[:, 0], s=3, c="0.8", linewidths=0, rasterized=True, label="all architectures")
     if len(front):
         order = np.lexsort((front[:, 0], front[:, 1]))  # by latency, then error
-        ax.step(front[order, 1], front[order, 0], where="post", color="black", lw=1.5, label="true Pareto front")
+        label = f"{front_name} Pareto front"
+        ax.step(front[order, 1], front[order, 0], where="post", color="black", lw=1.5, label=label)
         ax.scatter(front[order, 1], front[order, 0], s=10, color="black", zorder=3)
     if len(chosen):
         kwargs: dict = {"s": 60, "marker": "*", "edgecolors": "black", "linewidths": 0.5, "zorder": 4}
@@ -105,7 +109,7 @@ def plot_front(
     ax.grid(True, which="both", alpha=0.3)
     hv_text = "" if hv is None else f"HV {hv:.4f}"
     if true_hv is not None:
-        hv_text += f" vs true HV {true_hv:.4f}" if hv is not None else f"true HV {true_hv:.4f}"
+        hv_text += f" vs {front_name} HV {true_hv:.4f}" if hv is not None else f"{front_name} HV {true_hv:.4f}"
     ax.set_title(f"{device} ({split}), epoch {epoch}" + (f"\n{hv_text}" if hv_text else ""))
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
@@ -437,7 +441,7 @@ def plot_run(
     ``per_device`` adds ``hv_per_epoch_devices.png`` (one small panel per device). Existing PNGs are refused
     before anything is drawn, unless ``force``.
     """
-    from modnas.evaluation.scorer import true_front
+    from modnas.evaluation.scorer import protocol, true_front
     from modnas.problem import get_problem
 
     run = load_run(run_dir)
@@ -468,8 +472,9 @@ def plot_run(
         if all_keys is not None:  # the whole space as a grey cloud where it can be listed
             raw = problem.truth.evaluate(all_keys, device, objectives)
             cloud = raw[problem.truth.valid(raw)]
-        else:
-            cloud = front.raw[:, :2]
+        else:  # no cloud: a space that cannot be listed has only its stored reference front
+            cloud = np.zeros((0, 2))
+        exact = protocol(device, objectives, problem).exact
         rays = sorted(run.rays[chosen_epoch][device])
         try:
             keys = [problem.space.canonical_key(a) for _, _, a in rays]
@@ -488,6 +493,7 @@ def plot_run(
                 chosen_preference=[p for _, p, _ in rays],
                 hv=run.hv[chosen_epoch][device],
                 true_hv=front.hv,
+                front_name="true" if exact else "reference",
             )
         )
     epochs = [e for e in sorted(run.hv) if all(d in run.hv[e] for d in names)]  # cut-off epochs left out

@@ -158,7 +158,9 @@ def export_command(
         Path | None, typer.Option(help="checkpoint.pt of `modnas train` for this architecture (onnx, pt2).")
     ] = None,
     input_size: Annotated[
-        int | None, typer.Option(help="Input height and width of onnx/pt2 (default: the checkpoint's dataset, or 32).")
+        int | None,
+        typer.Option(help="Input height and width of onnx/pt2 (default: the checkpoint's dataset, or 32; OFA: the "
+                     "architecture's resolution)."),
     ] = None,
     onnx_exporter: Annotated[
         str, typer.Option(help="torchscript (needs onnx) or dynamo (needs onnx and onnxscript).")

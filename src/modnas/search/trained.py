@@ -207,7 +207,10 @@ class TrainedSearch:
         row["latency_basis"] = (
             "known" if known and row["true_latency_ms"] is not None else "predicted"
         )
-        return {**row, "device": device.name, "run": str(self.run_dir), "selection": {**chosen.to_dict(), "basis": basis}}
+        return {
+            **row, "device": device.name, "space": self.config.space, "run": str(self.run_dir),
+            "selection": {**chosen.to_dict(), "basis": basis},
+        }
 
     def _energy(self, device: Device, keys: list[str]) -> np.ndarray | None:
         """The third objective (NB201: energy in mJ) of canonical keys when the run has one (its exact model)."""

@@ -8,10 +8,13 @@ resolutions: the space cannot be enumerated.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
 from modnas.errors import ModnasError
 from modnas.spaces.base import Decision, SearchSpace
@@ -39,6 +42,9 @@ REFERENCE_KEYS: tuple[str, ...] = (
     "r152_7434_36733654_545454_53543654_56533373",
     "r200_33337476_76767473_567333_33535633_3676",
 )
+
+#: the keyword arguments of :func:`modnas.spaces.ofa.network.build_network` besides the architecture
+NETWORK_SETTINGS = frozenset({"num_classes", "width_mult", "in_channels", "dropout"})
 
 
 def _slot_decisions() -> list[Decision]:
@@ -123,6 +129,62 @@ class OFASpace(SearchSpace):
         return small.key, large.key
 
     def build_network(self, key: str, **kwargs: Any) -> Any:
+        """The standalone subnet (``kwargs``: ``num_classes``, ``width_mult``, ``in_channels``, ``dropout``)."""
         from modnas.spaces.ofa.network import build_network
 
+        unknown = sorted(set(kwargs) - NETWORK_SETTINGS)
+        if unknown:  # e.g. NB201's cell width C and depth N, from a command that builds NB201 networks only
+            raise ModnasError(
+                f"OFA networks have no setting {unknown[0]!r} (they take {', '.join(sorted(NETWORK_SETTINGS))})"
+            )
         return build_network(OFAArch.from_key(self.canonical_key(key)), **kwargs)
+
+    def _arch_of(self, arch: str | Sequence[int] | np.ndarray) -> OFAArch:
+        """The :class:`OFAArch` of a key of this space or of its choice indices."""
+        return OFAArch.from_key(self.canonical_key(arch)) if isinstance(arch, str) else self.arch(arch)
+
+    def timing_network(  # type: ignore[override]
+        self,
+        arch: str | Sequence[int] | np.ndarray,
+        batch_size: int,
+        generator: torch.Generator,
+        input_size: int | None = None,
+        channels: int = 3,
+        num_classes: int = 1000,
+        width_mult: float = 1.2,
+    ) -> tuple[nn.Module, torch.Tensor]:
+        """The standalone subnet (ImageNet shape, w1.2 by default) and a random input batch at the architecture's
+        own resolution (``input_size`` overrides it)."""
+        from modnas.spaces.ofa.network import build_network
+
+        checks = [("channels", channels, 1), ("num_classes", num_classes, 1)]
+        if input_size is not None:  # the net downsamples 32-fold: smaller inputs would time mostly padding
+            checks.append(("input size", input_size, 32))
+        for what, value, minimum in checks:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+                raise ModnasError(f"{what} must be an integer >= {minimum}, got {value!r}")
+        real = isinstance(width_mult, (int, float)) and not isinstance(width_mult, bool)
+        if not real or not 0 < width_mult < math.inf:
+            raise ModnasError(f"width_mult must be a positive number, got {width_mult!r}")
+        a = self._arch_of(arch)
+        size = a.r if input_size is None else int(input_size)
+        net = build_network(a, int(num_classes), float(width_mult), int(channels))
+        return net, torch.randn(batch_size, int(channels), size, size, generator=generator)
+
+    def flops(self, keys: Sequence[str]) -> np.ndarray:
+        """Millions of multiply-accumulates (MACs) of each architecture's w1.2 ImageNet network at its own
+        resolution (:func:`~modnas.spaces.ofa.network.count_macs`).
+
+        OFA and its papers call these MACs "FLOPs"; so does modnas (``MFLOPs`` in
+        :func:`~modnas.hardware.measure.noise_warnings`, which only compares them). Strict FLOPs are about twice as
+        many."""
+        from modnas.spaces.ofa.network import count_macs
+
+        if isinstance(keys, str):
+            keys = [keys]
+        return np.array([count_macs(self._arch_of(k)) / 1e6 for k in keys], dtype=np.float64)
+
+    def export_source(self, choice: dict[str, Any]) -> str:
+        from modnas.spaces.ofa.export import module_source
+
+        return module_source({**choice, "arch_str": self.canonical_key(choice["arch_str"])})
