@@ -101,7 +101,9 @@ class ToyTruth(GroundTruth):
         columns = []
         for objective in objectives:
             if objective == "error":
-                columns.append(40.0 - 0.35 * terms[:, 0] - 2.0 * terms[:, 1] - 1.0 * (terms[:, 2] == 5))
+                # at least 4.4 % (the largest network: compute 96, depth 3, kernel 5), never the non-positive error no
+                # classifier has
+                columns.append(45.0 - 0.35 * terms[:, 0] - 2.0 * terms[:, 1] - 1.0 * (terms[:, 2] == 5))
             elif objective == "latency":
                 if device not in DEVICES:
                     raise UnknownDeviceError(f"unknown device {device!r}")

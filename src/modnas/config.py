@@ -392,7 +392,8 @@ def make_config(data: Mapping[str, Any], *, quiet_upgrade: bool = False) -> Sear
 def load_config(
     path: str | Path | None = None, overrides: Mapping[str, Any] | None = None, *, quiet_upgrade: bool = False
 ) -> SearchConfig:
-    """Defaults, then the YAML file at ``path`` (if given), then ``overrides`` (``None`` values are skipped);
+    """Defaults, then the space's own defaults (benchmark mode, :attr:`modnas.problem.Problem.search_defaults`),
+    then the YAML file at ``path`` (if given), then ``overrides`` (``None`` values are skipped);
     ``quiet_upgrade``: as :func:`make_config`."""
     data: dict[str, Any] = {}
     if path is not None:
@@ -400,4 +401,19 @@ def load_config(
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(data, str(key), value)
+    if data.get("mode", "benchmark") == "benchmark" and data.get("space", "nb201") != "nb201":
+        from modnas.problem import get_problem
+
+        space = data["space"]
+        for key, value in get_problem(space if isinstance(space, str) else str(space)).search_defaults.items():
+            if not _has_dotted(data, key):
+                _set_dotted(data, key, value)
     return make_config(data, quiet_upgrade=quiet_upgrade)
+
+
+def _has_dotted(data: Mapping[str, Any], key: str) -> bool:
+    """Whether a dotted key (``error_predictor.steps``) is set in a nested mapping."""
+    head, _, rest = key.partition(".")
+    if head not in data:
+        return False
+    return not rest or (isinstance(data[head], Mapping) and _has_dotted(data[head], rest))

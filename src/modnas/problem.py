@@ -292,6 +292,9 @@ class Problem:
     latency_data: Callable[[], Any] | None = None
     #: one-shot mode: dataset presets and the caveat printed with a one-shot HV
     extras: dict[str, Any] = field(default_factory=dict)
+    #: benchmark-mode settings this space needs other than the global defaults (dotted config keys -> values);
+    #: a config file or option that sets one wins (see :func:`modnas.config.load_config`)
+    search_defaults: dict[str, Any] = field(default_factory=dict)
 
     @functools.cached_property
     def predictor(self) -> torch.nn.Module:

@@ -197,23 +197,24 @@ class SearchSpace(ABC):
         return self.canonicalise(np.minimum(raw, counts - 1))
 
     def neighbours(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        """The distinct canonical architectures one move away: one active decision set to another option."""
+        """The distinct canonical architectures one move away: one active decision set to another option (in the
+        order of the decisions, then of the options)."""
         base = self.canonicalise(np.asarray(indices).reshape(1, -1))[0]
         active = self.active(base[None])[0]
-        seen, out = {base.tobytes()}, []
-        for i, d in enumerate(self.decisions):
-            if not active[i]:
-                continue
-            for option in range(len(d.options)):
-                if option == base[i]:
-                    continue
-                other = base.copy()
-                other[i] = option
-                other = self.canonicalise(other[None])[0]
-                if other.tobytes() not in seen:
-                    seen.add(other.tobytes())
-                    out.append(other)
-        return np.stack(out) if out else np.zeros((0, self.num_decisions), dtype=np.int64)
+        moves = [(i, option) for i, d in enumerate(self.decisions) if active[i]
+                 for option in range(len(d.options)) if option != base[i]]
+        if not moves:
+            return np.zeros((0, self.num_decisions), dtype=np.int64)
+        rows, options = np.asarray(moves, dtype=np.int64).T
+        candidates = np.repeat(base[None], len(moves), axis=0)
+        candidates[np.arange(len(moves)), rows] = options
+        candidates = self.canonicalise(candidates)  # one batched call: a move may switch slots off
+        # keep first occurrences only (turning a depth down from 4 to 2 or 3 can give the same network twice)
+        _, first = np.unique(candidates, axis=0, return_index=True)
+        keep = np.zeros(len(candidates), dtype=bool)
+        keep[first] = True
+        keep &= (candidates != base).any(axis=1)
+        return candidates[keep]
 
     def mutate(self, indices: Sequence[int] | np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One uniformly drawn neighbour of an architecture (itself when it has none)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from modnas.errors import ModnasError
 from modnas.spaces.ofa import OFAArch
@@ -70,3 +71,20 @@ def test_a_short_benchmark_mode_search_on_ofa(tmp_path):
     assert front.exit_code == 0, front.output
     rows = json.loads(front.stdout)
     assert rows and all(r["arch_str"].startswith("r") for r in rows)
+
+
+def test_the_space_defaults_apply_unless_set():
+    from modnas.config import load_config
+    from modnas.problem import get_problem
+
+    defaults = get_problem("ofa").search_defaults
+    assert defaults, "OFA sets its own benchmark-mode defaults"
+    key, value = next(iter(defaults.items()))
+    config = load_config(None, {"space": "ofa"})
+    read = config
+    for part in key.split("."):
+        read = getattr(read, part)
+    assert read == value
+    assert load_config(None, {"space": "ofa", key: value + 1}).model_dump()[key] == value + 1  # what the user sets wins
+    assert load_config(None, {"space": "ofa", "mode": "oneshot"}).steps_per_epoch != value  # benchmark mode only
+    assert load_config(None, {"space": "nb201"}).model_dump() == load_config(None, {}).model_dump()

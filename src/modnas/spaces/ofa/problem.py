@@ -122,4 +122,7 @@ def make_problem() -> Problem:
         predictor_factory=lambda: OFALatencyPredictor(space),
         default_devices=_default_devices,
         extras={"title": "OFA MobileNetV3 (surrogate benchmark)"},
+        # a step costs about 5x an NB201 step (152 options instead of 30); half of NB201's steps keep a default run
+        # near 10 minutes on 2 CPU cores (docs/benchmarks.md, OFA: the steps per epoch)
+        search_defaults={"steps_per_epoch": 50},
     )
