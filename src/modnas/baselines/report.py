@@ -152,7 +152,7 @@ def _table_md(summary: dict[str, Any], view: str, devices: Sequence[str], splits
     table = summary["views"][view]["hv"]
     methods = list(table)
     lines = [
-        "| device | " + " | ".join(methods) + " | true front |",
+        "| device | " + " | ".join(methods) + f" | {_space_facts(summary)['front']} |",
         "|---|" + "---:|" * (len(methods) + 1),
     ]
     for d in devices:
@@ -175,6 +175,23 @@ def _served(summary: dict[str, Any]) -> int:
 
     space = (summary.get("protocol") or {}).get("space", DEFAULT_SPACE)
     return len(get_problem(space).devices.names("protocol"))
+
+
+def _space_facts(summary: dict[str, Any]) -> dict[str, Any]:
+    """What the report's prose says of the benchmark's space: its device counts, what its error is and whether
+    the fronts HV is compared with are true (enumerated) or stored reference fronts."""
+    from modnas.problem import DEFAULT_SPACE, get_problem
+
+    problem = get_problem((summary.get("protocol") or {}).get("space", DEFAULT_SPACE))
+    exact = problem.space.enumerate() is not None
+    return {
+        "train": len(problem.devices.names("train")),
+        "test": len(problem.devices.names("test")),
+        "error": problem.truth.objectives["error"].description,
+        "front": "true front" if exact else "reference front",
+        "normalised": "min-max normalised over the architectures with error < 90 %" if exact
+        else "min-max normalised with the bounds stored with the reference fronts",
+    }
 
 
 def _describe_methods(summary: dict[str, Any]) -> list[str]:
@@ -238,17 +255,19 @@ def _honest_summary(summary: dict[str, Any], devices: Sequence[str]) -> list[str
         if ablation:
             parts = [f"`{m}` {w['wins']}/{n}" for m, w in ablation.items()]
             mean = table[MODNAS_PREDICTED_LATENCY]["mean"]["mean"]
+            facts = _space_facts(summary)
             out.append(
                 "- **Where the latency comes from.** MODNAS's front compares architectures by measured latency "
-                "where a device has it: the tables of the 13 training devices (the hardware predictor's training "
-                "data) and the 10 reference architectures of every device; the 6 test devices stay zero-shot. "
+                f"where a device has it: the tables of the {facts['train']} training devices (the hardware "
+                "predictor's training data) and the 10 reference architectures of every device; the "
+                f"{facts['test']} test devices stay zero-shot. "
                 f"The same runs with the MetaPredictor's latency everywhere (`{MODNAS_PREDICTED_LATENCY}`, "
                 f"`front_latency: predicted`) have mean HV {mean:.4f} and win on " + ", ".join(parts) + " devices."
             )
         ours = table[MODNAS]["mean"]["mean"]
         best = max((m for m in table if m not in MODNAS_VARIANTS), key=lambda m: table[m]["mean"]["mean"])
         out.append(f"- Mean HV over the {n} devices: MODNAS {ours:.4f}; the best baseline with {big} queries per "
-                   f"device is `{best}` with {table[best]['mean']['mean']:.4f}; true fronts "
+                   f"device is `{best}` with {table[best]['mean']['mean']:.4f}; {_space_facts(summary)['front']}s "
                    f"{np.mean([summary['true_hv'][d] for d in devices]):.4f}.")
     if summary["break_even"]:
         parts = []
@@ -286,7 +305,7 @@ def markdown(result: BenchmarkResult, summary: dict[str, Any], command: str | No
     lines += [
         "",
         "Every number is the hypervolume (HV) of the shared scorer (`modnas.evaluation.scorer.score_keys`): error "
-        "and latency min-max normalised over the architectures with error < 90 %, reference point (1, 1). "
+        f"and latency {_space_facts(summary)['normalised']}, reference point (1, 1). "
         "Cells give mean ± std over seeds; the best method per device is bold; * marks zero-shot test devices.",
         "",
         "## Summary",
@@ -320,12 +339,13 @@ def markdown(result: BenchmarkResult, summary: dict[str, Any], command: str | No
     lines += [
         "## How the budget is counted",
         "",
-        "- A query is one architecture whose true CIFAR-10 accuracy is read; its latency on the device comes with "
-        "it. Re-reading an architecture is free. MODNAS and every baseline count with the same `QueryBudget` class.",
+        f"- A query is one architecture whose true error ({_space_facts(summary)['error']}) is read; its latency "
+        "on the device comes with it. Re-reading an architecture is free. MODNAS and every baseline count with the "
+        "same `QueryBudget` class.",
         "- Latency is not counted. A baseline reads the device's true latency with each query. MODNAS sees latency "
         "through its hardware predictor, and its front uses measured latency where the device has some: the tables "
-        "of the 13 training devices (the predictor's training data) and each device's 10 reference architectures "
-        "(its embedding). A test device's table is only read by the scorer.",
+        f"of the {_space_facts(summary)['train']} training devices (the predictor's training data) and each "
+        "device's 10 reference architectures (its embedding). A test device's table is only read by the scorer.",
         f"- MODNAS spends its K = {big} queries once and serves all {served} devices from one search. A baseline searches "
         "one device at a time, so it spends its budget on every device.",
         f"- Same total budget: {big} / {served} rounded gives {k} queries per device ({served * k} in all"

@@ -88,3 +88,13 @@ def test_the_space_defaults_apply_unless_set():
     assert load_config(None, {"space": "ofa", key: value + 1}).model_dump()[key] == value + 1  # what the user sets wins
     assert load_config(None, {"space": "ofa", "mode": "oneshot"}).steps_per_epoch != value  # benchmark mode only
     assert load_config(None, {"space": "nb201"}).model_dump() == load_config(None, {}).model_dump()
+
+
+def test_the_benchmark_report_speaks_of_reference_fronts_and_the_spaces_devices():
+    from modnas.baselines.report import _space_facts
+
+    ofa = _space_facts({"protocol": {"space": "ofa"}})
+    assert ofa["front"] == "reference front" and (ofa["train"], ofa["test"]) == (11, 2)
+    assert "ImageNet" in ofa["error"] and "stored" in ofa["normalised"]
+    nb201 = _space_facts({"protocol": {"space": "nb201"}})
+    assert nb201["front"] == "true front" and (nb201["train"], nb201["test"]) == (13, 6)
