@@ -52,19 +52,21 @@ class NetworkSpec:
 
 
 def default_spec(arch_str: str, space: str = "nb201") -> NetworkSpec:
-    """The network exported without a checkpoint: NB201's CIFAR-10 cell network; OFA's ImageNet subnet (1000
-    classes) at the architecture's own resolution."""
-    if space == "ofa":
-        from modnas.spaces.ofa.arch import OFAArch
+    """The network exported without a checkpoint, as the space describes it (``SearchSpace.export_defaults``;
+    NB201: the CIFAR-10 cell network; OFA: the ImageNet subnet at the architecture's own resolution)."""
+    from modnas.problem import get_problem
 
-        return NetworkSpec(arch_str, space=space, num_classes=1000, image_size=OFAArch.from_key(arch_str).r)
-    return NetworkSpec(arch_str, space=space)
+    return NetworkSpec(arch_str, space=space, **get_problem(space).space.export_defaults(arch_str))
 
 
 def _network_kwargs(spec: NetworkSpec) -> dict[str, int]:
-    """``build_network``'s settings of ``spec``: only NB201's network has a cell width ``C`` and depth ``N``."""
-    common = {"num_classes": spec.num_classes, "in_channels": spec.in_channels}
-    return {"C": spec.C, "N": spec.N, **common} if spec.space == "nb201" else common
+    """``build_network``'s settings of ``spec``: classes, input channels and the space's own
+    (``SearchSpace.network_options``; NB201: cell width ``C`` and depth ``N``)."""
+    from modnas.problem import get_problem
+
+    options = get_problem(spec.space).space.network_options
+    return {**{name: getattr(spec, name) for name in options}, "num_classes": spec.num_classes,
+            "in_channels": spec.in_channels}
 
 
 def load_weights(path: str | Path, arch_str: str, space: str = "nb201") -> tuple[NetworkSpec, dict[str, torch.Tensor]]:

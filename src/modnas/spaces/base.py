@@ -322,6 +322,15 @@ class SearchSpace(ABC):
         """Python source of a standalone PyTorch module for one chosen architecture (``choice['arch_str']``)."""
         raise ModnasError(f"search space {self.name!r} cannot export standalone source")
 
+    #: settings of :meth:`build_network` besides ``num_classes`` and ``in_channels`` that an export records
+    #: (fields of :class:`modnas.export.NetworkSpec`; NB201: the cell width ``C`` and depth ``N``)
+    network_options: tuple[str, ...] = ()
+
+    def export_defaults(self, key: str) -> dict[str, Any]:
+        """:class:`modnas.export.NetworkSpec` fields of a network exported without a checkpoint, where they differ
+        from the spec's defaults (10 classes, 3 x 32 x 32 inputs)."""
+        return {}
+
 
 class DecisionListSpace(SearchSpace):
     """A space whose key lists its active decisions as ``name=option`` joined by ``;`` (the generic spelling).

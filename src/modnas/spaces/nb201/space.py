@@ -43,6 +43,7 @@ class NB201Space(SearchSpace):
     """NAS-Bench-201: 6 edges x 5 ops, 15,625 tabulated architectures."""
 
     name = "nb201"
+    network_options = ("C", "N")
     #: one decision per edge, in the order of :data:`~modnas.spaces.nb201.encoding.EDGES`
     decisions = tuple(Decision(f"edge{e}", encoding.OPS) for e in range(encoding.NUM_EDGES))
     choice_names = encoding.OPS

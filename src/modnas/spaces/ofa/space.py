@@ -128,6 +128,10 @@ class OFASpace(SearchSpace):
         large = OFAArch(self.resolutions[-1], (4,) * NUM_STAGES, (7,) * NUM_SLOTS, (6,) * NUM_SLOTS)
         return small.key, large.key
 
+    def export_defaults(self, key: str) -> dict[str, Any]:
+        """The ImageNet subnet: 1000 classes, input at the architecture's own resolution."""
+        return {"num_classes": 1000, "image_size": OFAArch.from_key(self.canonical_key(key)).r}
+
     def build_network(self, key: str, **kwargs: Any) -> Any:
         """The standalone subnet (``kwargs``: ``num_classes``, ``width_mult``, ``in_channels``, ``dropout``)."""
         from modnas.spaces.ofa.network import build_network
