@@ -147,19 +147,23 @@ def train_architecture(
     from modnas.problem import get_problem
     from modnas.search.metadata import RunMetadata
 
-    build_network = get_problem(space).space.build_network
+    search_space = get_problem(space).space
 
     s = settings.resolved()
     if data is None:  # before the output directory: a missing dataset leaves nothing behind
         data = load_dataset(s.dataset, s.data_dir, download=s.download)
+    device = resolve_device(s.device)
+    torch.manual_seed(s.seed)
+    # the network before the output directory too: an architecture the space cannot build leaves nothing behind.
+    # Only the space's own settings are passed (NB201: C and N); a network that pools globally (NB201, OFA) takes
+    # the dataset's image size, whatever resolution an OFA architecture names for ImageNet.
+    options = {name: getattr(s, name) for name in search_space.network_options}
+    model = search_space.build_network(arch, **options, num_classes=data.num_classes, in_channels=data.in_channels)
     out = prepare_out_dir(out_dir)
     metadata = RunMetadata(out, s.seed, "train")
     data = data.limit_train(s.train_limit)
-    device = resolve_device(s.device)
     cuda = device.type == "cuda"
     memory = torch.channels_last if cuda else torch.contiguous_format
-    torch.manual_seed(s.seed)
-    model = build_network(arch, C=s.C, N=s.N, num_classes=data.num_classes, in_channels=data.in_channels)
     model = model.to(device, memory_format=memory)
     train_x = data.train_x.to(device).contiguous(memory_format=memory)
     train_y = data.train_y.to(device)
@@ -238,6 +242,7 @@ def train_architecture(
         "seconds": round(time.perf_counter() - start, 2),
         "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "device": str(device),
+        "space": space,
         "settings": asdict(s),
         "history": history,
         "source": meta or {},

@@ -21,8 +21,12 @@ T = TypeVar("T")
 @user_errors
 def train_command(
     arch: Annotated[
-        str, typer.Argument(metavar="ARCH", help="ARCH.json from `modnas export`, an NB201 arch string or an index.")
+        str, typer.Argument(metavar="ARCH", help="ARCH.json from `modnas export`, or an architecture of --space as "
+                            "its string (NB201: also its index).")
     ],
+    space: Annotated[
+        str, typer.Option(help="Search space of an ARCH given as a string (an ARCH.json names its own).")
+    ] = "nb201",
     data: Annotated[str, typer.Option(help="Dataset: digits, fashion-mnist, cifar10 or cifar100.")] = "digits",
     epochs: Annotated[int | None, typer.Option(help="Epochs (default per dataset: digits 30, fashion-mnist 3).")] = None,
     out: Annotated[Path | None, typer.Option(help="New output directory (default: trained/<timestamp>).")] = None,
@@ -32,8 +36,8 @@ def train_command(
     batch_size: Annotated[int | None, typer.Option(help="Batch size (default per dataset).")] = None,
     lr: Annotated[float | None, typer.Option(help="SGD learning rate, cosine-decayed to 0 (default per dataset).")] = None,
     weight_decay: Annotated[float, typer.Option(help="SGD weight decay.")] = 5e-4,
-    channels: Annotated[int | None, typer.Option("--channels", help="Channels of the first stage (default: 16, as NB201).")] = None,
-    cells: Annotated[int | None, typer.Option("--cells-per-stage", help="Cells per stage (default: 5, as NB201).")] = None,
+    channels: Annotated[int | None, typer.Option("--channels", help="NB201: channels of the first stage (default: 16).")] = None,
+    cells: Annotated[int | None, typer.Option("--cells-per-stage", help="NB201: cells per stage (default: 5).")] = None,
     accelerator: Annotated[
         str | None, typer.Option("--accelerator", help="Where to train: auto (default: CUDA when available), cpu or cuda.")
     ] = None,
@@ -51,7 +55,7 @@ def train_command(
     channels = _renamed("--C", old_channels, "--channels", channels, 16)
     cells = _renamed("--N", old_cells, "--cells-per-stage", cells, 5)
     accelerator = _renamed("--device", old_device, "--accelerator", accelerator, "auto")
-    arch_str, meta = load_architecture(arch)
+    arch_str, meta = load_architecture(arch, space)
     settings = TrainSettings(
         dataset=data, data_dir=None if data_dir is None else str(data_dir), download=download, epochs=epochs,
         batch_size=batch_size, lr=lr, weight_decay=weight_decay, C=channels, N=cells, seed=seed, device=accelerator,
@@ -76,7 +80,7 @@ def train_command(
             bar.update(task, completed=done, total=total, info=shown + test_acc)
 
         result = train_architecture(
-            arch_str, settings, out_dir, progress=progress, meta=meta, space=str(meta.get("space", "nb201"))
+            arch_str, settings, out_dir, progress=progress, meta=meta, space=str(meta.get("space", space))
         )
     if as_json:
         print_json({**result, "out": str(out_dir)})

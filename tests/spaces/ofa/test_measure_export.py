@@ -267,3 +267,24 @@ def test_plot_draws_the_stored_reference_front_as_such(ofa_run, tmp_path, monkey
     assert (tmp_path / "p" / "fronts" / "note10.png").is_file()
     # the space cannot be listed: no cloud of "all architectures", and the front is a best-known reference
     assert seen["cloud"].shape == (0, 2) and seen["front_name"] == "reference" and len(seen["true_front"]) > 20
+
+
+def test_modnas_train_trains_an_ofa_subnet_and_refuses_bad_keys(tmp_path):
+    import json
+
+    from modnas.cli import app
+    from modnas.spaces.ofa.arch import OFAArch
+    from modnas.spaces.ofa.network import count_arch_parameters
+
+    key = "r176_5333_5434_767334_54547433_363656"
+    out = tmp_path / "trained"
+    args = ["train", key, "--space", "ofa", "--data", "digits", "--epochs", "1", "--train-limit", "128",
+            "--out", str(out), "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "result.json").read_text())
+    assert record["space"] == "ofa" and record["arch_str"] == key
+    assert record["params"] == count_arch_parameters(OFAArch.from_key(key), num_classes=10, in_channels=1)
+    bad = CliRunner().invoke(app, ["train", "r176_5333", "--space", "ofa", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code != 0 and "Traceback" not in bad.output
+    assert not (tmp_path / "bad").exists()
