@@ -89,6 +89,13 @@ def load_weights(path: str | Path, arch_str: str, space: str = "nb201") -> tuple
             f"{str(file)!r} holds the weights of {state['arch_str']}, not of the exported architecture {arch_str}"
         )
     model = state["model"]
+    network = state.get("network")
+    if isinstance(network, dict):  # written by `modnas train` since it trains any space's networks
+        if network.get("space", space) != space:
+            raise ModnasError(f"{str(file)!r} holds a {network.get('space')} network, not a {space} one")
+        fields = {k: v for k, v in network.items() if k in NetworkSpec.__dataclass_fields__ and k != "space"}
+        return NetworkSpec(arch_str=arch_str, space=space, **fields), model
+    # older checkpoints hold NB201 networks: their shape is read from the weights
     try:
         stem, classifier = model["stem.0.weight"], model["classifier.weight"]
     except KeyError as exc:

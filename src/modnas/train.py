@@ -223,6 +223,9 @@ def train_architecture(
                 "schedule": schedule.state_dict(),
                 "rng": {"torch": torch.get_rng_state(), "data": generator.get_state()},
                 "settings": asdict(s),
+                # what `modnas export --weights` rebuilds the network from, for any space
+                "network": {"space": space, **options, "num_classes": data.num_classes,
+                            "in_channels": data.in_channels, "image_size": int(data.train_x.shape[-1])},
             },
             out / "checkpoint.pt",
         )

@@ -269,7 +269,7 @@ def test_plot_draws_the_stored_reference_front_as_such(ofa_run, tmp_path, monkey
     assert seen["cloud"].shape == (0, 2) and seen["front_name"] == "reference" and len(seen["true_front"]) > 20
 
 
-def test_modnas_train_trains_an_ofa_subnet_and_refuses_bad_keys(tmp_path):
+def test_modnas_train_trains_an_ofa_subnet_and_refuses_bad_keys(tmp_path, monkeypatch):
     import json
 
     from modnas.cli import app
@@ -285,6 +285,14 @@ def test_modnas_train_trains_an_ofa_subnet_and_refuses_bad_keys(tmp_path):
     record = json.loads((out / "result.json").read_text())
     assert record["space"] == "ofa" and record["arch_str"] == key
     assert record["params"] == count_arch_parameters(OFAArch.from_key(key), num_classes=10, in_channels=1)
+    # its checkpoint exports with its weights: digits' 1 x 8 x 8 images and 10 classes, not ImageNet's
+    exported = {}
+    monkeypatch.setattr("modnas.export.export_pt2", lambda model, example, path: exported.update(model=model))
+    export_choice({"arch_str": key, "space": "ofa"}, tmp_path / "net", ["pt2"], weights=out / "checkpoint.pt")
+    network = json.loads((tmp_path / "net.json").read_text())["network"]
+    assert network["input_shape"] == ["batch", 1, 8, 8] and network["num_classes"] == 10
+    trained = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(v, trained[k]) for k, v in exported["model"].state_dict().items())
     bad = CliRunner().invoke(app, ["train", "r176_5333", "--space", "ofa", "--out", str(tmp_path / "bad")])
     assert bad.exit_code != 0 and "Traceback" not in bad.output
     assert not (tmp_path / "bad").exists()
