@@ -254,8 +254,11 @@ def _motpe(oracle: Oracle, rng: np.random.Generator) -> dict[str, Any]:
 def _gp(oracle: Oracle, rng: np.random.Generator) -> dict[str, Any]:
     optuna = _import_optuna()
     startup = initial_size(oracle.budget)
+    # GPSampler models no conditional parameters: a gated decision (OFA's slots) is drawn at random, and saying
+    # so once per parameter and trial would bury the log
     sampler = optuna.samplers.GPSampler(
-        n_startup_trials=startup, seed=_optuna_seed(rng), deterministic_objective=True
+        n_startup_trials=startup, seed=_optuna_seed(rng), deterministic_objective=True,
+        warn_independent_sampling=False,
     )
     settings: dict[str, Any] = {"n_startup_trials": startup, "deterministic_objective": True}
     # private knobs of Optuna's acquisition optimiser; left at Optuna's defaults if a release renames them
