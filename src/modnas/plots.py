@@ -147,12 +147,14 @@ def plot_hv_per_epoch(
     splits: Mapping[str, str],
     mark_epoch: int | None = None,
     true_hv: Mapping[str, float] | None = None,
+    front_name: str = "true",
 ) -> Path:
     """HV per epoch: per split the mean over its devices with a min-max band, and the mean over all devices.
 
     ``hv[device]`` holds one value per entry of ``epochs`` (NaN where missing); ``splits[device]`` names the
     device's split (any names; a device without one counts as ``"all"``). With ``true_hv`` (device -> HV of the
-    true front), each split's mean true-front HV is drawn as a dotted level in the split's colour.
+    true front), each split's mean true-front HV is drawn as a dotted level in the split's colour; ``front_name``
+    says what those fronts are (``reference`` for a space's stored estimates).
     """
     fig, ax = _new_figure(8.5, 5.0)
     x = np.asarray(epochs, dtype=float)
@@ -181,7 +183,7 @@ def plot_hv_per_epoch(
             levels = [true_hv[d] for d in devices if d in true_hv]
             if levels:
                 ax.axhline(float(np.mean(levels)), color=colour, lw=1.0, ls=":",
-                           label=f"{split}: true fronts (mean)")
+                           label=f"{split}: {front_name} fronts (mean)")
     if len(groups) > 1:
         with np.errstate(all="ignore"):
             overall = np.nanmean(np.vstack([np.asarray(v, dtype=float) for v in hv.values()]), axis=0)
@@ -206,8 +208,10 @@ def plot_hv_per_epoch_devices(
     hv: Mapping[str, Sequence[float]],
     splits: Mapping[str, str],
     true_hv: Mapping[str, float] | None = None,
+    front_name: str = "true",
 ) -> Path:
-    """HV per epoch of every device in its own small panel (shared axes), with its true-front HV dotted."""
+    """HV per epoch of every device in its own small panel (shared axes), with its true-front HV dotted
+    (``front_name``: what those fronts are)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -236,7 +240,7 @@ def plot_hv_per_epoch_devices(
     _integer_ticks(axes.flat[0], x)
     fig.supxlabel("epoch", fontsize=9)
     fig.supylabel("hypervolume", fontsize=9)
-    fig.suptitle("HV per epoch and device" + (" (dotted: true front)" if true_hv else ""), fontsize=10)
+    fig.suptitle("HV per epoch and device" + (f" (dotted: {front_name} front)" if true_hv else ""), fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -333,10 +337,10 @@ def draw_hv_gap_dots(
     return floor, clipped
 
 
-def gap_axis_label(floor: float, clipped: bool) -> str:
+def gap_axis_label(floor: float, clipped: bool, front_name: str = "true") -> str:
     """The x label of an HV-gap dot plot."""
     note = f"; dots at {floor:g}: gap {floor:g} or less" if clipped else ""
-    return f"HV gap to the true front (log scale, smaller is better{note})"
+    return f"HV gap to the {front_name} front (log scale, smaller is better{note})"
 
 
 def plot_hv_per_device(
@@ -349,6 +353,7 @@ def plot_hv_per_device(
     colours: Mapping[str, Any] | None = None,
     hollow: Sequence[str] = (),
     title: str = "HV gap to the true front per device",
+    front_name: str = "true",
 ) -> Path:
     """Dot plot of each series' HV gap to the true front per device (any number of devices and split names).
 
@@ -361,7 +366,7 @@ def plot_hv_per_device(
     fig, ax = _new_figure(7.5, height)
     floor, clipped = draw_hv_gap_dots(ax, devices=devices, series=hv, true_hv=true_hv, splits=splits,
                                       colours=colours, hollow=hollow)
-    ax.set_xlabel(gap_axis_label(floor, clipped), fontsize=8)
+    ax.set_xlabel(gap_axis_label(floor, clipped, front_name), fontsize=8)
     ax.set_title(title, fontsize=10)
     legend = 0.0
     if hv:
@@ -466,6 +471,7 @@ def plot_run(
     objectives = ("error", "latency")
     everything = problem.space.enumerate()
     all_keys = problem.space.keys(everything) if everything is not None else None
+    run_front_name = "true"
     for device, target in zip(names, targets):
         front = true_front(device, objectives, problem)
         true_hv[device] = front.hv
@@ -475,6 +481,8 @@ def plot_run(
         else:  # no cloud: a space that cannot be listed has only its stored reference front
             cloud = np.zeros((0, 2))
         exact = protocol(device, objectives, problem).exact
+        if not exact:
+            run_front_name = "reference"
         rays = sorted(run.rays[chosen_epoch][device])
         try:
             keys = [problem.space.canonical_key(a) for _, _, a in rays]
@@ -506,6 +514,7 @@ def plot_run(
             splits=run.split,
             mark_epoch=chosen_epoch if chosen_epoch != epochs[-1] else None,
             true_hv=true_hv,
+            front_name=run_front_name,
         )
     )
     # the chosen epoch, and the first complete one (hollow) to show how far the search moved
@@ -522,13 +531,15 @@ def plot_run(
             splits=run.split,
             colours={first: "0.45", now: "tab:blue"},
             hollow=[first] if first != now else [],
-            title=f"HV gap to the true front per device at epoch {chosen_epoch}",
+            title=f"HV gap to the {run_front_name} front per device at epoch {chosen_epoch}",
+            front_name=run_front_name,
         )
     )
     if per_device:
         written.append(
             plot_hv_per_epoch_devices(
-                out / HV_PER_EPOCH_DEVICES, epochs=epochs, hv=per_epoch, splits=run.split, true_hv=true_hv
+                out / HV_PER_EPOCH_DEVICES, epochs=epochs, hv=per_epoch, splits=run.split, true_hv=true_hv,
+                front_name=run_front_name,
             )
         )
     return written

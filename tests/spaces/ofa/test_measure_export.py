@@ -262,11 +262,22 @@ def test_plot_draws_the_stored_reference_front_as_such(ofa_run, tmp_path, monkey
         return real(path, **kwargs)
 
     monkeypatch.setattr(plots, "plot_front", spy)
-    result = CliRunner().invoke(app, ["plot", str(ofa_run), "--device", "note10", "--out", str(tmp_path / "p")])
+    names = {}
+    for figure in ("plot_hv_per_epoch", "plot_hv_per_device", "plot_hv_per_epoch_devices"):
+        def other(path, _real=getattr(plots, figure), _name=figure, **kwargs):
+            names[_name] = kwargs["front_name"]
+            return _real(path, **kwargs)
+
+        monkeypatch.setattr(plots, figure, other)
+    result = CliRunner().invoke(
+        app, ["plot", str(ofa_run), "--device", "note10", "--per-device", "--out", str(tmp_path / "p")]
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "p" / "fronts" / "note10.png").is_file()
     # the space cannot be listed: no cloud of "all architectures", and the front is a best-known reference
     assert seen["cloud"].shape == (0, 2) and seen["front_name"] == "reference" and len(seen["true_front"]) > 20
+    assert names == dict.fromkeys(("plot_hv_per_epoch", "plot_hv_per_device", "plot_hv_per_epoch_devices"),
+                                  "reference")
 
 
 def test_modnas_train_trains_an_ofa_subnet_and_refuses_bad_keys(tmp_path, monkeypatch):
