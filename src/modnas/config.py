@@ -401,11 +401,10 @@ def load_config(
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(data, str(key), value)
-    if data.get("mode", "benchmark") == "benchmark" and data.get("space", "nb201") != "nb201":
-        from modnas.problem import get_problem
+    if data.get("mode", "benchmark") == "benchmark":
+        from modnas.problem import DEFAULT_SPACE, get_problem
 
-        space = data["space"]
-        for key, value in get_problem(space if isinstance(space, str) else str(space)).search_defaults.items():
+        for key, value in get_problem(str(data.get("space", DEFAULT_SPACE))).search_defaults.items():
             if not _has_dotted(data, key):
                 _set_dotted(data, key, value)
     return make_config(data, quiet_upgrade=quiet_upgrade)

@@ -50,6 +50,20 @@ class NetworkSpec:
     def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
         return (batch, self.in_channels, self.image_size, self.image_size)
 
+    def network_kwargs(self) -> dict[str, int]:
+        """``build_network``'s settings: the space's own (``SearchSpace.network_options``; NB201: cell width ``C``
+        and depth ``N``), classes and input channels."""
+        from modnas.problem import get_problem
+
+        options = get_problem(self.space).space.network_options
+        return {**{name: getattr(self, name) for name in options}, "num_classes": self.num_classes,
+                "in_channels": self.in_channels}
+
+    def record(self) -> dict[str, Any]:
+        """What files say of the network (a `modnas train` checkpoint, an export's JSON), and what
+        :func:`load_weights` reads back: space, build settings, input size."""
+        return {"space": self.space, **self.network_kwargs(), "image_size": self.image_size}
+
 
 def default_spec(arch_str: str, space: str = "nb201") -> NetworkSpec:
     """The network exported without a checkpoint, as the space describes it (``SearchSpace.export_defaults``;
@@ -57,16 +71,6 @@ def default_spec(arch_str: str, space: str = "nb201") -> NetworkSpec:
     from modnas.problem import get_problem
 
     return NetworkSpec(arch_str, space=space, **get_problem(space).space.export_defaults(arch_str))
-
-
-def _network_kwargs(spec: NetworkSpec) -> dict[str, int]:
-    """``build_network``'s settings of ``spec``: classes, input channels and the space's own
-    (``SearchSpace.network_options``; NB201: cell width ``C`` and depth ``N``)."""
-    from modnas.problem import get_problem
-
-    options = get_problem(spec.space).space.network_options
-    return {**{name: getattr(spec, name) for name in options}, "num_classes": spec.num_classes,
-            "in_channels": spec.in_channels}
 
 
 def load_weights(path: str | Path, arch_str: str, space: str = "nb201") -> tuple[NetworkSpec, dict[str, torch.Tensor]]:
@@ -90,7 +94,7 @@ def load_weights(path: str | Path, arch_str: str, space: str = "nb201") -> tuple
         )
     model = state["model"]
     network = state.get("network")
-    if isinstance(network, dict):  # written by `modnas train` since it trains any space's networks
+    if isinstance(network, dict):  # NetworkSpec.record(), which `modnas train` writes for any space's network
         if network.get("space", space) != space:
             raise ModnasError(f"{str(file)!r} holds a {network.get('space')} network, not a {space} one")
         fields = {k: v for k, v in network.items() if k in NetworkSpec.__dataclass_fields__ and k != "space"}
@@ -116,7 +120,7 @@ def build_for_export(spec: NetworkSpec, state_dict: dict[str, torch.Tensor] | No
     from modnas.problem import get_problem
 
     build_network = get_problem(spec.space).space.build_network
-    model = build_network(spec.arch_str, **_network_kwargs(spec))
+    model = build_network(spec.arch_str, **spec.network_kwargs())
     if state_dict is not None:
         try:
             model.load_state_dict(state_dict)
@@ -267,7 +271,7 @@ def export_choice(
             else:
                 export_pt2(model, example, paths["pt2"])
         record["network"] = {
-            "arch_str": spec.arch_str, "space": spec.space, **_network_kwargs(spec), "image_size": spec.image_size,
+            "arch_str": spec.arch_str, **spec.record(),
             "input_shape": ["batch", spec.in_channels, spec.image_size, spec.image_size],
             "weights": None if weights is None else str(weights),
             **({"onnx_exporter": exporter} if "onnx" in formats else {}),

@@ -116,16 +116,17 @@ def min_norm_solve(
     A zero gradient (after optional normalisation) makes the minimum 0: all mass goes to the first such gradient.
     """
     _check_grads(grads)
-    if int(max_iter) < 1:
-        raise ModnasError(f"max_iter must be >= 1, got {max_iter}")
-    if not tol > 0:
-        raise ModnasError(f"tol must be > 0, got {tol}")
     vecs = normalise_grads(grads) if normalise else grads
-    return _solve_gram(vecs, int(max_iter), float(tol))
+    return _solve_gram(vecs, max_iter, tol)
 
 
 def _solve_gram(vecs: Tensor, max_iter: int, tol: float) -> MinNormResult:
     """:func:`min_norm_solve` on checked (and possibly normalised) gradients."""
+    if int(max_iter) < 1:
+        raise ModnasError(f"max_iter must be >= 1, got {max_iter}")
+    if not tol > 0:
+        raise ModnasError(f"tol must be > 0, got {tol}")
+    max_iter, tol = int(max_iter), float(tol)
     # float64 on the CPU: the T x T problem is tiny and the solver compares near-equal dot products
     wide = vecs.double()
     gram = (wide @ wide.T).cpu().numpy()
@@ -171,9 +172,7 @@ def aggregate(
     vecs = normalise_grads(grads) if normalise else grads
     t = vecs.shape[0]
     if key == "mgda":
-        if int(max_iter) < 1:
-            raise ModnasError(f"max_iter must be >= 1, got {max_iter}")
-        weights = _solve_gram(vecs, int(max_iter), STOP_TOL).weights
+        weights = _solve_gram(vecs, max_iter, STOP_TOL).weights
     elif key == "mean":
         weights = torch.full((t,), 1.0 / t, dtype=vecs.dtype, device=vecs.device)
     else:

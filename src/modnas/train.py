@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from modnas.datasets import ImageData, augment, augmentation_for, load_dataset, normalise_name
 from modnas.errors import ModnasError
+from modnas.export import NetworkSpec
 from modnas.io import atomic_torch_save, atomic_write_json, prepare_out_dir, read_user_text
 
 logger = logging.getLogger(__name__)
@@ -157,8 +158,11 @@ def train_architecture(
     # the network before the output directory too: an architecture the space cannot build leaves nothing behind.
     # Only the space's own settings are passed (NB201: C and N); a network that pools globally (NB201, OFA) takes
     # the dataset's image size, whatever resolution an OFA architecture names for ImageNet.
-    options = {name: getattr(s, name) for name in search_space.network_options}
-    model = search_space.build_network(arch, **options, num_classes=data.num_classes, in_channels=data.in_channels)
+    spec = NetworkSpec(
+        arch, space=space, **{name: getattr(s, name) for name in search_space.network_options},
+        num_classes=data.num_classes, in_channels=data.in_channels, image_size=int(data.train_x.shape[-1]),
+    )
+    model = search_space.build_network(arch, **spec.network_kwargs())
     out = prepare_out_dir(out_dir)
     metadata = RunMetadata(out, s.seed, "train")
     data = data.limit_train(s.train_limit)
@@ -223,9 +227,7 @@ def train_architecture(
                 "schedule": schedule.state_dict(),
                 "rng": {"torch": torch.get_rng_state(), "data": generator.get_state()},
                 "settings": asdict(s),
-                # what `modnas export --weights` rebuilds the network from, for any space
-                "network": {"space": space, **options, "num_classes": data.num_classes,
-                            "in_channels": data.in_channels, "image_size": int(data.train_x.shape[-1])},
+                "network": spec.record(),  # what `modnas export --weights` rebuilds the network from
             },
             out / "checkpoint.pt",
         )

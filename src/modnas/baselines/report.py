@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import platform
 from collections.abc import Sequence
@@ -180,9 +181,17 @@ def _served(summary: dict[str, Any]) -> int:
 def _space_facts(summary: dict[str, Any]) -> dict[str, Any]:
     """What the report's prose says of the benchmark's space: its device counts, what its error is and whether
     the fronts HV is compared with are true (enumerated) or stored reference fronts."""
-    from modnas.problem import DEFAULT_SPACE, get_problem
+    from modnas.problem import DEFAULT_SPACE
 
-    problem = get_problem((summary.get("protocol") or {}).get("space", DEFAULT_SPACE))
+    return _facts_of_space((summary.get("protocol") or {}).get("space", DEFAULT_SPACE))
+
+
+@functools.lru_cache(maxsize=8)
+def _facts_of_space(space: str) -> dict[str, Any]:
+    """:func:`_space_facts` by space name, computed once (the report reads them in several places)."""
+    from modnas.problem import get_problem
+
+    problem = get_problem(space)
     exact = problem.space.enumerate() is not None
     return {
         "train": len(problem.devices.names("train")),

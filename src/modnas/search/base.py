@@ -218,7 +218,9 @@ class HypernetSearch:
 
         Device by device: device t's logits depend only on its own inputs, so a pass over its P rows gives its
         gradient, where one batched pass over all T * P rows (per-device gradient outputs that are zero elsewhere)
-        would cost T times more; with large hypernetwork tables (OFA) that was most of a step.
+        would cost T times more; with large hypernetwork tables (OFA) that was most of a step. The logits are
+        recomputed here rather than taken from :meth:`losses`, whose one batched forward the losses keep (a forward
+        is cheap next to these backward passes).
         """
         rows = []
         for i in range(grad_alpha.shape[0]):

@@ -90,10 +90,11 @@ class OFATruth(GroundTruth):
         from modnas.spaces.ofa.network import count_arch_parameters, count_macs
 
         key = self.space.resolve(arch)
-        info: dict[str, Any] = {"arch_str": key, **OFAArch.from_key(key).to_dict()}
+        spec = OFAArch.from_key(key)
+        info: dict[str, Any] = {"arch_str": key, **spec.to_dict()}
         info["predicted_top1_pct"] = float(100.0 - self.error([key])[0])
-        info["params_m"] = count_arch_parameters(OFAArch.from_key(key)) / 1e6
-        info["macs_m"] = count_macs(OFAArch.from_key(key)) / 1e6
+        info["params_m"] = count_arch_parameters(spec) / 1e6
+        info["macs_m"] = count_macs(spec) / 1e6
         info["latency_ms"] = {d: float(self.latency([key], d)[0]) for d in (*GPU_SETTINGS, "note10")}
         return info
 
