@@ -20,13 +20,16 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from modnas.errors import ModnasError
 from modnas.io import atomic_replace
+
+if TYPE_CHECKING:
+    from modnas.problem import Problem
 
 FORMATS: tuple[str, ...] = ("py", "onnx", "pt2")
 EXPORTERS: tuple[str, ...] = ("torchscript", "dynamo")
@@ -236,7 +239,6 @@ def export_choice(
     checked -- formats, packages, existing files, the checkpoint -- before the first file is written.
     """
     from modnas.io import atomic_write_json, check_writable
-    from modnas.search.trained import export_architecture
 
     formats = list(dict.fromkeys(formats))  # repeated formats once, in the order given
     check_format_dependencies(formats, exporter)
@@ -283,6 +285,29 @@ def export_choice(
     return list(paths.values())
 
 
+def export_architecture(
+    choice: dict[str, Any], out: str | Path, force: bool = False, problem: Problem | str | None = None
+) -> tuple[Path, Path]:
+    """Write ``<out>.json`` (the choice) and ``<out>.py`` (a standalone PyTorch definition of its space);
+    refuse to overwrite."""
+    from modnas.io import atomic_write_json, atomic_write_text, check_writable
+    from modnas.problem import get_problem
+
+    space = get_problem(problem if problem is not None else choice.get("space", "nb201")).space
+    base = Path(out)
+    if base.suffix in (".json", ".py"):
+        base = base.with_suffix("")
+    json_path, py_path = base.with_suffix(".json"), base.with_suffix(".py")
+    for path in (json_path, py_path):
+        if path.exists() and not force:
+            raise ModnasError(f"{path} already exists; pass --force to overwrite it")
+    check_writable(json_path, "export")
+    source = space.export_source({**choice, "json_name": json_path.name})
+    atomic_write_json(json_path, choice)
+    atomic_write_text(py_path, source)
+    return json_path, py_path
+
+
 __all__ = [
     "EXPORTERS",
     "FORMATS",
@@ -290,6 +315,7 @@ __all__ = [
     "build_for_export",
     "check_format_dependencies",
     "default_spec",
+    "export_architecture",
     "export_choice",
     "export_onnx",
     "export_pt2",

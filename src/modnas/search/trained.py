@@ -17,6 +17,7 @@ import torch
 from modnas.config import SearchConfig
 from modnas.errors import ModnasError
 from modnas.evaluation import evaluation_preferences, nondominated_mask, to_simplex, validate_preference
+from modnas.export import export_architecture  # noqa: F401  (its public home before modnas.export held it)
 from modnas.hardware.devices import Device
 from modnas.hardware.training import to_device_unit
 from modnas.hypernet import HyperNetwork
@@ -250,28 +251,6 @@ class TrainedSearch:
         }
 
 
-
-
-def export_architecture(
-    choice: dict[str, Any], out: str | Path, force: bool = False, problem: Problem | str | None = None
-) -> tuple[Path, Path]:
-    """Write ``<out>.json`` (the choice) and ``<out>.py`` (a standalone PyTorch definition of its space);
-    refuse to overwrite."""
-    from modnas.io import atomic_write_json, atomic_write_text, check_writable
-
-    space = get_problem(problem if problem is not None else choice.get("space", "nb201")).space
-    base = Path(out)
-    if base.suffix in (".json", ".py"):
-        base = base.with_suffix("")
-    json_path, py_path = base.with_suffix(".json"), base.with_suffix(".py")
-    for path in (json_path, py_path):
-        if path.exists() and not force:
-            raise ModnasError(f"{path} already exists; pass --force to overwrite it")
-    check_writable(json_path, "export")
-    source = space.export_source({**choice, "json_name": json_path.name})
-    atomic_write_json(json_path, choice)
-    atomic_write_text(py_path, source)
-    return json_path, py_path
 
 
 def profile_device(path: str | Path) -> Device:
