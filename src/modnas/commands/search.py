@@ -7,6 +7,7 @@ Register them in :mod:`modnas.cli` with ``app.command("search")(search_command)`
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -100,7 +101,15 @@ def search_command(
         run_dir = resume
     else:
         cfg = load_config(config, overrides)
+        if out is None and _elastic_restarts_allowed():
+            raise ModnasError("torchrun --max-restarts needs --out: a restarted worker group resumes the run there")
         run_dir = out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-seed{cfg.seed}"
+    if not _reporting_rank():  # another rank of a torchrun launch: rank 0 shows progress and results
+        if resume is not None:
+            resume_search(resume)
+        else:
+            search(cfg, run_dir)
+        return
     bar = Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
         TextColumn("{task.fields[hv]}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -130,6 +139,16 @@ def search_command(
     if summary.get("note"):
         console.print(f"note: {summary['note']}", highlight=False, soft_wrap=True)
     console.print(f"run directory: {run_dir}", highlight=False)
+
+
+def _reporting_rank() -> bool:
+    """Whether this process reports: rank 0 of a torchrun launch, or a run in one process."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _elastic_restarts_allowed() -> bool:
+    """Whether torchrun may restart this worker group (``--max-restarts`` above 0)."""
+    return os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0") not in ("", "0")
 
 
 @user_errors

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from modnas.config import SearchConfig
+from modnas.distributed import SINGLE, Ranks
 from modnas.evaluation import dirichlet, evaluation_preferences, score_keys, to_simplex
 from modnas.hypernet import HyperNetwork, make_hypernet
 from modnas.mgd import aggregate, assign_flat_grad
@@ -76,8 +77,10 @@ class HypernetSearch:
     :meth:`evaluate` by hand). :meth:`state_dict` / :meth:`load_state_dict` hold everything needed to continue.
     """
 
-    def __init__(self, config: SearchConfig, problem: Problem | None = None) -> None:
+    def __init__(self, config: SearchConfig, problem: Problem | None = None, ranks: Ranks = SINGLE) -> None:
         self.config = config
+        #: this process's part of a distributed run (:mod:`modnas.distributed`); one process does all the work
+        self.ranks = ranks
         self.problem = problem if problem is not None else get_problem(config.space)
         self.space = self.problem.space
         self.train_devices: tuple[str, ...] = config.training_devices()
@@ -220,16 +223,18 @@ class HypernetSearch:
         gradient, where one batched pass over all T * P rows (per-device gradient outputs that are zero elsewhere)
         would cost T times more; with large hypernetwork tables (OFA) that was most of a step. The logits are
         recomputed here rather than taken from :meth:`losses`, whose one batched forward the losses keep (a forward
-        is cheap next to these backward passes).
+        is cheap next to these backward passes). In a distributed run each rank computes its own devices' rows
+        (:meth:`~modnas.distributed.Ranks.owned`) and the ranks sum them: every rank gets every row.
         """
-        rows = []
-        for i in range(grad_alpha.shape[0]):
+        rows = torch.zeros(grad_alpha.shape[0], sum(p.numel() for p in self.params))
+        # in a distributed run each rank fills its own devices' rows and the sum gives every rank all of them
+        for i in self.ranks.owned(grad_alpha.shape[0]):
             alpha = self.space.mask_logits(self.hypernet(r[i], self.train_emb[i]))  # (P, D, O)
             grads = torch.autograd.grad(alpha, self.params, grad_outputs=grad_alpha[i], allow_unused=True)
-            rows.append(torch.cat([
+            rows[i] = torch.cat([
                 (g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, self.params)
-            ]))
-        return torch.stack(rows)
+            ])
+        return self.ranks.sum(rows)
 
     def hypernet_step(self) -> dict[str, float]:
         """One hypernetwork update from the T per-device gradients combined by MGDA (or mean/sum)."""
@@ -259,7 +264,15 @@ class HypernetSearch:
         self.epoch += 1
         out = {k: float(np.mean([i[k] for i in infos])) for k in infos[0]}
         out.update(self.after_epoch())
+        self.ranks.check_replicas(self.replica_state(), self.epoch)
         return out
+
+    def replica_state(self) -> dict[str, Tensor]:
+        """What must be identical on every rank of a distributed run: the hypernetwork and the random streams."""
+        state = {f"hypernet.{k}": v for k, v in self.hypernet.state_dict().items()}
+        state["torch random state"] = torch.get_rng_state()
+        state["sampler random state"] = self.generator.get_state()
+        return state
 
     # -- evaluation ---------------------------------------------------------------------------------------------
 

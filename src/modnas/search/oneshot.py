@@ -36,6 +36,7 @@ from torch import Tensor
 
 from modnas.config import SearchConfig
 from modnas.datasets import ImageData, augment, augmentation_for, load_dataset, search_split
+from modnas.distributed import SINGLE, Ranks, to_global_batchnorm, use_global_batchnorm
 from modnas.errors import ModnasError
 from modnas.problem import get_problem
 from modnas.search.base import HypernetSearch
@@ -58,7 +59,7 @@ def _seeded(*parts: int) -> torch.Generator:
 class OneShotSearch(HypernetSearch):
     """One-shot search: build with a config whose ``mode`` is ``oneshot``, then :meth:`run_epoch` per epoch."""
 
-    def __init__(self, config: SearchConfig, data: ImageData | None = None) -> None:
+    def __init__(self, config: SearchConfig, data: ImageData | None = None, ranks: Ranks = SINGLE) -> None:
         self.settings = config.oneshot.resolved()
         s = self.settings
         # the data first: the number of steps per epoch (one pass over the weight half) sizes the LR schedules
@@ -77,8 +78,13 @@ class OneShotSearch(HypernetSearch):
                 f"oneshot.batch_size {self.batch_size} leaves fewer than 2 images for each of the "
                 f"{s['preferences_per_device']} preferences per device; raise it or lower preferences_per_device"
             )
+        if ranks.world_size > self.batch_size:
+            raise ModnasError(
+                f"{ranks.world_size} processes share a batch of {self.batch_size} images: each needs at least one; "
+                f"raise oneshot.batch_size or use fewer processes"
+            )
         self._steps = len(weight_idx) // self.batch_size
-        super().__init__(config)
+        super().__init__(config, ranks=ranks)
 
         self.device = resolve_device(s["device"])
         cuda = self.device.type == "cuda"
@@ -93,10 +99,13 @@ class OneShotSearch(HypernetSearch):
         augment_on = s["augment"] if s["augment"] is not None else augmentation_for(s["dataset"]) != (0, False)
         self.crop_pad, self.flip = augmentation_for(s["dataset"]) if augment_on else (0, False)
 
-        self.supernet = self.problem.space.build_supernet(
+        supernet = self.problem.space.build_supernet(
             C=s["C"], N=s["N"], num_classes=self.data.num_classes, in_channels=self.data.in_channels,
             entangle=s["entangle"],
-        ).to(self.device, memory_format=self.memory_format)
+        )
+        if ranks.active:  # the weight phase splits its batch over the ranks: normalise over the whole batch
+            supernet = to_global_batchnorm(supernet)
+        self.supernet = supernet.to(self.device, memory_format=self.memory_format)
         self.onehot_shape = (self.problem.space.num_decisions, self.problem.space.max_options)
         self.supernet.train()  # always batch statistics, as in the original search
         self.weights = [p for p in self.supernet.parameters() if p.requires_grad]
@@ -137,19 +146,23 @@ class OneShotSearch(HypernetSearch):
         parts = list(zip(x.tensor_split(prefs), y.tensor_split(prefs)))  # preference p scores on part p
         flat = onehot.reshape(-1, *self.onehot_shape)
         ops = flat.detach().argmax(dim=-1).tolist()
-        values, grads = [], []
-        for i, arch_ops in enumerate(ops):
-            xp, yp = parts[i % prefs]
-            leaf = flat[i].detach().to(self.device).requires_grad_(True)
-            with self._autocast():
-                logits = self.supernet(xp, leaf, arch_ops)
-            ce = F.cross_entropy(logits.float(), yp)
-            # gradient with respect to the sample only: the supernet weights get none from this phase
-            (grad,) = torch.autograd.grad(ce, leaf)
-            values.append(ce.detach())
-            grads.append(grad)
-        ce_raw = torch.stack(values).float().cpu()
-        grad_oh = torch.stack(grads).float().cpu()
+        # row i holds sample i's cross-entropy and its gradient; in a distributed run each rank fills the rows of
+        # its own devices and the sum over the ranks gives every rank all of them (adding zeros is exact)
+        measured = torch.zeros(len(ops), 1 + flat[0].numel())
+        for t in self.ranks.owned(onehot.shape[0]):
+            for i in range(t * prefs, (t + 1) * prefs):
+                xp, yp = parts[i % prefs]
+                leaf = flat[i].detach().to(self.device).requires_grad_(True)
+                with self._autocast():
+                    logits = self.supernet(xp, leaf, ops[i])
+                ce = F.cross_entropy(logits.float(), yp)
+                # gradient with respect to the sample only: the supernet weights get none from this phase
+                (grad,) = torch.autograd.grad(ce, leaf)
+                measured[i, 0] = ce.detach().float().cpu()
+                measured[i, 1:] = grad.float().cpu().reshape(-1)
+        self.ranks.sum(measured)
+        ce_raw = measured[:, 0]
+        grad_oh = measured[:, 1:].reshape(flat.shape)
         self.ce_window.append(ce_raw.tolist())
         low, high = self.ce_range()
         surrogate = ce_raw + ((flat - flat.detach()) * grad_oh).sum(dim=(-2, -1))
@@ -184,7 +197,12 @@ class OneShotSearch(HypernetSearch):
         return info
 
     def weight_step(self) -> dict[str, float]:
-        """SGD on the mean over devices of the cross-entropy of a fresh sample each, on one weight batch."""
+        """SGD on the mean over devices of the cross-entropy of a fresh sample each, on one weight batch.
+
+        In a distributed run each rank takes its shard of the batch (:meth:`~modnas.distributed.Ranks.shard`), sums
+        its losses over the shard divided by the global batch size, normalises with global-batch statistics, and the
+        gradients are summed over the ranks: the single-process gradient up to the order of additions.
+        """
         t = len(self.train_devices)
         x, y = self._weight_batch()
         with torch.no_grad():  # the hypernetwork only chooses the paths here; it learns nothing from this phase
@@ -192,16 +210,31 @@ class OneShotSearch(HypernetSearch):
             onehot = self.sampler(self.hypernet(r, self.train_emb[:, None, :])).reshape(t, *self.onehot_shape)
         ops = onehot.argmax(dim=-1).tolist()
         onehot = onehot.to(self.device)
+        distributed = self.ranks.active
+        if distributed:
+            batch = len(y)  # the global batch: every rank's loss is a share of its mean
+            part = self.ranks.shard(batch)
+            x, y = x[part], y[part]
         self.w_optimiser.zero_grad(set_to_none=True)
         total = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
-        for k in range(t):
-            with self._autocast():
-                logits = self.supernet(x, onehot[k], ops[k])
-            loss = F.cross_entropy(logits.float(), y) / t
-            loss.backward()
-            total += loss.detach()
-            correct += (logits.detach().argmax(dim=1) == y).float().mean() / t
+        with use_global_batchnorm(self.supernet, distributed):
+            for k in range(t):
+                with self._autocast():
+                    logits = self.supernet(x, onehot[k], ops[k])
+                if distributed:
+                    loss = F.cross_entropy(logits.float(), y, reduction="sum") / (batch * t)
+                    hits = (logits.detach().argmax(dim=1) == y).float().sum() / (batch * t)
+                else:
+                    loss = F.cross_entropy(logits.float(), y) / t
+                    hits = (logits.detach().argmax(dim=1) == y).float().mean() / t
+                loss.backward()
+                total += loss.detach()
+                correct += hits
+        if distributed:
+            self.ranks.sum_grads(self.weights)
+            totals = self.ranks.sum(torch.stack([total, correct]).cpu())
+            total, correct = totals[0], totals[1]
         torch.nn.utils.clip_grad_norm_(self.weights, self.settings["grad_clip"])
         self.w_optimiser.step()
         return {"ce_weights": float(total), "acc_weights": float(correct)}
@@ -245,6 +278,10 @@ class OneShotSearch(HypernetSearch):
         pos = (self.step_in_epoch * self.batch_size + torch.arange(min(self.batch_size, n), device=perm_h.device)) % n
         idx = perm_h[pos]
         return self.x_hyper[idx], self.y_hyper[idx]
+
+    def replica_state(self) -> dict[str, Tensor]:
+        """The base's replicated state plus the supernet's parameters and buffers."""
+        return {**super().replica_state(), **{f"supernet.{k}": v for k, v in self.supernet.state_dict().items()}}
 
     # -- checkpoints --------------------------------------------------------------------------------------------
 

@@ -14,7 +14,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from modnas import distributed
 from modnas.config import SearchConfig, upgrade_config_data
+from modnas.distributed import SINGLE, Ranks
 from modnas.errors import Interrupted, ModnasError, OutputError
 from modnas.io import check_writable, os_error_reason, prepare_out_dir
 from modnas.rundir import CHECKPOINT_VERSION, FRONTS, METRICS, ROW_FIELDS, RunDir, run_lock, run_record
@@ -27,8 +29,8 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[int, int, "float | None"], None]
 
 
-def _make_loop(config: SearchConfig) -> Any:
-    """The search loop of ``config.mode``."""
+def _make_loop(config: SearchConfig, ranks: Ranks = SINGLE) -> Any:
+    """The search loop of ``config.mode`` (this process's part of it in a distributed run)."""
     if config.mode == "benchmark":
         from modnas.search.benchmark import BenchmarkSearch
 
@@ -36,7 +38,7 @@ def _make_loop(config: SearchConfig) -> Any:
     if config.mode == "oneshot":
         from modnas.search.oneshot import OneShotSearch
 
-        return OneShotSearch(config)
+        return OneShotSearch(config, ranks=ranks)
     raise ModnasError(f"search mode {config.mode!r} is not implemented")  # pragma: no cover - config admits it
 
 
@@ -96,6 +98,33 @@ class _RunWriter:
         self.run.write_epoch_files(self.metrics, self.fronts, queries)
 
 
+def _join(config: SearchConfig) -> Ranks:
+    """This process's place in the run: one process, or a rank of a one-shot search launched by torchrun."""
+    if config.mode != "oneshot" and distributed.launched_world_size() > 1:
+        raise ModnasError(
+            f"{config.mode} mode runs in one process; only --mode oneshot searches run on several processes "
+            f"(launch benchmark mode with python or modnas, not torchrun --nproc-per-node > 1)"
+        )
+    return distributed.setup(config.oneshot.device if config.mode == "oneshot" else "cpu")
+
+
+class _Start:
+    """Rank 0 tells the other ranks how the run starts (a checkpoint's state, or fresh), or that it failed to."""
+
+    def __init__(self, ranks: Ranks) -> None:
+        self.ranks, self.sent = ranks, False
+
+    def send(self, state: dict[str, Any] | None) -> None:
+        if self.ranks.active and not self.sent:
+            self.ranks.broadcast(("start", state))
+        self.sent = True
+
+    def fail(self, exc: BaseException) -> None:
+        if self.ranks.active and not self.sent:
+            self.ranks.broadcast(("error", str(exc) or type(exc).__name__))
+        self.sent = True
+
+
 def search(
     config: SearchConfig,
     out_dir: str | Path,
@@ -110,25 +139,60 @@ def search(
     directory is locked while the search writes it (see :func:`run_lock`).
     After every epoch, once its files are written, the epoch's line is logged (``logging.INFO`` on this module's
     logger) and each of ``callbacks`` is called with an :class:`~modnas.search.trackers.EpochInfo`.
+
+    Launched by torchrun with several processes, a one-shot search runs across them (:mod:`modnas.distributed`):
+    rank 0 reads and writes the run directory and reports, every rank returns the summary. When torchrun restarts
+    the worker group after a failure (``--max-restarts``), a run directory with a checkpoint is resumed.
     """
-    run = RunDir(out_dir)
-    if not resume and not run.is_unstarted():
-        prepare_out_dir(run.path)  # refuses a file or a directory holding results; creates the folder for the lock
-    with run_lock(run.path):
+    ranks = _join(config)
+    try:
+        if not ranks.is_main:
+            return _follow(config, ranks)
+        start = _Start(ranks)
         try:
-            return _search(config, run, progress, resume, callbacks)
-        except KeyboardInterrupt:
-            raise Interrupted(run.interruption_note(config.epochs)) from None
+            run = RunDir(out_dir)
+            if not resume and distributed.elastic_restart() > 0 and run.checkpoint_file.is_file():
+                resume = True  # torchrun restarted the workers after a failure: continue from the last checkpoint
+            if not resume and not run.is_unstarted():
+                prepare_out_dir(run.path)  # refuses a file or a directory holding results; creates the folder
+            with run_lock(run.path):
+                try:
+                    summary = _search(config, run, progress, resume, callbacks, start)
+                except KeyboardInterrupt:
+                    raise Interrupted(run.interruption_note(config.epochs)) from None
+        except BaseException as exc:
+            start.fail(exc)
+            raise
+        return ranks.broadcast(summary)
+    finally:
+        distributed.teardown()
+
+
+def _follow(config: SearchConfig, ranks: Ranks) -> dict[str, Any]:
+    """A rank other than 0: the same steps on its share of the work, no files; returns rank 0's summary."""
+    kind, state = ranks.broadcast(None)
+    if kind == "error":
+        raise ModnasError(f"rank {ranks.rank} stops: rank 0 could not start the run ({state})")
+    loop = _make_loop(config, ranks)
+    if state is not None:
+        loop.load_state_dict(state)
+    while loop.epoch < config.epochs:
+        loop.train_epoch()
+    summary: dict[str, Any] = ranks.broadcast(None)
+    return summary
 
 
 def _search(
-    config: SearchConfig, run: RunDir, progress: Progress | None, resume: bool, callbacks: Sequence[EpochCallback]
+    config: SearchConfig, run: RunDir, progress: Progress | None, resume: bool, callbacks: Sequence[EpochCallback],
+    start: _Start,
 ) -> dict[str, Any]:
     run_dir = run.path
+    ranks = start.ranks
     if resume:
         state = run.checkpoint()
         _check_compatible(state, config, run_dir)
-        loop = _make_loop(config)
+        start.send(state)
+        loop = _make_loop(config, ranks)
         try:
             loop.load_state_dict(state)
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
@@ -153,7 +217,8 @@ def _search(
     else:
         run.prepare()
         run.write_config(config)
-        loop = _make_loop(config)
+        start.send(None)
+        loop = _make_loop(config, ranks)
         writer = _RunWriter(run, [], [], 0.0)
     metadata = RunMetadata(run_dir, config.seed, f"search/{config.mode}", resume=resume)
     start = time.perf_counter() - writer.seconds
@@ -227,16 +292,31 @@ def resume_search(
     A complete run (summary.json written at the last epoch) is refused rather than touched; a damaged or
     incompatible checkpoint is refused before anything in the directory is rewritten.
     """
-    run = RunDir(run_dir).require()
-    config = run.config()
-    check_writable(run.path, "run directory", directory=True)
-    if not run.checkpoint_file.exists() and run.is_unstarted():
+    ranks = distributed.setup() if distributed.launched_world_size() > 1 else SINGLE
+    if not ranks.is_main:  # the run directory may exist on rank 0's machine only: its config comes from there
+        kind, config = ranks.broadcast(None)
+        if kind == "error":
+            raise ModnasError(f"rank {ranks.rank} stops: rank 0 could not resume the run ({config})")
+        return search(config, run_dir, resume=True, callbacks=callbacks)
+    try:
+        run = RunDir(run_dir).require()
+        config = run.config()
+        check_writable(run.path, "run directory", directory=True)
         # stopped before its first checkpoint: start again
-        return search(config, run.path, progress=progress, callbacks=callbacks)
-    state = run.checkpoint()
-    if int(state["epoch"]) >= config.epochs and run.summary_file.is_file():
-        raise ModnasError(f"run {str(run.path)!r} is already complete ({config.epochs} epochs); nothing to resume")
-    return search(config, run.path, progress=progress, resume=True, callbacks=callbacks)
+        fresh = not run.checkpoint_file.exists() and run.is_unstarted()
+        if not fresh:
+            state = run.checkpoint()
+            if int(state["epoch"]) >= config.epochs and run.summary_file.is_file():
+                raise ModnasError(
+                    f"run {str(run.path)!r} is already complete ({config.epochs} epochs); nothing to resume"
+                )
+    except BaseException as exc:
+        if ranks.active:
+            ranks.broadcast(("error", str(exc) or type(exc).__name__))
+        raise
+    if ranks.active:
+        ranks.broadcast(("config", config))
+    return search(config, run.path, progress=progress, resume=not fresh, callbacks=callbacks)
 
 
 def queried_architectures(run_dir: str | Path) -> list[str]:
