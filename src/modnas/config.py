@@ -190,6 +190,12 @@ class OneShotConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available")
     amp: bool = Field(True, description="bf16 autocast on CUDA (ignored on the CPU)")
     channels_last: bool = Field(True, description="channels-last memory format on CUDA (ignored on the CPU)")
+    weight_split: Literal["auto", "batch", "devices"] = Field(
+        "auto",
+        description="several processes (torchrun): batch = each rank a slice of the weight batch (global-batch "
+        "normalisation), devices = each rank its training devices' samples on the whole batch; auto = batch on "
+        "CUDA or with more ranks than training devices, else devices (gloo's per-collective latency on the CPU)",
+    )
 
     def resolved(self) -> dict[str, Any]:
         """Every setting with the dataset's preset filled in for the ``None`` fields."""

@@ -103,9 +103,11 @@ class OneShotSearch(HypernetSearch):
             C=s["C"], N=s["N"], num_classes=self.data.num_classes, in_channels=self.data.in_channels,
             entangle=s["entangle"],
         )
-        if ranks.active:  # the weight phase splits its batch over the ranks: normalise over the whole batch
+        if ranks.active:
+            # batch split: normalise over the whole batch; either split: the same running statistics on every rank
             supernet = to_global_batchnorm(supernet)
         self.supernet = supernet.to(self.device, memory_format=self.memory_format)
+        self._weight_split = self.weight_split()
         self.onehot_shape = (self.problem.space.num_decisions, self.problem.space.max_options)
         self.supernet.train()  # always batch statistics, as in the original search
         self.weights = [p for p in self.supernet.parameters() if p.requires_grad]
@@ -196,12 +198,23 @@ class OneShotSearch(HypernetSearch):
         self.step_in_epoch += 1
         return info
 
+    def weight_split(self) -> str:
+        """How a distributed run splits the weight phase: ``batch`` or ``devices`` (``oneshot.weight_split``; auto:
+        batch on CUDA or with more ranks than training devices, else devices). One process does all of it."""
+        split = str(self.settings["weight_split"])
+        if split == "auto":
+            many = self.ranks.world_size > len(self.train_devices)
+            split = "batch" if (self.device.type == "cuda" or many) else "devices"
+        return split
+
     def weight_step(self) -> dict[str, float]:
         """SGD on the mean over devices of the cross-entropy of a fresh sample each, on one weight batch.
 
-        In a distributed run each rank takes its shard of the batch (:meth:`~modnas.distributed.Ranks.shard`), sums
-        its losses over the shard divided by the global batch size, normalises with global-batch statistics, and the
-        gradients are summed over the ranks: the single-process gradient up to the order of additions.
+        In a distributed run (:mod:`modnas.distributed`) the ranks share the work and sum their gradients: with the
+        ``batch`` split each rank runs every device's sample on its slice of the batch (losses summed over the slice
+        and divided by the global batch size, global-batch normalisation), with the ``devices`` split each rank
+        runs its own devices' samples on the whole batch. Either way the gradient is the single-process one up to
+        the order of floating-point additions.
         """
         t = len(self.train_devices)
         x, y = self._weight_batch()
@@ -210,19 +223,22 @@ class OneShotSearch(HypernetSearch):
             onehot = self.sampler(self.hypernet(r, self.train_emb[:, None, :])).reshape(t, *self.onehot_shape)
         ops = onehot.argmax(dim=-1).tolist()
         onehot = onehot.to(self.device)
-        distributed = self.ranks.active
-        if distributed:
+        devices: range | list[int] = range(t)
+        by_batch = self.ranks.active and self._weight_split == "batch"
+        if by_batch:
             batch = len(y)  # the global batch: every rank's loss is a share of its mean
             part = self.ranks.shard(batch)
             x, y = x[part], y[part]
+        elif self.ranks.active:
+            devices = self.ranks.owned(t)
         self.w_optimiser.zero_grad(set_to_none=True)
         total = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
-        with use_global_batchnorm(self.supernet, distributed):
-            for k in range(t):
+        with use_global_batchnorm(self.supernet, by_batch):
+            for k in devices:
                 with self._autocast():
                     logits = self.supernet(x, onehot[k], ops[k])
-                if distributed:
+                if by_batch:
                     loss = F.cross_entropy(logits.float(), y, reduction="sum") / (batch * t)
                     hits = (logits.detach().argmax(dim=1) == y).float().sum() / (batch * t)
                 else:
@@ -231,7 +247,7 @@ class OneShotSearch(HypernetSearch):
                 loss.backward()
                 total += loss.detach()
                 correct += hits
-        if distributed:
+        if self.ranks.active:
             self.ranks.sum_grads(self.weights)
             totals = self.ranks.sum(torch.stack([total, correct]).cpu())
             total, correct = totals[0], totals[1]

@@ -275,6 +275,10 @@ def _check_compatible(state: dict[str, Any], config: SearchConfig, run_dir: Path
     # runs written before spaces were named searched NB201; before the experimental section its settings were
     # at their old places
     saved, _ = upgrade_config_data({"space": "nb201", **state["config"]})
+    try:  # settings added since the run started take their defaults, as they do in its config.yaml
+        saved = SearchConfig.model_validate(saved).model_dump(mode="json")
+    except ValueError:
+        pass  # reported as a difference below
     if saved != config.model_dump(mode="json"):
         current = config.model_dump(mode="json")
         diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
