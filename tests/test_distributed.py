@@ -22,10 +22,10 @@ def test_devices_and_batches_are_cut_into_contiguous_blocks():
     for world in (1, 2, 3, 5, 16):
         ranks = [Ranks(r, world) for r in range(world)]
         owned = [list(r.owned(13)) for r in ranks]
-        assert sum(owned, []) == list(range(13))  # every device once, in order
+        assert [d for block in owned for d in block] == list(range(13))  # every device once, in order
         assert max(map(len, owned)) - min(map(len, owned)) <= 1
         shards = [r.shard(30) for r in ranks]
-        assert sum((list(range(30))[s] for s in shards), []) == list(range(30))
+        assert [i for s in shards for i in list(range(30))[s]] == list(range(30))
     assert list(Ranks(15, 16).owned(13)) == []  # more ranks than devices: some own none
 
 
@@ -115,7 +115,7 @@ def test_global_statistics_summed_rows_and_replica_check_on_two_processes(tmp_pa
     errors = mp.get_context("spawn").SimpleQueue()
     try:
         mp.spawn(_two_ranks, args=(2, str(tmp_path / "init"), errors), nprocs=2, join=True)
-    except Exception:  # the workers' own tracebacks say more than spawn's summary
+    except mp.ProcessRaisedException:  # the workers' own tracebacks say more than spawn's summary
         found = []
         while not errors.empty():
             found.append(errors.get())
