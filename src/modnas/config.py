@@ -151,7 +151,7 @@ ONESHOT_PRESETS: dict[str, dict[str, Any]] = {
 
 
 class OneShotConfig(BaseModel):
-    """One-shot mode: the NB201 supernet trained on real images jointly with the hypernetwork.
+    """One-shot mode: the space's supernet trained on real images jointly with the hypernetwork.
 
     Fields left at ``None`` take the dataset's preset (:data:`ONESHOT_PRESETS`); see :meth:`resolved`.
     """
@@ -171,9 +171,13 @@ class OneShotConfig(BaseModel):
     weight_decay: float | None = Field(None, ge=0, description="supernet SGD weight decay (paper: 0.0027)")
     eta_min: float = Field(0.001, ge=0, description="end of the cosine learning-rate schedule")
     grad_clip: float = Field(5.0, gt=0, description="global gradient-norm clip of the weight update")
-    C: StrictInt | None = Field(None, ge=1, description="channels of the first stage (paper: 16)")
-    N: StrictInt | None = Field(None, ge=1, description="search cells per stage (paper: 5)")
-    entangle: bool = Field(True, description="nor_conv_1x1 uses the centre tap of nor_conv_3x3's kernel")
+    C: StrictInt | None = Field(None, ge=1, description="NB201: channels of the first stage (paper: 16)")
+    N: StrictInt | None = Field(None, ge=1, description="NB201: search cells per stage (paper: 5)")
+    entangle: bool = Field(True, description="NB201: nor_conv_1x1 uses the centre tap of nor_conv_3x3's kernel")
+    supernet: dict[str, Any] = Field(
+        default_factory=dict,
+        description="settings of the space's supernet besides C, N and entangle (OFA: width_mult, image_size)",
+    )
     augment: bool | None = Field(None, description="random crop + flip of weight batches (None: per dataset)")
     preferences_per_device: StrictInt | None = Field(
         None, ge=1, description="preferences per device and step, sharing the hypernetwork batch (paper: 1)"
@@ -398,7 +402,8 @@ def make_config(data: Mapping[str, Any], *, quiet_upgrade: bool = False) -> Sear
 def load_config(
     path: str | Path | None = None, overrides: Mapping[str, Any] | None = None, *, quiet_upgrade: bool = False
 ) -> SearchConfig:
-    """Defaults, then the space's own defaults (benchmark mode, :attr:`modnas.problem.Problem.search_defaults`),
+    """Defaults, then the space's own defaults (:attr:`modnas.problem.Problem.search_defaults` in benchmark mode,
+    :attr:`~modnas.problem.Problem.oneshot_defaults` in one-shot mode),
     then the YAML file at ``path`` (if given), then ``overrides`` (``None`` values are skipped);
     ``quiet_upgrade``: as :func:`make_config`."""
     data: dict[str, Any] = {}
@@ -407,10 +412,13 @@ def load_config(
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(data, str(key), value)
-    if data.get("mode", "benchmark") == "benchmark":
+    mode = data.get("mode", "benchmark")
+    if mode in ("benchmark", "oneshot"):
         from modnas.problem import DEFAULT_SPACE, get_problem
 
-        for key, value in get_problem(str(data.get("space", DEFAULT_SPACE))).search_defaults.items():
+        problem = get_problem(str(data.get("space", DEFAULT_SPACE)))
+        defaults = problem.search_defaults if mode == "benchmark" else problem.oneshot_defaults
+        for key, value in defaults.items():
             if not _has_dotted(data, key):
                 _set_dotted(data, key, value)
     return make_config(data, quiet_upgrade=quiet_upgrade)

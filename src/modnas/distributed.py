@@ -304,16 +304,24 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     global_stats: bool = False
 
     def forward(self, x: Tensor) -> Tensor:
+        c = x.shape[1]  # an elastic supernet normalises the leading channels only
+        weight = self.weight[:c] if self.affine else None
+        bias = self.bias[:c] if self.affine else None
         if not (self.training and dist.is_initialized()):
-            return super().forward(x)
+            if c == self.num_features:
+                return super().forward(x)
+            return F.batch_norm(
+                x, None if self.running_mean is None else self.running_mean[:c],
+                None if self.running_var is None else self.running_var[:c], weight, bias,
+                self.training or not self.track_running_stats, self.momentum or 0.0, self.eps,
+            )
         if not self.global_stats:
-            return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+            return F.batch_norm(x, None, None, weight, bias, True, 0.0, self.eps)
         xf = x.float()
-        count = torch.tensor([xf.numel() / xf.shape[1]], dtype=torch.float64, device=x.device)
+        count = torch.tensor([xf.numel() / c], dtype=torch.float64, device=x.device)
         sums = torch.cat([xf.sum(dim=(0, 2, 3), dtype=torch.float64),
                           (xf * xf).sum(dim=(0, 2, 3), dtype=torch.float64), count])
         sums = _SumOverRanks.apply(sums)
-        c = xf.shape[1]
         n = sums[-1]
         mean = sums[:c] / n
         var = (sums[c : 2 * c] / n - mean * mean).clamp_min(0.0)
@@ -321,21 +329,22 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)  # type: ignore[union-attr,operator]
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-                self.running_mean.mul_(1 - m).add_(mean.to(self.running_mean.dtype), alpha=m)
+                self.running_mean[:c].mul_(1 - m).add_(mean.to(self.running_mean.dtype), alpha=m)
                 unbiased = var * n / (n - 1).clamp_min(1.0)
-                self.running_var.mul_(1 - m).add_(unbiased.to(self.running_var.dtype), alpha=m)
+                self.running_var[:c].mul_(1 - m).add_(unbiased.to(self.running_var.dtype), alpha=m)
         shape = (1, c, 1, 1)
         y = (xf - mean.float().view(shape)) * torch.rsqrt(var.float() + self.eps).view(shape)
-        if self.affine:
-            y = y * self.weight.view(shape) + self.bias.view(shape)
+        if weight is not None and bias is not None:
+            y = y * weight.view(shape) + bias.view(shape)
         return y.to(x.dtype)
 
 
 def to_global_batchnorm(module: nn.Module) -> nn.Module:
-    """Replace every ``nn.BatchNorm2d`` inside ``module`` by a :class:`GlobalBatchNorm2d` with the same settings,
-    parameters and buffers (in place, before the module moves to its device; returns ``module``)."""
-    for name, child in module.named_children():
-        if type(child) is nn.BatchNorm2d:
+    """Replace every ``nn.BatchNorm2d`` (or subclass, such as an elastic supernet's) inside ``module`` by a
+    :class:`GlobalBatchNorm2d` with the same settings, parameters and buffers (in place, before the module moves to
+    its device; returns ``module``). A layer fed fewer channels than it has normalises its leading ones."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.BatchNorm2d) and not isinstance(child, GlobalBatchNorm2d):
             swapped = GlobalBatchNorm2d(
                 child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
             )

@@ -295,6 +295,8 @@ class Problem:
     #: benchmark-mode settings this space needs other than the global defaults (dotted config keys -> values);
     #: a config file or option that sets one wins (see :func:`modnas.config.load_config`)
     search_defaults: dict[str, Any] = field(default_factory=dict)
+    #: the same for one-shot mode (OFA: Fashion-MNIST and a CPU-sized supernet and schedule)
+    oneshot_defaults: dict[str, Any] = field(default_factory=dict)
 
     @functools.cached_property
     def predictor(self) -> torch.nn.Module:

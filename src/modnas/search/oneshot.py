@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from modnas.config import SearchConfig
 from modnas.datasets import ImageData, augment, augmentation_for, load_dataset, search_split
@@ -40,6 +40,7 @@ from modnas.distributed import SINGLE, Ranks, to_global_batchnorm, use_global_ba
 from modnas.errors import ModnasError
 from modnas.problem import get_problem
 from modnas.search.base import HypernetSearch
+from modnas.spaces.base import SearchSpace
 from modnas.train import autocast_for, resolve_device
 
 __all__ = ["OneShotSearch", "SupernetError"]
@@ -54,6 +55,16 @@ def _seeded(*parts: int) -> torch.Generator:
     for part in parts:
         seed = (seed * 1_000_003 + int(part)) % (2**63 - 1)
     return torch.Generator().manual_seed(seed)
+
+
+def build_supernet(space: SearchSpace, settings: dict[str, Any], num_classes: int, in_channels: int) -> nn.Module:
+    """The space's supernet for resolved one-shot ``settings``: its :attr:`~SearchSpace.supernet_options` and the
+    entries of ``oneshot.supernet``."""
+    kwargs = {k: settings[k] for k in space.supernet_options}
+    clash = sorted(set(kwargs) & set(settings["supernet"]))
+    if clash:
+        raise ModnasError(f"oneshot.supernet.{clash[0]} is a setting of its own: give it as oneshot.{clash[0]}")
+    return space.build_supernet(num_classes=num_classes, in_channels=in_channels, **kwargs, **settings["supernet"])
 
 
 class OneShotSearch(HypernetSearch):
@@ -99,10 +110,7 @@ class OneShotSearch(HypernetSearch):
         augment_on = s["augment"] if s["augment"] is not None else augmentation_for(s["dataset"]) != (0, False)
         self.crop_pad, self.flip = augmentation_for(s["dataset"]) if augment_on else (0, False)
 
-        supernet = self.problem.space.build_supernet(
-            C=s["C"], N=s["N"], num_classes=self.data.num_classes, in_channels=self.data.in_channels,
-            entangle=s["entangle"],
-        )
+        supernet = build_supernet(self.problem.space, s, self.data.num_classes, self.data.in_channels)
         if ranks.active:
             # batch split: normalise over the whole batch; either split: the same running statistics on every rank
             supernet = to_global_batchnorm(supernet)
@@ -220,7 +228,8 @@ class OneShotSearch(HypernetSearch):
         x, y = self._weight_batch()
         with torch.no_grad():  # the hypernetwork only chooses the paths here; it learns nothing from this phase
             r = self.sample_preferences(1)
-            onehot = self.sampler(self.hypernet(r, self.train_emb[:, None, :])).reshape(t, *self.onehot_shape)
+            alpha = self.space.mask_logits(self.hypernet(r, self.train_emb[:, None, :]))  # padding never sampled
+            onehot = self.sampler(alpha).reshape(t, *self.onehot_shape)
         ops = onehot.argmax(dim=-1).tolist()
         onehot = onehot.to(self.device)
         devices: range | list[int] = range(t)
@@ -349,9 +358,7 @@ class SupernetError:
         self.batch_size = int(s["batch_size"])
         space = get_problem(config.space).space
         self.onehot_shape = (space.num_decisions, space.max_options)
-        self.net = space.build_supernet(
-            C=s["C"], N=s["N"], num_classes=data.num_classes, in_channels=data.in_channels, entangle=s["entangle"]
-        )
+        self.net = build_supernet(space, s, data.num_classes, data.in_channels)
         self.net.load_state_dict(supernet_state)
 
     def eval(self) -> SupernetError:

@@ -336,8 +336,11 @@ def proxy_note(config: SearchConfig) -> str | None:
     """The caveat that goes with a one-shot run's HV (``None`` in benchmark mode, whose HV needs none)."""
     if config.mode != "oneshot":
         return None
+    from modnas.problem import get_problem
+
+    source = get_problem(config.space).extras.get("accuracy_source", "the space's ground-truth accuracy")
     return (
-        f"HV rates the architectures by their NB201 CIFAR-10 table accuracy and device latency (the shared "
+        f"HV rates the architectures by {source} and device latency (the shared "
         f"scorer); the search trained on {config.oneshot.dataset}, so on it the HV is a proxy"
     )
 

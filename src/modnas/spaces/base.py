@@ -311,11 +311,15 @@ class SearchSpace(ABC):
         """A short name of an architecture for messages (default: the key)."""
         return key
 
+    #: fields of :class:`modnas.config.OneShotConfig` that :meth:`build_supernet` reads (NB201: ``C``, ``N``,
+    #: ``entangle``); anything else comes from ``oneshot.supernet``
+    supernet_options: tuple[str, ...] = ()
+
     def build_supernet(self, **kwargs: Any) -> nn.Module:
         """A weight-sharing supernet for one-shot search: ``supernet(x, onehot (decisions, options), choices)``
         returns logits, differentiable in the one-hot, running only the ``choices`` (argmax indices) paths.
-        ``kwargs`` are the one-shot settings it reads (NB201: ``C``, ``N``, ``num_classes``, ``in_channels``,
-        ``entangle``)."""
+        ``kwargs``: ``num_classes``, ``in_channels``, the :attr:`supernet_options` and ``oneshot.supernet``'s
+        entries; an unknown one is a one-line :class:`ModnasError`."""
         raise ModnasError(f"search space {self.name!r} has no supernet, so it has no one-shot mode")
 
     def export_source(self, choice: dict[str, Any]) -> str:

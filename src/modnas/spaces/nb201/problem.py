@@ -143,7 +143,10 @@ def make_problem() -> Problem:
         exact_models=_exact_model,
         default_devices=_default_devices,
         latency_data=latency_data,
-        extras={"predictor_checkpoint": PREDICTOR_CHECKPOINT, "title": "NAS-Bench-201"},
+        extras={
+            "predictor_checkpoint": PREDICTOR_CHECKPOINT, "title": "NAS-Bench-201",
+            "accuracy_source": "their NB201 CIFAR-10 table accuracy",
+        },
     )
 
 

@@ -44,6 +44,7 @@ class NB201Space(SearchSpace):
 
     name = "nb201"
     network_options = ("C", "N")
+    supernet_options = ("C", "N", "entangle")
     #: one decision per edge, in the order of :data:`~modnas.spaces.nb201.encoding.EDGES`
     decisions = tuple(Decision(f"edge{e}", encoding.OPS) for e in range(encoding.NUM_EDGES))
     choice_names = encoding.OPS
@@ -128,6 +129,9 @@ class NB201Space(SearchSpace):
     def build_supernet(self, **kwargs: Any) -> nn.Module:
         from modnas.spaces.nb201.supernet import NB201Supernet
 
+        unknown = sorted(set(kwargs) - {"C", "N", "entangle", "num_classes", "in_channels"})
+        if unknown:
+            raise ModnasError(f"the NB201 supernet has no setting {', '.join(unknown)} (oneshot.supernet)")
         return NB201Supernet(**kwargs)
 
     def export_source(self, choice: dict[str, Any]) -> str:

@@ -122,8 +122,23 @@ def make_problem() -> Problem:
         reference=StoredReference(REFERENCE_FILE),
         predictor_factory=lambda: OFALatencyPredictor(space),
         default_devices=_default_devices,
-        extras={"title": "OFA MobileNetV3 (surrogate benchmark)"},
+        extras={
+            "title": "OFA MobileNetV3 (surrogate benchmark)",
+            "accuracy_source": "their ImageNet top-1 as OFA's accuracy predictor predicts it (a surrogate)",
+        },
         # a step costs about 5x an NB201 step (152 options instead of 30); half of NB201's steps keep a default run
         # near 10 minutes on 2 CPU cores (docs/benchmarks.md, OFA: the steps per epoch)
         search_defaults={"steps_per_epoch": 50},
+        # one-shot on a CPU: Fashion-MNIST, a narrow supernet on 32-pixel inputs and a short schedule, so that the
+        # default run stays within about 15 minutes on 2 cores (docs/benchmarks.md, OFA one-shot)
+        oneshot_defaults={
+            "epochs": 6,
+            "oneshot.dataset": "fashion-mnist",
+            "oneshot.train_limit": 1536,
+            "oneshot.batch_size": 32,
+            "oneshot.lr": 0.05,
+            "oneshot.weight_decay": 4e-5,
+            "oneshot.warmup_epochs": 1,
+            "oneshot.supernet": {"width_mult": 0.5, "image_size": 32},
+        },
     )

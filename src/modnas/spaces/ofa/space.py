@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -142,6 +142,27 @@ class OFASpace(SearchSpace):
                 f"OFA networks have no setting {unknown[0]!r} (they take {', '.join(sorted(NETWORK_SETTINGS))})"
             )
         return build_network(OFAArch.from_key(self.canonical_key(key)), **kwargs)
+
+    #: one-shot defaults for a CPU: a narrow supernet on 32-pixel inputs (``oneshot.supernet`` overrides them; the
+    #: paper's ImageNet supernet is ``width_mult: 1.2, image_size: 224``)
+    SUPERNET_DEFAULTS: ClassVar[dict[str, Any]] = {"width_mult": 0.5, "image_size": 32}
+
+    def build_supernet(self, **kwargs: Any) -> nn.Module:
+        """The elastic supernet (:class:`~modnas.spaces.ofa.supernet.ElasticMobileNetV3`) over this space's
+        resolutions; ``kwargs``: ``num_classes``, ``in_channels``, ``width_mult``, ``image_size``."""
+        from modnas.spaces.ofa.supernet import ElasticMobileNetV3
+
+        allowed = {"num_classes", "in_channels", *self.SUPERNET_DEFAULTS}
+        unknown = sorted(set(kwargs) - allowed)
+        if unknown:
+            raise ModnasError(
+                f"the OFA supernet has no setting {', '.join(unknown)} (oneshot.supernet takes width_mult, image_size)"
+            )
+        settings = {**self.SUPERNET_DEFAULTS, **kwargs}
+        width = settings["width_mult"]
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 4:
+            raise ModnasError(f"oneshot.supernet.width_mult must be a number in (0, 4], got {width!r}")
+        return ElasticMobileNetV3(resolutions=self.resolutions, **settings)
 
     def _arch_of(self, arch: str | Sequence[int] | np.ndarray) -> OFAArch:
         """The :class:`OFAArch` of a key of this space or of its choice indices."""
