@@ -155,11 +155,22 @@ def _elastic_restarts_allowed() -> bool:
 def evaluate_command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by `modnas search`.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON (summary.json's 'devices').")] = False,
+    inherited: Annotated[
+        bool,
+        typer.Option("--inherited", help="One-shot runs: rate each device's last front by the supernet's own "
+                     "(inherited-weight) test error on the search dataset and the device latency."),
+    ] = False,
+    max_images: Annotated[
+        int, typer.Option(min=1, help="--inherited: test images per architecture (the first ones).")
+    ] = 2000,
 ) -> None:
     """Per-device HV, IGD+ and front size of a run (the last complete epoch of an interrupted run)."""
     from modnas.rundir import RunDir
     from modnas.search import evaluate_run, run_note
 
+    if inherited:
+        _print_inherited(run_dir, as_json, max_images)
+        return
     rows = evaluate_run(run_dir)
     if as_json:
         print_json(rows)
@@ -172,3 +183,24 @@ def evaluate_command(
     if problem:  # the scores above are intact, but the run cannot be used further: say so, and fail scripts
         err_console.print(f"warning: {problem}", highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit(1)
+
+
+def _print_inherited(run_dir: Path, as_json: bool, max_images: int) -> None:
+    from modnas.search.inherited import inherited_scores
+
+    scores = inherited_scores(run_dir, max_images=max_images)
+    if as_json:
+        print_json([{**s.row(), "front": [{"arch_str": k, "error": e, "latency": lat} for k, e, lat in s.front]}
+                    for s in scores])
+        return
+    images = scores[0].images if scores else 0
+    table = Table(title=f"run {run_dir}: inherited-weight test error ({images} images) and latency")
+    for col in ("device", "split", "HV", "best error %", "front size"):
+        table.add_column(col, justify="left" if col in ("device", "split") else "right")
+    for s in scores:
+        table.add_row(s.device, s.split, f"{s.hv:.4f}", f"{s.best_error:.2f}", str(s.n_front))
+    table.add_section()
+    table.add_row(f"mean over {len(scores)}", "", f"{sum(s.hv for s in scores) / len(scores):.4f}", "", "")
+    console.print(table)
+    console.print("note: error normalised from 0 % to chance level, latency by the device's bounds; comparable "
+                  "between one-shot runs on the same dataset and space", highlight=False, soft_wrap=True)

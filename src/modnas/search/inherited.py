@@ -1,0 +1,131 @@
+"""Inherited-weight scores of a one-shot run: every device's final front rated by the trained supernet's own
+accuracy on the search dataset's held-out test images, and by the device's latency.
+
+The shared scorer rates a one-shot run by the space's ground truth (NB201: CIFAR-10 tables; OFA: the ImageNet
+surrogate), which is a proxy when the search trained on another dataset. These scores need no ground truth for
+accuracy: each architecture of a front runs through the supernet with the weights it inherits, with batch
+statistics as in the search, on the first ``max_images`` test images. The error is normalised from 0 % to chance
+level (``100 * (1 - 1 / classes)``), the latency with the device's bounds of the shared scorer, so the HV is
+comparable between runs on the same dataset and space, not with the shared scorer's HV.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from modnas.config import SearchConfig
+from modnas.datasets import load_dataset
+from modnas.errors import ModnasError
+from modnas.evaluation.pareto import hypervolume, nondominated_mask
+from modnas.io import read_csv_rows
+from modnas.problem import get_problem
+from modnas.rundir import FRONT_FIELDS, RunDir
+from modnas.search.oneshot import build_supernet
+
+__all__ = ["InheritedEvaluator", "InheritedScore", "inherited_scores"]
+
+
+@dataclass(frozen=True)
+class InheritedScore:
+    """One device's front rated by inherited-weight test error and latency."""
+
+    device: str
+    split: str
+    hv: float
+    n_front: int
+    best_error: float
+    #: test images each error was measured on
+    images: int
+    #: the front's architectures, fastest last: ``(key, error %, latency)``
+    front: tuple[tuple[str, float, float], ...]
+
+    def row(self) -> dict[str, Any]:
+        return {"device": self.device, "split": self.split, "hv": self.hv, "n_front": self.n_front,
+                "best_error": self.best_error, "images": self.images}
+
+
+class InheritedEvaluator:
+    """Test error (%) of architectures of a one-shot run's space with the supernet's inherited weights."""
+
+    def __init__(
+        self, config: SearchConfig, supernet_state: dict[str, Any], max_images: int = 2000, batch_size: int = 250
+    ) -> None:
+        if config.mode != "oneshot":
+            raise ModnasError("inherited-weight scores need a one-shot run (its supernet); this run is benchmark mode")
+        s = config.oneshot.resolved()
+        data = load_dataset(s["dataset"], s["data_dir"], download=False)
+        self.x, self.y = data.test_x[:max_images], data.test_y[:max_images]
+        self.num_classes = data.num_classes
+        self.batch_size = batch_size
+        self.space = get_problem(config.space).space
+        self.net = build_supernet(self.space, s, data.num_classes, data.in_channels)
+        self.net.load_state_dict(supernet_state)
+        self.net.train()  # batch statistics, as in the search
+        self._cache: dict[str, float] = {}
+
+    @property
+    def chance_error(self) -> float:
+        return 100.0 * (1.0 - 1.0 / self.num_classes)
+
+    @torch.no_grad()
+    def error(self, key: str) -> float:
+        """Test error (%) of one architecture (canonical key), computed once per key."""
+        if key not in self._cache:
+            choices = self.space.parse(key)
+            onehot = self.space.to_onehot(torch.as_tensor(choices)[None])[0]
+            ops = [int(c) for c in choices]
+            correct = 0
+            for i in range(0, len(self.y), self.batch_size):
+                logits = self.net(self.x[i : i + self.batch_size], onehot, ops)
+                correct += int((logits.argmax(dim=1) == self.y[i : i + self.batch_size]).sum())
+            self._cache[key] = 100.0 * (1.0 - correct / len(self.y))
+        return self._cache[key]
+
+
+def _last_fronts(run: RunDir) -> dict[str, list[str]]:
+    """Architectures of the last epoch's front per device, in the order fronts.csv lists the devices."""
+    rows = read_csv_rows(run.fronts_file, FRONT_FIELDS)
+    if not rows:
+        raise ModnasError(f"{str(run.fronts_file)!r} holds no fronts yet")
+    last = max(int(r["epoch"]) for r in rows)
+    fronts: dict[str, list[str]] = {}
+    for r in rows:
+        if int(r["epoch"]) == last:
+            fronts.setdefault(r["device"], []).append(r["arch_str"])
+    return fronts
+
+
+def inherited_scores(run_dir: str | Path, max_images: int = 2000) -> list[InheritedScore]:
+    """Every evaluation device's final front of the one-shot run in ``run_dir``, rated by inherited-weight test
+    error on the first ``max_images`` test images and by the device's latency (see the module docstring)."""
+    run = RunDir(run_dir).require()
+    config = run.config()
+    if config.mode != "oneshot":
+        raise ModnasError(f"run {str(run.path)!r} is a benchmark-mode run: inherited-weight scores need a supernet")
+    if not run.fronts_file.is_file():
+        raise ModnasError(f"run {str(run.path)!r} has no fronts.csv yet: it finished no epoch")
+    evaluator = InheritedEvaluator(config, run.checkpoint()["oneshot"]["supernet"], max_images=max_images)
+    problem = get_problem(config.space)
+    scores = []
+    for device, keys in _last_fronts(run).items():
+        unique = list(dict.fromkeys(problem.space.canonical_key(k) for k in keys))
+        errors = np.array([evaluator.error(k) for k in unique])
+        latency = problem.truth.evaluate(unique, device, ("latency",))[:, 0]
+        bounds = problem.reference.normalisation(device, ("error", "latency"))
+        lat_low, lat_high = float(bounds.lower[1]), float(bounds.upper[1])
+        points = np.stack([errors / evaluator.chance_error, (latency - lat_low) / (lat_high - lat_low)], axis=1)
+        mask = nondominated_mask(points, keep_duplicates=False)
+        order = np.argsort(errors[mask], kind="stable")
+        front = tuple(
+            (unique[i], float(errors[i]), float(latency[i])) for i in np.flatnonzero(mask)[order]
+        )
+        scores.append(InheritedScore(
+            device=device, split=problem.devices.get(device).split, hv=hypervolume(points[mask], 1.0),
+            n_front=len(front), best_error=float(errors.min()), images=len(evaluator.y), front=front,
+        ))
+    return scores
