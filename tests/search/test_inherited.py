@@ -54,6 +54,15 @@ def test_cli_prints_the_scores(run):
     assert len(rows) == 19 and all(r["images"] == 50 and r["front"] for r in rows)
 
 
+def test_an_epoch_is_chosen_and_checked(run):
+    assert [s.front for s in inherited_scores(run, max_images=20, epoch=1)] == [
+        s.front for s in inherited_scores(run, max_images=20)]  # the run's only epoch is its last
+    with pytest.raises(ModnasError, match="no fronts of epoch 3"):
+        inherited_scores(run, epoch=3)
+    result = CliRunner().invoke(app, ["evaluate", str(run), "--epoch", "1"])
+    assert result.exit_code == 2 and "--epoch goes with --inherited" in result.output
+
+
 def test_benchmark_runs_are_refused(tmp_path):
     (tmp_path / "config.yaml").write_text("mode: benchmark\n", encoding="utf-8")
     with pytest.raises(ModnasError, match="benchmark-mode run"):

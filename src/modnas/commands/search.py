@@ -162,15 +162,21 @@ def evaluate_command(
     ] = False,
     max_images: Annotated[
         int, typer.Option(min=1, help="--inherited: test images per architecture (the first ones).")
-    ] = 2000,
+    ] = 500,
+    epoch: Annotated[
+        int | None, typer.Option(min=1, help="--inherited: rate this epoch's fronts (default: the last).")
+    ] = None,
 ) -> None:
     """Per-device HV, IGD+ and front size of a run (the last complete epoch of an interrupted run)."""
+    from modnas.errors import ModnasError
     from modnas.rundir import RunDir
     from modnas.search import evaluate_run, run_note
 
     if inherited:
-        _print_inherited(run_dir, as_json, max_images)
+        _print_inherited(run_dir, as_json, max_images, epoch)
         return
+    if epoch is not None:
+        raise ModnasError("--epoch goes with --inherited")
     rows = evaluate_run(run_dir)
     if as_json:
         print_json(rows)
@@ -185,10 +191,10 @@ def evaluate_command(
         raise typer.Exit(1)
 
 
-def _print_inherited(run_dir: Path, as_json: bool, max_images: int) -> None:
+def _print_inherited(run_dir: Path, as_json: bool, max_images: int, epoch: int | None) -> None:
     from modnas.search.inherited import inherited_scores
 
-    scores = inherited_scores(run_dir, max_images=max_images)
+    scores = inherited_scores(run_dir, max_images=max_images, epoch=epoch)
     if as_json:
         print_json([{**s.row(), "front": [{"arch_str": k, "error": e, "latency": lat} for k, e, lat in s.front]}
                     for s in scores])

@@ -53,7 +53,7 @@ class InheritedEvaluator:
     """Test error (%) of architectures of a one-shot run's space with the supernet's inherited weights."""
 
     def __init__(
-        self, config: SearchConfig, supernet_state: dict[str, Any], max_images: int = 2000, batch_size: int = 250
+        self, config: SearchConfig, supernet_state: dict[str, Any], max_images: int = 500, batch_size: int = 250
     ) -> None:
         if config.mode != "oneshot":
             raise ModnasError("inherited-weight scores need a one-shot run (its supernet); this run is benchmark mode")
@@ -87,22 +87,27 @@ class InheritedEvaluator:
         return self._cache[key]
 
 
-def _last_fronts(run: RunDir) -> dict[str, list[str]]:
-    """Architectures of the last epoch's front per device, in the order fronts.csv lists the devices."""
+def _fronts(run: RunDir, epoch: int | None) -> dict[str, list[str]]:
+    """Architectures of one epoch's front (default: the last) per device, in the order fronts.csv lists them."""
     rows = read_csv_rows(run.fronts_file, FRONT_FIELDS)
     if not rows:
         raise ModnasError(f"{str(run.fronts_file)!r} holds no fronts yet")
-    last = max(int(r["epoch"]) for r in rows)
+    epochs = {int(r["epoch"]) for r in rows}
+    chosen = max(epochs) if epoch is None else epoch
+    if chosen not in epochs:
+        raise ModnasError(f"run has no fronts of epoch {epoch}; it has epochs {min(epochs)} to {max(epochs)}")
     fronts: dict[str, list[str]] = {}
     for r in rows:
-        if int(r["epoch"]) == last:
+        if int(r["epoch"]) == chosen:
             fronts.setdefault(r["device"], []).append(r["arch_str"])
     return fronts
 
 
-def inherited_scores(run_dir: str | Path, max_images: int = 2000) -> list[InheritedScore]:
-    """Every evaluation device's final front of the one-shot run in ``run_dir``, rated by inherited-weight test
-    error on the first ``max_images`` test images and by the device's latency (see the module docstring)."""
+def inherited_scores(run_dir: str | Path, max_images: int = 500, epoch: int | None = None) -> list[InheritedScore]:
+    """Every evaluation device's front of the one-shot run in ``run_dir`` (the last epoch's, or ``epoch``'s), rated
+    by the final supernet's inherited-weight test error on the first ``max_images`` test images and by the
+    device's latency (see the module docstring). Fronts of an earlier epoch rated by the final weights show what
+    the hypernetwork's later picks gained."""
     run = RunDir(run_dir).require()
     config = run.config()
     if config.mode != "oneshot":
@@ -112,7 +117,7 @@ def inherited_scores(run_dir: str | Path, max_images: int = 2000) -> list[Inheri
     evaluator = InheritedEvaluator(config, run.checkpoint()["oneshot"]["supernet"], max_images=max_images)
     problem = get_problem(config.space)
     scores = []
-    for device, keys in _last_fronts(run).items():
+    for device, keys in _fronts(run, epoch).items():
         unique = list(dict.fromkeys(problem.space.canonical_key(k) for k in keys))
         errors = np.array([evaluator.error(k) for k in unique])
         latency = problem.truth.evaluate(unique, device, ("latency",))[:, 0]
