@@ -78,6 +78,8 @@ def search_command(
     (NB201: the 19 protocol devices).
 
     Without a terminal (CI, nohup, a pipe) one plain line per epoch goes to stderr instead of a progress bar.
+    One-shot searches also run on several processes or machines: `torchrun --nproc-per-node N -m modnas search
+    ... --mode oneshot` (README, "Several GPUs or machines").
     """
     from modnas.config import load_config, parse_assignments
     from modnas.errors import ModnasError
