@@ -197,3 +197,32 @@ def test_killed_worker_restarts_and_finishes_with_the_same_result(short_runs):
     assert _summary(run) == _summary(root / "whole")
     assert _max_diff(_state(run)["hypernet"], _state(root / "whole")["hypernet"]) == 0.0
     assert (run / "metrics.csv").read_text() == (root / "whole" / "metrics.csv").read_text()
+
+
+def test_a_run_stopped_on_two_processes_resumes_on_one(short_runs):
+    """The checkpoint holds the one replicated state: another world size continues it."""
+    from modnas.search import resume_search
+
+    root, home = short_runs["root"], short_runs["home"]
+    config = _write_config(root / "three_epochs.yaml", {**SHORT, "epochs": 3})
+    run = root / "stopped"
+    proc = _launch(config, run, home, "--standalone", "--nproc-per-node", "2")
+    deadline = time.monotonic() + 300
+    while not (run / "checkpoints" / "last.pt").exists():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "no checkpoint within 300 s"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)  # torchrun stops its workers
+    proc.communicate(timeout=120)
+    if (run / "summary.json").exists():
+        pytest.skip("the run finished before it could be stopped")  # a very fast machine: nothing to resume
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        summary = resume_search(run)
+    finally:
+        torch.set_num_threads(threads)
+    assert summary["epoch"] == 3
+    meta = json.loads((run / "metadata.json").read_text())
+    assert meta["world_size"] == 2 and [r["world_size"] for r in meta["resumed"]] == [1]
+    assert meta["status"] == "complete"
