@@ -126,3 +126,15 @@ def test_augment_is_seeded_and_shape_preserving():
     assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
     assert augment(x, torch.Generator(), pad=0, flip=False) is x
     assert augmentation_for("digits") == (0, False) and augmentation_for("cifar10") == (4, True)
+
+
+def test_resized_scales_every_image_and_keeps_the_labels():
+    from modnas.datasets import ImageData
+
+    data = ImageData("toy", torch.rand(5, 1, 8, 8), torch.arange(5), torch.rand(3, 1, 8, 8), torch.arange(3), 5)
+    big = data.resized(12)
+    assert big.train_x.shape == (5, 1, 12, 12) and big.test_x.shape == (3, 1, 12, 12) and big.image_size == 12
+    assert torch.equal(big.train_y, data.train_y) and big.num_classes == 5
+    assert data.resized(None) is data and data.resized(8) is data
+    with pytest.raises(ModnasError, match="image size must be a positive integer"):
+        data.resized(0)

@@ -62,6 +62,19 @@ class ImageData:
     def __iter__(self):  # so that ``train_x, train_y, test_x, test_y = load_dataset(...)`` works
         return iter((self.train_x, self.train_y, self.test_x, self.test_y))
 
+    def resized(self, size: int | None) -> ImageData:
+        """Every image resized to ``size`` x ``size`` pixels (bilinear; unchanged for ``None`` or its own size)."""
+        if size is None or size == self.image_size:
+            return self
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ModnasError(f"image size must be a positive integer, got {size!r}")
+
+        def scale(x: Tensor) -> Tensor:
+            return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+
+        return ImageData(self.name, scale(self.train_x), self.train_y, scale(self.test_x), self.test_y,
+                         self.num_classes)
+
     def limit_train(self, n: int | None) -> ImageData:
         """The first ``n`` training images only (all of them for ``None``); the test set is kept."""
         if n is None or n >= len(self.train_y):

@@ -46,6 +46,8 @@ class NetworkSpec:
     space: str = "nb201"
     C: int = 16
     N: int = 5
+    #: OFA: the width multiplier of the MobileNetV3 (1.2: the paper's supernet)
+    width_mult: float = 1.2
     num_classes: int = 10
     in_channels: int = 3
     image_size: int = 32

@@ -75,6 +75,10 @@ class TrainSettings:
     weight_decay: float = 5e-4
     C: int = 16
     N: int = 5
+    #: OFA: width multiplier of the MobileNetV3
+    width_mult: float = 1.2
+    #: resize the images to this many pixels (``None``: the dataset's own size)
+    image_size: int | None = None
     seed: int = 0
     device: str = "auto"
     amp: bool = True
@@ -93,6 +97,10 @@ class TrainSettings:
         for name in ("epochs", "batch_size", "C", "N", "eval_batch_size"):
             if int(getattr(out, name)) < 1:
                 raise ModnasError(f"{name} must be a positive integer, got {getattr(out, name)}")
+        if not out.width_mult > 0:
+            raise ModnasError(f"width_mult must be positive, got {out.width_mult}")
+        if out.image_size is not None and (isinstance(out.image_size, bool) or int(out.image_size) < 1):
+            raise ModnasError(f"image_size must be a positive integer, got {out.image_size}")
         if out.lr is None or out.lr <= 0 or out.weight_decay < 0 or not 0 <= out.momentum < 1:
             raise ModnasError("lr must be > 0, weight decay >= 0 and momentum in [0, 1)")
         return out
@@ -153,6 +161,7 @@ def train_architecture(
     s = settings.resolved()
     if data is None:  # before the output directory: a missing dataset leaves nothing behind
         data = load_dataset(s.dataset, s.data_dir, download=s.download)
+    data = data.resized(s.image_size)
     device = resolve_device(s.device)
     torch.manual_seed(s.seed)
     # the network before the output directory too: an architecture the space cannot build leaves nothing behind.

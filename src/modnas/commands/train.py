@@ -38,6 +38,14 @@ def train_command(
     weight_decay: Annotated[float, typer.Option(help="SGD weight decay.")] = 5e-4,
     channels: Annotated[int | None, typer.Option("--channels", help="NB201: channels of the first stage (default: 16).")] = None,
     cells: Annotated[int | None, typer.Option("--cells-per-stage", help="NB201: cells per stage (default: 5).")] = None,
+    width_mult: Annotated[
+        float | None, typer.Option("--width-mult", help="OFA: width multiplier of the MobileNetV3 (default: an "
+                                   "ARCH.json's, else 1.2).")
+    ] = None,
+    image_size: Annotated[
+        int | None, typer.Option("--image-size", min=1, help="Resize the images to N pixels (default: the dataset's; "
+                                 "an OFA one-shot pick: the pixels its supernet fed it).")
+    ] = None,
     accelerator: Annotated[
         str | None, typer.Option("--accelerator", help="Where to train: auto (default: CUDA when available), cpu or cuda.")
     ] = None,
@@ -59,7 +67,8 @@ def train_command(
     settings = TrainSettings(
         dataset=data, data_dir=None if data_dir is None else str(data_dir), download=download, epochs=epochs,
         batch_size=batch_size, lr=lr, weight_decay=weight_decay, C=channels, N=cells, seed=seed, device=accelerator,
-        augment=not no_augment, train_limit=train_limit,
+        augment=not no_augment, train_limit=train_limit, width_mult=float(width_mult if width_mult is not None else meta.get("width_mult", 1.2)),
+        image_size=image_size,
     ).resolved()
     out_dir = out or Path("trained") / time.strftime("%Y%m%d-%H%M%S")
     bar = Progress(

@@ -307,3 +307,31 @@ def test_modnas_train_trains_an_ofa_subnet_and_refuses_bad_keys(tmp_path, monkey
     bad = CliRunner().invoke(app, ["train", "r176_5333", "--space", "ofa", "--out", str(tmp_path / "bad")])
     assert bad.exit_code != 0 and "Traceback" not in bad.output
     assert not (tmp_path / "bad").exists()
+
+
+def test_modnas_train_takes_the_width_and_input_size_of_a_one_shot_pick(tmp_path, monkeypatch):
+    import json
+
+    from modnas.cli import app
+    from modnas.spaces.ofa.arch import OFAArch
+    from modnas.spaces.ofa.network import count_arch_parameters
+
+    key = "r176_5333_5434_767334_54547433_363656"
+    out = tmp_path / "narrow"
+    args = ["train", key, "--space", "ofa", "--data", "digits", "--epochs", "1", "--train-limit", "64",
+            "--width-mult", "0.35", "--image-size", "12", "--out", str(out), "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "result.json").read_text())
+    assert record["params"] == count_arch_parameters(
+        OFAArch.from_key(key), width_mult=0.35, num_classes=10, in_channels=1
+    )
+    # the checkpoint records the width and the input size, and exports with both
+    exported = {}
+    monkeypatch.setattr("modnas.export.export_pt2", lambda model, example, path: exported.update(example=example))
+    export_choice({"arch_str": key, "space": "ofa"}, tmp_path / "net", ["pt2"], weights=out / "checkpoint.pt")
+    network = json.loads((tmp_path / "net.json").read_text())["network"]
+    assert network["input_shape"] == ["batch", 1, 12, 12] and network["width_mult"] == 0.35
+    assert tuple(exported["example"].shape[-2:]) == (12, 12)
+    bad = CliRunner().invoke(app, ["train", key, "--space", "ofa", "--width-mult", "0", "--out", str(tmp_path / "b")])
+    assert bad.exit_code == 2 and "width_mult must be positive" in bad.output

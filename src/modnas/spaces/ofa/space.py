@@ -63,6 +63,7 @@ class OFASpace(SearchSpace):
     input sizes (a benchmark whose ground truth is valid on only some of them)."""
 
     name = "ofa"
+    network_options = ("width_mult",)
 
     def __init__(self, resolutions: Sequence[int] = RESOLUTIONS) -> None:
         unknown = [r for r in resolutions if r not in RESOLUTIONS]
