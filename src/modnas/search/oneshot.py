@@ -1,5 +1,5 @@
 """One-shot MODNAS: the space's supernet trained on real images jointly with the hypernetwork (the MODNAS paper's
-one-shot search; NB201's cell supernet today).
+one-shot search; NB201's cell supernet, OFA's elastic MobileNetV3, any space's :meth:`build_supernet`).
 
 Per step (the hypernetwork first, then the weights, as in the original):
 
