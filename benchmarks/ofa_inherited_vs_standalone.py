@@ -25,9 +25,8 @@ from torch import nn
 
 from modnas.datasets import load_dataset, search_split
 from modnas.evaluation.preferences import parse_preference
-from modnas.io import read_csv_rows
 from modnas.problem import get_problem
-from modnas.rundir import FRONT_FIELDS, RunDir
+from modnas.rundir import RunDir
 from modnas.search.inherited import InheritedEvaluator
 from modnas.search.oneshot import build_supernet
 from modnas.spaces.ofa.arch import OFAArch
@@ -50,13 +49,13 @@ class Resized(nn.Module):
 
 
 def pick(run: RunDir, device: str, preference: np.ndarray) -> str:
-    rows = [r for r in read_csv_rows(run.fronts_file, FRONT_FIELDS) if r["device"] == device]
+    rows = [r for r in run.front_rows() if r["device"] == device]
     if not rows:
         raise SystemExit(f"device {device!r} has no front in {run.fronts_file}")
-    last = max(int(r["epoch"]) for r in rows)
-    rows = [r for r in rows if int(r["epoch"]) == last]
-    dist = [np.abs(np.array([float(v) for v in r["preference"].split(";")]) - preference).sum() for r in rows]
-    return rows[int(np.argmin(dist))]["arch_str"]
+    last = max(r["epoch"] for r in rows)
+    rows = [r for r in rows if r["epoch"] == last]
+    # two objectives: a ray is named by its weight on the error
+    return min(rows, key=lambda r: abs(r["preference"] - float(preference[0])))["arch_str"]
 
 
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch: int, lr: float, seed: int) -> None:

@@ -53,6 +53,7 @@ from modnas.errors import ModnasError
 
 __all__ = [
     "SINGLE",
+    "FromMain",
     "GlobalBatchNorm2d",
     "Ranks",
     "elastic_restart",
@@ -62,6 +63,13 @@ __all__ = [
     "to_global_batchnorm",
     "use_global_batchnorm",
 ]
+
+
+def _sum_in_place(tensor: Tensor) -> Tensor:
+    """``tensor`` summed over the ranks, in place; a failed collective is one line (:func:`_collective`)."""
+    with _collective():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
 
 
 @contextlib.contextmanager
@@ -115,10 +123,7 @@ class Ranks:
 
     def sum(self, tensor: Tensor) -> Tensor:
         """``tensor`` summed over the ranks, in place (unchanged in a single process)."""
-        if self.active:
-            with _collective():
-                dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-        return tensor
+        return _sum_in_place(tensor) if self.active else tensor
 
     def sum_grads(self, params: Sequence[nn.Parameter]) -> None:
         """Sum the gradients of ``params`` over the ranks with one all-reduce of their concatenation.
@@ -128,18 +133,14 @@ class Ranks:
         """
         if not self.active:
             return
-        has = torch.tensor([p.grad is not None for p in params], dtype=torch.float32)
-        with _collective():
-            dist.all_reduce(has, op=dist.ReduceOp.SUM)
+        has = _sum_in_place(torch.tensor([p.grad is not None for p in params], dtype=torch.float32))
         with_grad = [p for p, h in zip(params, has.tolist()) if h > 0]
         for p in with_grad:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
         if not with_grad:
             return
-        flat = torch.cat([p.grad.reshape(-1) for p in with_grad])  # type: ignore[union-attr]
-        with _collective():
-            dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat = _sum_in_place(torch.cat([p.grad.reshape(-1) for p in with_grad]))  # type: ignore[union-attr]
         offset = 0
         for p in with_grad:
             n = p.numel()
@@ -186,6 +187,33 @@ class Ranks:
                 f"rank(s) {', '.join(map(str, ranks))}, so the run stops (every random draw and decision must be the "
                 f"same on all ranks)"
             )
+
+
+class FromMain:
+    """Rank 0 sends one value to the other ranks, or the error that kept it from producing one (each at most once).
+
+    Rank 0 calls :meth:`send` (or :meth:`fail` from its error handler); every other rank calls :meth:`receive`,
+    which returns the value or stops that rank with one line naming rank 0's error. In one process it does nothing.
+    """
+
+    def __init__(self, ranks: Ranks, what: str) -> None:
+        self.ranks, self.what, self.sent = ranks, what, False
+
+    def send(self, value: Any) -> None:
+        if self.ranks.active and not self.sent:
+            self.ranks.broadcast(("value", value))
+        self.sent = True
+
+    def fail(self, exc: BaseException) -> None:
+        if self.ranks.active and not self.sent:
+            self.ranks.broadcast(("error", str(exc) or type(exc).__name__))
+        self.sent = True
+
+    def receive(self) -> Any:
+        kind, value = self.ranks.broadcast(None)
+        if kind == "error":
+            raise ModnasError(f"rank {self.ranks.rank} stops: rank 0 could not {self.what} ({value})")
+        return value
 
 
 #: A run in one process: every device, the whole batch, no collectives.
@@ -274,17 +302,11 @@ class _SumOverRanks(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, tensor: Tensor) -> Tensor:
-        out = tensor.clone()
-        with _collective():
-            dist.all_reduce(out, op=dist.ReduceOp.SUM)
-        return out
+        return _sum_in_place(tensor.clone())
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> Tensor:
-        grad = grad.clone()
-        with _collective():
-            dist.all_reduce(grad, op=dist.ReduceOp.SUM)
-        return grad
+        return _sum_in_place(grad.clone())
 
 
 class GlobalBatchNorm2d(nn.BatchNorm2d):
@@ -307,16 +329,14 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         c = x.shape[1]  # an elastic supernet normalises the leading channels only
         weight = self.weight[:c] if self.affine else None
         bias = self.bias[:c] if self.affine else None
-        if not (self.training and dist.is_initialized()):
-            if c == self.num_features:
-                return super().forward(x)
+        if not (self.global_stats and self.training and dist.is_initialized()):
+            # local statistics, the running ones untouched (training); the running ones (evaluation)
+            running = not self.training and self.track_running_stats
             return F.batch_norm(
-                x, None if self.running_mean is None else self.running_mean[:c],
-                None if self.running_var is None else self.running_var[:c], weight, bias,
-                self.training or not self.track_running_stats, self.momentum or 0.0, self.eps,
+                x, self.running_mean[:c] if running else None,  # type: ignore[index]
+                self.running_var[:c] if running else None, weight, bias,  # type: ignore[index]
+                not running, 0.0, self.eps,
             )
-        if not self.global_stats:
-            return F.batch_norm(x, None, None, weight, bias, True, 0.0, self.eps)
         xf = x.float()
         count = torch.tensor([xf.numel() / c], dtype=torch.float64, device=x.device)
         sums = torch.cat([xf.sum(dim=(0, 2, 3), dtype=torch.float64),

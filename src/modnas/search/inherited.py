@@ -22,9 +22,8 @@ from modnas.config import SearchConfig
 from modnas.datasets import load_dataset
 from modnas.errors import ModnasError
 from modnas.evaluation.pareto import hypervolume, nondominated_mask
-from modnas.io import read_csv_rows
 from modnas.problem import get_problem
-from modnas.rundir import FRONT_FIELDS, RunDir
+from modnas.rundir import RunDir
 from modnas.search.oneshot import build_supernet
 
 __all__ = ["InheritedEvaluator", "InheritedScore", "inherited_scores"]
@@ -87,18 +86,18 @@ class InheritedEvaluator:
         return self._cache[key]
 
 
-def _fronts(run: RunDir, epoch: int | None) -> dict[str, list[str]]:
+def _fronts(run: RunDir, epoch: int | None, space: Any) -> dict[str, list[str]]:
     """Architectures of one epoch's front (default: the last) per device, in the order fronts.csv lists them."""
-    rows = read_csv_rows(run.fronts_file, FRONT_FIELDS)
+    rows = run.front_rows(space)
     if not rows:
         raise ModnasError(f"{str(run.fronts_file)!r} holds no fronts yet")
-    epochs = {int(r["epoch"]) for r in rows}
+    epochs = {r["epoch"] for r in rows}
     chosen = max(epochs) if epoch is None else epoch
     if chosen not in epochs:
         raise ModnasError(f"run has no fronts of epoch {epoch}; it has epochs {min(epochs)} to {max(epochs)}")
     fronts: dict[str, list[str]] = {}
     for r in rows:
-        if int(r["epoch"]) == chosen:
+        if r["epoch"] == chosen:
             fronts.setdefault(r["device"], []).append(r["arch_str"])
     return fronts
 
@@ -112,12 +111,11 @@ def inherited_scores(run_dir: str | Path, max_images: int = 500, epoch: int | No
     config = run.config()
     if config.mode != "oneshot":
         raise ModnasError(f"run {str(run.path)!r} is a benchmark-mode run: inherited-weight scores need a supernet")
-    if not run.fronts_file.is_file():
-        raise ModnasError(f"run {str(run.path)!r} has no fronts.csv yet: it finished no epoch")
-    evaluator = InheritedEvaluator(config, run.checkpoint()["oneshot"]["supernet"], max_images=max_images)
     problem = get_problem(config.space)
+    fronts = _fronts(run, epoch, problem.space)  # before the supernet is built: a run without fronts fails fast
+    evaluator = InheritedEvaluator(config, run.checkpoint()["oneshot"]["supernet"], max_images=max_images)
     scores = []
-    for device, keys in _fronts(run, epoch).items():
+    for device, keys in fronts.items():
         unique = list(dict.fromkeys(problem.space.canonical_key(k) for k in keys))
         errors = np.array([evaluator.error(k) for k in unique])
         latency = problem.truth.evaluate(unique, device, ("latency",))[:, 0]

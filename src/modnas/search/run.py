@@ -16,7 +16,7 @@ from typing import Any
 
 from modnas import distributed
 from modnas.config import SearchConfig, upgrade_config_data
-from modnas.distributed import SINGLE, Ranks
+from modnas.distributed import SINGLE, FromMain, Ranks
 from modnas.errors import Interrupted, ModnasError, OutputError
 from modnas.io import check_writable, os_error_reason, prepare_out_dir
 from modnas.rundir import CHECKPOINT_VERSION, FRONTS, METRICS, ROW_FIELDS, RunDir, run_lock, run_record
@@ -108,23 +108,6 @@ def _join(config: SearchConfig) -> Ranks:
     return distributed.setup(config.oneshot.device if config.mode == "oneshot" else "cpu")
 
 
-class _Start:
-    """Rank 0 tells the other ranks how the run starts (a checkpoint's state, or fresh), or that it failed to."""
-
-    def __init__(self, ranks: Ranks) -> None:
-        self.ranks, self.sent = ranks, False
-
-    def send(self, state: dict[str, Any] | None) -> None:
-        if self.ranks.active and not self.sent:
-            self.ranks.broadcast(("start", state))
-        self.sent = True
-
-    def fail(self, exc: BaseException) -> None:
-        if self.ranks.active and not self.sent:
-            self.ranks.broadcast(("error", str(exc) or type(exc).__name__))
-        self.sent = True
-
-
 def search(
     config: SearchConfig,
     out_dir: str | Path,
@@ -148,7 +131,7 @@ def search(
     try:
         if not ranks.is_main:
             return _follow(config, ranks)
-        start = _Start(ranks)
+        start = FromMain(ranks, "start the run")
         try:
             run = RunDir(out_dir)
             if not resume and distributed.elastic_restart() > 0 and run.checkpoint_file.is_file():
@@ -170,9 +153,7 @@ def search(
 
 def _follow(config: SearchConfig, ranks: Ranks) -> dict[str, Any]:
     """A rank other than 0: the same steps on its share of the work, no files; returns rank 0's summary."""
-    kind, state = ranks.broadcast(None)
-    if kind == "error":
-        raise ModnasError(f"rank {ranks.rank} stops: rank 0 could not start the run ({state})")
+    state = FromMain(ranks, "start the run").receive()  # a checkpoint's state, or None for a fresh run
     loop = _make_loop(config, ranks)
     if state is not None:
         loop.load_state_dict(state)
@@ -184,7 +165,7 @@ def _follow(config: SearchConfig, ranks: Ranks) -> dict[str, Any]:
 
 def _search(
     config: SearchConfig, run: RunDir, progress: Progress | None, resume: bool, callbacks: Sequence[EpochCallback],
-    start: _Start,
+    start: FromMain,
 ) -> dict[str, Any]:
     run_dir = run.path
     ranks = start.ranks
@@ -297,11 +278,9 @@ def resume_search(
     incompatible checkpoint is refused before anything in the directory is rewritten.
     """
     ranks = distributed.setup() if distributed.launched_world_size() > 1 else SINGLE
+    announce = FromMain(ranks, "resume the run")
     if not ranks.is_main:  # the run directory may exist on rank 0's machine only: its config comes from there
-        kind, config = ranks.broadcast(None)
-        if kind == "error":
-            raise ModnasError(f"rank {ranks.rank} stops: rank 0 could not resume the run ({config})")
-        return search(config, run_dir, resume=True, callbacks=callbacks)
+        return search(announce.receive(), run_dir, resume=True, callbacks=callbacks)
     try:
         run = RunDir(run_dir).require()
         config = run.config()
@@ -315,11 +294,9 @@ def resume_search(
                     f"run {str(run.path)!r} is already complete ({config.epochs} epochs); nothing to resume"
                 )
     except BaseException as exc:
-        if ranks.active:
-            ranks.broadcast(("error", str(exc) or type(exc).__name__))
+        announce.fail(exc)
         raise
-    if ranks.active:
-        ranks.broadcast(("config", config))
+    announce.send(config)
     return search(config, run.path, progress=progress, resume=not fresh, callbacks=callbacks)
 
 

@@ -139,6 +139,6 @@ def make_problem() -> Problem:
             "oneshot.lr": 0.05,
             "oneshot.weight_decay": 4e-5,
             "oneshot.warmup_epochs": 1,
-            "oneshot.supernet": {"width_mult": 0.5, "image_size": 32},
+            "oneshot.supernet": dict(OFASpace.SUPERNET_DEFAULTS),
         },
     )
