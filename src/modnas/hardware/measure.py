@@ -97,8 +97,18 @@ def time_forward_passes(
     space = space or space_devices(DEFAULT_SPACE).space
     net, x = space.timing_network(arch, batch_size, torch.Generator().manual_seed(0), **network)
     dev = _torch_device(device)
-    cuda = dev.type == "cuda"
     net, x = net.to(dev).eval(), x.to(dev)
+    return time_calls(lambda: net(x), dev, warmup, repeats)
+
+
+def time_calls(run: Callable[[], Any], device: str | torch.device, warmup: int, repeats: int) -> list[float]:
+    """Wall-clock times (ms) of ``repeats`` calls of ``run`` after ``warmup`` untimed ones, under
+    ``torch.inference_mode``; on CUDA every timed call ends with ``torch.cuda.synchronize`` so that it covers the
+    GPU work, not only the kernel launches."""
+    import torch
+
+    dev = _torch_device(device)
+    cuda = dev.type == "cuda"
 
     def sync() -> None:
         if cuda:
@@ -107,11 +117,11 @@ def time_forward_passes(
     times: list[float] = []
     with torch.inference_mode():
         for _ in range(warmup):
-            net(x)
+            run()
         sync()
         for _ in range(repeats):
             start = time.perf_counter()
-            net(x)
+            run()
             sync()
             times.append((time.perf_counter() - start) * 1000.0)
     return times
