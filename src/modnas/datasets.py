@@ -26,7 +26,9 @@ from torch import Tensor
 
 from modnas.errors import ModnasError
 
-DATASETS: tuple[str, ...] = ("digits", "fashion-mnist", "cifar10", "cifar100")
+DATASETS: tuple[str, ...] = ("digits", "fashion-mnist", "cifar10", "cifar100", "bible-kjv", "fortunes")
+#: the text corpora among them (:mod:`modnas.text`: byte tokens in windows, for language-model spaces)
+TEXT_DATASETS: tuple[str, ...] = ("bible-kjv", "fortunes")
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_FILES = {
     "train_x": "train-images-idx3-ubyte",
@@ -98,6 +100,10 @@ def normalise_name(name: str) -> str:
 def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False) -> ImageData:
     """Load a dataset by name (see the module docstring); ``download`` only matters for CIFAR."""
     key = normalise_name(name)
+    if key in TEXT_DATASETS:
+        from modnas.text import load_token_windows
+
+        return load_token_windows(key, data_dir)  # type: ignore[return-value]
     if key == "digits":
         return _digits()
     if key == "fashion-mnist":
@@ -277,6 +283,8 @@ def augment(x: Tensor, generator: torch.Generator, pad: int, flip: bool) -> Tens
 def augmentation_for(name: str) -> tuple[int, bool]:
     """Standard augmentation per dataset: ``(crop padding, horizontal flip)``; none for the 8x8 digits."""
     key = normalise_name(name)
+    if key in TEXT_DATASETS:
+        return 0, False  # text: no augmentation
     if key == "digits":
         return 0, False  # 8x8 digits: a shift of one pixel is an eighth of the image, and flips change digits
     if key == "fashion-mnist":

@@ -323,3 +323,57 @@ def perplexity(
         for module, training in modes.items():
             module.training = training
     return math.exp(total / count)
+
+
+#: tokens per training window of a one-shot search or ``modnas train`` on a corpus (gpt-tiny's context)
+WINDOW = 128
+#: the fixed seed that shuffles a corpus's training windows (the search splits them in index order)
+WINDOW_SEED = 0
+
+
+@dataclass(frozen=True)
+class TokenWindows:
+    """A corpus as fixed-length windows, in the shape the one-shot loop reads datasets: ``train_x`` (N, T) tokens
+    and ``train_y`` their successors, shuffled once by a fixed seed; ``test_x``/``test_y`` the test split's
+    non-overlapping windows in order; ``num_classes`` is the vocabulary."""
+
+    name: str
+    train_x: Tensor
+    train_y: Tensor
+    test_x: Tensor
+    test_y: Tensor
+    num_classes: int = 256
+
+    @property
+    def in_channels(self) -> int:
+        return 1
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train_x.shape[-1])
+
+    @property
+    def is_text(self) -> bool:
+        return True
+
+    def limit_train(self, n: int | None) -> TokenWindows:
+        """The first ``n`` (shuffled) training windows only; the test windows are kept."""
+        if n is None or n >= len(self.train_y):
+            return self
+        if n < 2:
+            raise ModnasError(f"a training subset needs at least 2 windows, got {n}")
+        return dataclasses.replace(self, train_x=self.train_x[:n], train_y=self.train_y[:n])
+
+    def resized(self, size: int | None) -> TokenWindows:
+        if size is not None and size != self.image_size:
+            raise ModnasError(f"{self.name} is text: its windows have {self.image_size} tokens, they cannot be resized")
+        return self
+
+
+def load_token_windows(name: str, data_dir: str | Path | None = None, window: int = WINDOW) -> TokenWindows:
+    """Corpus ``name`` as :class:`TokenWindows` of ``window`` tokens (train windows shuffled by a fixed seed)."""
+    data = load_text_data(name, data_dir)
+    x, y = data.windows("train", window)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(WINDOW_SEED))
+    test_x, test_y = data.windows("test", window)
+    return TokenWindows(name, x[order].contiguous(), y[order].contiguous(), test_x, test_y)

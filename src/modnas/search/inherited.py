@@ -7,6 +7,10 @@ accuracy: each architecture of a front runs through the supernet with the weight
 statistics as in the search, on the first ``max_images`` test images. The error is normalised from 0 % to chance
 level (``100 * (1 - 1 / classes)``), the latency with the device's bounds of the shared scorer, so the HV is
 comparable between runs on the same dataset and space, not with the shared scorer's HV.
+
+On a text corpus (a language-model space) the quality is the held-out *perplexity* instead: the mean next-token
+cross-entropy, normalised from 0 to chance level (``ln 256`` for byte tokens) for the HV, and reported as
+perplexity.
 """
 
 from __future__ import annotations
@@ -38,14 +42,16 @@ class InheritedScore:
     hv: float
     n_front: int
     best_error: float
-    #: test images each error was measured on
+    #: test images (text: test windows) each error was measured on
     images: int
-    #: the front's architectures, fastest last: ``(key, error %, latency)``
+    #: the front's architectures, fastest last: ``(key, error, latency)``
     front: tuple[tuple[str, float, float], ...]
+    #: what ``best_error`` and the front's errors are: ``error %`` (images) or ``perplexity`` (text)
+    metric: str = "error %"
 
     def row(self) -> dict[str, Any]:
         return {"device": self.device, "split": self.split, "hv": self.hv, "n_front": self.n_front,
-                "best_error": self.best_error, "images": self.images}
+                "best_error": self.best_error, "images": self.images, "metric": self.metric}
 
 
 class InheritedEvaluator:
@@ -60,30 +66,50 @@ class InheritedEvaluator:
         data = load_dataset(s["dataset"], s["data_dir"], download=False)
         self.x, self.y = data.test_x[:max_images], data.test_y[:max_images]
         self.num_classes = data.num_classes
+        self.text = bool(getattr(data, "is_text", False))
         self.batch_size = batch_size
         self.space = get_problem(config.space).space
         self.net = build_supernet(self.space, s, data.num_classes, data.in_channels)
         self.net.load_state_dict(supernet_state)
         self.net.train()  # batch statistics, as in the search
-        self._cache: dict[str, float] = {}
+        self._cache: dict[str, tuple[float, float]] = {}
 
     @property
     def chance_error(self) -> float:
         return 100.0 * (1.0 - 1.0 / self.num_classes)
 
     @torch.no_grad()
-    def error(self, key: str) -> float:
-        """Test error (%) of one architecture (canonical key), computed once per key."""
+    def _measure(self, key: str) -> tuple[float, float]:
+        """Test error (%) and mean cross-entropy (nats) of one architecture (canonical key), once per key."""
         if key not in self._cache:
+            from modnas.search.oneshot import token_loss
+
             choices = self.space.parse(key)
             onehot = self.space.to_onehot(torch.as_tensor(choices)[None])[0]
             ops = [int(c) for c in choices]
-            correct = 0
+            correct, loss = 0, 0.0
             for i in range(0, len(self.y), self.batch_size):
+                y = self.y[i : i + self.batch_size]
                 logits = self.net(self.x[i : i + self.batch_size], onehot, ops)
-                correct += int((logits.argmax(dim=1) == self.y[i : i + self.batch_size]).sum())
-            self._cache[key] = 100.0 * (1.0 - correct / len(self.y))
+                correct += int((logits.argmax(dim=-1) == y).sum())
+                loss += float(token_loss(logits, y, reduction="sum"))
+            self._cache[key] = (100.0 * (1.0 - correct / self.y.numel()), loss / self.y.numel())
         return self._cache[key]
+
+    def error(self, key: str) -> float:
+        """Test error (%) of one architecture (canonical key)."""
+        return self._measure(key)[0]
+
+    def perplexity(self, key: str) -> float:
+        """Test perplexity of one architecture (exp of its mean cross-entropy per prediction)."""
+        return float(np.exp(self._measure(key)[1]))
+
+    def quality(self, key: str) -> tuple[float, float]:
+        """``(reported value, value normalised from 0 to chance)``: error % on images, perplexity on text."""
+        if self.text:
+            return self.perplexity(key), self._measure(key)[1] / float(np.log(self.num_classes))
+        error = self.error(key)
+        return error, error / self.chance_error
 
 
 def _fronts(run: RunDir, epoch: int | None, space: Any) -> dict[str, list[str]]:
@@ -117,11 +143,11 @@ def inherited_scores(run_dir: str | Path, max_images: int = 500, epoch: int | No
     scores = []
     for device, keys in fronts.items():
         unique = list(dict.fromkeys(problem.space.canonical_key(k) for k in keys))
-        errors = np.array([evaluator.error(k) for k in unique])
+        quality = np.array([evaluator.quality(k) for k in unique]).reshape(-1, 2)
+        errors = quality[:, 0]
         latency = problem.truth.evaluate(unique, device, ("latency",))[:, 0]
-        bounds = problem.reference.normalisation(device, ("error", "latency"))
-        lat_low, lat_high = float(bounds.lower[1]), float(bounds.upper[1])
-        points = np.stack([errors / evaluator.chance_error, (latency - lat_low) / (lat_high - lat_low)], axis=1)
+        lat_low, lat_high = _latency_bounds(problem, device)
+        points = np.stack([quality[:, 1], (latency - lat_low) / (lat_high - lat_low)], axis=1)
         mask = nondominated_mask(points, keep_duplicates=False)
         order = np.argsort(errors[mask], kind="stable")
         front = tuple(
@@ -130,5 +156,12 @@ def inherited_scores(run_dir: str | Path, max_images: int = 500, epoch: int | No
         scores.append(InheritedScore(
             device=device, split=problem.devices.get(device).split, hv=hypervolume(points[mask], 1.0),
             n_front=len(front), best_error=float(errors.min()), images=len(evaluator.y), front=front,
+            metric="perplexity" if evaluator.text else "error %",
         ))
     return scores
+
+
+def _latency_bounds(problem: Any, device: str) -> tuple[float, float]:
+    """The device's latency bounds of the shared scorer."""
+    bounds = problem.reference.normalisation(device, ("error", "latency"))
+    return float(bounds.lower[1]), float(bounds.upper[1])

@@ -57,6 +57,14 @@ def _seeded(*parts: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def token_loss(logits: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
+    """Cross-entropy of class logits ``(B, C)`` or of language-model logits ``(B, T, V)`` (every token's
+    prediction counts once), in float32."""
+    if logits.dim() > 2:
+        logits, y = logits.reshape(-1, logits.shape[-1]), y.reshape(-1)
+    return F.cross_entropy(logits.float(), y, reduction=reduction)
+
+
 def build_supernet(space: SearchSpace, settings: dict[str, Any], num_classes: int, in_channels: int) -> nn.Module:
     """The space's supernet for resolved one-shot ``settings``: its :attr:`~SearchSpace.supernet_options` and the
     entries of ``oneshot.supernet``."""
@@ -100,7 +108,8 @@ class OneShotSearch(HypernetSearch):
         self.device = resolve_device(s["device"])
         cuda = self.device.type == "cuda"
         self.amp = bool(s["amp"]) and cuda
-        self.memory_format = torch.channels_last if (cuda and s["channels_last"]) else torch.contiguous_format
+        images = not getattr(self.data, "is_text", False)
+        self.memory_format = torch.channels_last if (cuda and s["channels_last"] and images) else torch.contiguous_format
         if cuda:
             torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
         self.x_weights = self._to_device(self.data.train_x[weight_idx])
@@ -165,7 +174,7 @@ class OneShotSearch(HypernetSearch):
                 leaf = flat[i].detach().to(self.device).requires_grad_(True)
                 with self._autocast():
                     logits = self.supernet(xp, leaf, ops[i])
-                ce = F.cross_entropy(logits.float(), yp)
+                ce = token_loss(logits, yp)
                 # gradient with respect to the sample only: the supernet weights get none from this phase
                 (grad,) = torch.autograd.grad(ce, leaf)
                 measured[i, 0] = ce.detach().float().cpu()
@@ -247,12 +256,13 @@ class OneShotSearch(HypernetSearch):
             for k in devices:
                 with self._autocast():
                     logits = self.supernet(x, onehot[k], ops[k])
-                if by_batch:
-                    loss = F.cross_entropy(logits.float(), y, reduction="sum") / (batch * t)
-                    hits = (logits.detach().argmax(dim=1) == y).float().sum() / (batch * t)
+                if by_batch:  # a text batch row holds T tokens; the per-row mean keeps shards exact
+                    per_row = y[0].numel()
+                    loss = token_loss(logits, y, reduction="sum") / (batch * t * per_row)
+                    hits = (logits.detach().argmax(dim=-1) == y).float().sum() / (batch * t * per_row)
                 else:
-                    loss = F.cross_entropy(logits.float(), y) / t
-                    hits = (logits.detach().argmax(dim=1) == y).float().mean() / t
+                    loss = token_loss(logits, y) / t
+                    hits = (logits.detach().argmax(dim=-1) == y).float().mean() / t
                 loss.backward()
                 total += loss.detach()
                 correct += hits
@@ -374,6 +384,6 @@ class SupernetError:
             correct = 0
             for i in range(0, len(self.y), self.batch_size):
                 logits = self.net(self.x[i : i + self.batch_size], arch)
-                correct += int((logits.argmax(dim=1) == self.y[i : i + self.batch_size]).sum())
-            errors.append(100.0 * (1.0 - correct / len(self.y)))
+                correct += int((logits.argmax(dim=-1) == self.y[i : i + self.batch_size]).sum())
+            errors.append(100.0 * (1.0 - correct / self.y.numel()))
         return torch.tensor(errors, dtype=torch.float32).reshape(onehot.shape[:-2])

@@ -57,8 +57,27 @@ class Setting:
 
     @property
     def label(self) -> str:
-        threads = f"_t{self.threads}" if self.threads else ""
-        return f"b{self.batch_size}_s{self.sequence_length}_{self.dtype}{threads}"
+        """The setting as ``<hardware>-b<batch>-s<length>-<dtype>[-t<threads>]`` (what :meth:`parse` reads)."""
+        threads = f"-t{self.threads}" if self.threads else ""
+        return f"{self.hardware}-b{self.batch_size}-s{self.sequence_length}-{self.dtype}{threads}"
+
+    @classmethod
+    def parse(cls, text: str) -> Setting:
+        """A setting written as ``cpu-b1-s128-fp32-t2`` or ``cuda-b16-s1024-bf16`` (dtype fp32 and threads
+        optional)."""
+        hardware, *parts = str(text).strip().lower().split("-")
+        fields: dict[str, Any] = {"hardware": hardware}
+        names = {"b": "batch_size", "s": "sequence_length", "t": "threads"}
+        for part in parts:
+            if part in DTYPES:
+                fields["dtype"] = part
+            elif part[:1] in names and part[1:].isdigit():
+                fields[names[part[0]]] = int(part[1:])
+            else:
+                raise ModnasError(f"GPT setting {text!r}: unknown part {part!r} (e.g. cpu-b1-s128-fp32-t2)")
+        if "batch_size" not in fields or "sequence_length" not in fields:
+            raise ModnasError(f"GPT setting {text!r} needs a batch size and a sequence length (e.g. cpu-b1-s128)")
+        return cls(**fields)
 
 
 def entry_keys(variant: GPTVariant) -> list[str]:
@@ -274,8 +293,11 @@ def time_models(
     repeats: int = 10,
     progress: Progress | None = None,
     vocab_size: int | None = None,
-) -> np.ndarray:
-    """Median latency (ms) of whole models of ``archs`` under ``setting`` (what a table's sum must rank)."""
+    energy: bool = False,
+    energy_seconds: float = 0.3,
+) -> Any:
+    """Median latency (ms) of whole models of ``archs`` under ``setting`` (what a table's sum must rank); with
+    ``energy``, also their NVML energy per pass (mJ; NaN where unavailable) as a second array."""
     import torch
 
     from modnas.hardware.measure import _torch_device, time_calls
@@ -287,42 +309,59 @@ def time_models(
     vocab = int(vocab_size or variant.vocab_size)
     tokens = torch.randint(0, vocab, (setting.batch_size, setting.sequence_length),
                            generator=torch.Generator().manual_seed(0)).to(dev)  # fmt: skip
-    out = []
+    out, joules = [], []
+    meter = _Energy(dev.index or 0) if energy and dev.type == "cuda" else None
     with _threads(setting.threads):
         for done, arch in enumerate(archs, start=1):
             net = build_network(arch, vocab_size=vocab).to(dev, dtype).eval()
-            out.append(float(statistics.median(time_calls(lambda net=net: net(tokens), dev, warmup, repeats))))
+
+            def run(net: Any = net) -> Any:
+                return net(tokens)
+
+            out.append(float(statistics.median(time_calls(run, dev, warmup, repeats))))
+            used = _time_energy(run, dev, meter, energy_seconds)
+            joules.append(np.nan if used is None else used)
             del net
             if progress:
                 progress(done, len(archs), arch.key)
+    if energy:
+        return np.asarray(out, dtype=np.float64), np.asarray(joules, dtype=np.float64)
     return np.asarray(out, dtype=np.float64)
 
 
 def validate_table(
     table: LatencyTable, count: int = 30, seed: int = 0, warmup: int = 2, repeats: int = 10,
-    progress: Progress | None = None,
+    progress: Progress | None = None, energy: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
-    """Time ``count`` seeded random whole models and compare them with the table's sums: Spearman, Kendall and
-    the mean absolute percentage error (MAPE) of the sum; the per-architecture values are returned too."""
+    """Time the space's 10 reference architectures and ``count`` seeded random ones as whole models, and compare
+    the random ones with the table's sums: Spearman, Kendall and the mean absolute percentage error (MAPE) of the
+    sum. The per-architecture values are returned too (the references' whole-model latencies embed the device)."""
     from scipy import stats
 
     from modnas.spaces.gpt.space import GPTSpace
 
     space = GPTSpace(table.variant)
+    references = [space._arch_of(k) for k in space.reference_architectures()]
     archs = [space.arch(i) for i in space.sample(count, np.random.default_rng(seed))]
-    measured = time_models(table.space, table.setting, archs, warmup, repeats, progress,
-                           table.meta.get("vocab_size"))  # fmt: skip
-    predicted = table.predict(archs)
-    return {
-        "count": count,
-        "seed": seed,
-        "spearman": float(stats.spearmanr(predicted, measured).statistic),
-        "kendall": float(stats.kendalltau(predicted, measured).statistic),
-        "mape_pct": float(100 * np.mean(np.abs(predicted - measured) / measured)),
-        "archs": [a.key for a in archs],
-        "measured_ms": [float(x) for x in measured],
-        "predicted_ms": [float(x) for x in predicted],
-    }
+    timed = time_models(table.space, table.setting, references + archs, warmup, repeats, progress,
+                        table.meta.get("vocab_size"), energy=energy)  # fmt: skip
+    measured, joules = timed if energy else (timed, None)
+    predicted = table.predict(references + archs)
+    out: dict[str, Any] = {"count": count, "seed": seed}
+    for what, truth, guess in (("", measured, predicted),) + (
+        (("energy_", joules, table.predict(references + archs, "energy")),) if joules is not None
+        and table.energy_mj and np.isfinite(joules).all() else ()
+    ):  # fmt: skip
+        t, g = truth[len(references) :], guess[len(references) :]
+        out[f"{what}spearman"] = float(stats.spearmanr(g, t).statistic)
+        out[f"{what}kendall"] = float(stats.kendalltau(g, t).statistic)
+        out[f"{what}mape_pct"] = float(100 * np.mean(np.abs(g - t) / t))
+    out["archs"] = [a.key for a in references + archs]
+    out["measured_ms"] = [float(x) for x in measured]
+    out["predicted_ms"] = [float(x) for x in predicted]
+    if joules is not None and np.isfinite(joules).any():
+        out["measured_mj"] = [float(x) if np.isfinite(x) else None for x in joules]
+    return out
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------

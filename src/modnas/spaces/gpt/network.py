@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from modnas.errors import ModnasError
 from modnas.spaces.gpt.arch import GPTArch
 
 
@@ -85,7 +86,7 @@ class GPT(nn.Module):
 
     def forward(self, tokens: Tensor) -> Tensor:
         if tokens.shape[-1] > self.block_size:
-            raise ValueError(f"sequence of {tokens.shape[-1]} tokens is longer than the context {self.block_size}")
+            raise ModnasError(f"sequence of {tokens.shape[-1]} tokens is longer than the context {self.block_size}")
         positions = torch.arange(tokens.shape[-1], device=tokens.device)
         x = self.wte(tokens) + self.wpe(positions)
         for block in self.blocks:

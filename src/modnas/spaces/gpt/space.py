@@ -22,8 +22,9 @@ from modnas.spaces.gpt.arch import GPTArch, GPTVariant
 
 #: the keyword arguments of :func:`modnas.spaces.gpt.network.build_network` besides the architecture
 NETWORK_SETTINGS = frozenset({"vocab_size", "block_size"})
-#: the settings of the supernet (``oneshot.supernet``)
-SUPERNET_SETTINGS = frozenset({"vocab_size", "block_size", "dropout"})
+#: the settings of the supernet (``oneshot.supernet``; the one-shot loop adds the data's ``num_classes``, the
+#: vocabulary, and ``in_channels``, which text has none of)
+SUPERNET_SETTINGS = frozenset({"vocab_size", "block_size", "dropout", "num_classes", "in_channels"})
 
 
 def _decisions(v: GPTVariant) -> tuple[Decision, ...]:
@@ -108,7 +109,7 @@ class GPTSpace(SearchSpace):
         unknown = sorted(set(kwargs) - allowed)
         if unknown:
             raise ModnasError(f"{what} have no setting {unknown[0]!r} (they take {', '.join(sorted(allowed))})")
-        for name in ("vocab_size", "block_size"):
+        for name in ("vocab_size", "block_size", "num_classes"):
             value = kwargs.get(name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
                 raise ModnasError(f"{name} must be a positive integer, got {value!r}")

@@ -1,0 +1,171 @@
+"""GPT-S as a :class:`~modnas.problem.Problem`: a *surrogate* benchmark with latency tables modnas measured.
+
+* Space: :class:`~modnas.spaces.gpt.space.GPTSpace` of HW-GPT-Bench's GPT-S (about 1.7e12 architectures).
+* Truth: ``error`` is the perplexity HW-GPT-Bench's surrogate predicts (OpenWebText, weight-inherited subnets of
+  its supernet; a surrogate, not a measurement); ``latency`` is a device's table sum
+  (:mod:`modnas.spaces.gpt.hardware`); ``energy`` the same on the GPU settings whose tables have NVML energy.
+* Devices: the measured CPU and GPU settings (:data:`~modnas.spaces.gpt.hardware.DEVICES`).
+* Reference: fronts and bounds computed offline by ``benchmarks/gpt_reference_fronts.py`` and shipped in
+  ``data/gpt_reference_fronts.json``.
+* Predictor: a MetaPredictor trained by modnas on the training settings (``data/gpt_latency_predictor.pt``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from modnas.errors import ModnasError
+from modnas.problem import GroundTruth, Normalisation, Objective, Problem, Reference, StoredReference
+from modnas.spaces.gpt.arch import GPT_S, GPTArch
+from modnas.spaces.gpt.space import GPTSpace
+
+REFERENCE_FILE = resources.files("modnas.spaces.gpt").joinpath("data", "gpt_reference_fronts.json")
+PREDICTOR_CHECKPOINT = resources.files("modnas.spaces.gpt").joinpath("data", "gpt_latency_predictor.pt")
+
+OBJECTIVES: dict[str, Objective] = {
+    "error": Objective("error", "ppl", "perplexity on OpenWebText as HW-GPT-Bench's GPT-S surrogate predicts it", True),
+    "latency": Objective("latency", "ms", "sum of the device's measured per-block latency table"),
+    "energy": Objective("energy", "mJ", "sum of the device's per-block NVML energy table (GPU settings)"),
+}
+
+
+class GPTTruth(GroundTruth):
+    """The surrogate ground truth of the GPT-S benchmark (see the module docstring)."""
+
+    objectives = OBJECTIVES
+
+    def __init__(self, space: GPTSpace, devices: Any) -> None:
+        self.space, self.devices = space, devices
+
+    def _archs(self, keys: Sequence[str]) -> list[GPTArch]:
+        return [GPTArch.from_key(k, self.space.variant) for k in keys]
+
+    def error(self, keys: Sequence[str]) -> np.ndarray:
+        """Predicted perplexity, batched."""
+        from modnas.spaces.gpt.surrogates import predict_perplexity
+
+        return predict_perplexity(self._archs(keys)) if len(keys) else np.zeros(0)
+
+    def latency(self, keys: Sequence[str], device: str, what: str = "latency") -> np.ndarray:
+        from modnas.spaces.gpt.hardware import DEVICES, load_table
+
+        if device not in DEVICES:
+            dev = self.devices.get(device)  # a user's device: its own measurements where it has them
+            if what == "latency":
+                return self.devices.known_latencies(dev, list(keys))
+            raise ModnasError(f"device {device!r} has no {what} table, so it cannot be scored")
+        return load_table(device).predict(self._archs(keys), what)
+
+    def evaluate(self, keys: Sequence[str], device: str | None, objectives: Sequence[str]) -> np.ndarray:
+        columns = []
+        for objective in objectives:
+            if objective == "error":
+                columns.append(self.error(keys))
+            elif objective in ("latency", "energy"):
+                if device is None:
+                    raise ModnasError(f"{objective} needs a device")
+                columns.append(self.latency(keys, device, objective))
+            else:
+                raise ModnasError(f"unknown objective {objective!r}; choose from: {', '.join(OBJECTIVES)}")
+        return np.stack(columns, axis=1) if columns else np.zeros((len(keys), 0))
+
+    def supports(self, objective: str, device: str) -> bool:
+        from modnas.spaces.gpt.hardware import DEVICES, load_table
+
+        if objective == "latency":
+            return device in DEVICES
+        if objective == "energy":
+            return device in DEVICES and bool(load_table(device).energy_mj)
+        return objective in self.objectives
+
+    def details(self, arch: str) -> dict[str, Any]:
+        from modnas.spaces.gpt.hardware import shipped_devices
+        from modnas.spaces.gpt.network import count_parameters, flops_per_token
+        from modnas.spaces.gpt.surrogates import predict_memory_mb
+
+        key = self.space.resolve(arch)
+        spec = GPTArch.from_key(key, self.space.variant)
+        info: dict[str, Any] = {"arch_str": key, **spec.to_dict()}
+        info["predicted_perplexity"] = float(self.error([key])[0])
+        info["params_m"] = count_parameters(spec) / 1e6
+        info["mflops_per_token"] = flops_per_token(spec) / 1e6
+        info["predicted_gpu_memory_mb_fp16"] = float(predict_memory_mb([spec], "float16")[0])
+        info["latency_ms"] = {d: float(self.latency([key], d)[0]) for d in shipped_devices()}
+        return info
+
+
+class _ShippedReference(Reference):
+    """The shipped reference fronts, read on first use (the script that computes them needs the problem)."""
+
+    @functools.cached_property
+    def stored(self) -> StoredReference:
+        if not REFERENCE_FILE.is_file():
+            raise ModnasError(
+                "the GPT-S reference fronts are missing from the installed package; "
+                "regenerate them with `python benchmarks/gpt_reference_fronts.py`"
+            )
+        return StoredReference(REFERENCE_FILE)
+
+    def normalisation(self, device: str, objectives: tuple[str, ...]) -> Normalisation:
+        return self.stored.normalisation(device, objectives)
+
+
+def _default_devices(objectives: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    from modnas.spaces.gpt.hardware import GPTDevices
+
+    devices = GPTDevices(load_profiles=False)
+    train, test = devices.names("train"), devices.names("test")
+    if "energy" in objectives:
+        energy = tuple(d for d in train + test if devices.get(d).energy_metric)
+        return energy, energy
+    return train, train + test
+
+
+def _exact_model(objective: str, device: str) -> Any:
+    from modnas.spaces.gpt.hardware import TableModel, load_table
+
+    if objective != "energy":
+        raise ModnasError(f"GPT-S has no exact model of {objective!r}")
+    return TableModel(make_problem().space, load_table(device), "energy")  # type: ignore[arg-type]
+
+
+def _load_predictor() -> Any:
+    from modnas.hardware.predictor import load_predictor
+
+    if not PREDICTOR_CHECKPOINT.is_file():
+        raise ModnasError(
+            "the GPT-S latency predictor is missing from the installed package; "
+            "retrain it with `python benchmarks/gpt_predictor.py`"
+        )
+    return load_predictor(PREDICTOR_CHECKPOINT, space="gpt-s")[0]
+
+
+@functools.lru_cache(maxsize=1)
+def make_problem() -> Problem:
+    """The GPT-S benchmark problem (one per process)."""
+    from modnas.spaces.gpt.hardware import GPTDevices, latency_data
+
+    space = GPTSpace(GPT_S)
+    devices = GPTDevices(space)
+    return Problem(
+        name="gpt-s",
+        space=space,
+        truth=GPTTruth(space, devices),
+        devices=devices,
+        reference=_ShippedReference(),
+        predictor_factory=_load_predictor,
+        exact_models=_exact_model,
+        default_devices=_default_devices,
+        latency_data=latency_data,
+        extras={
+            "predictor_checkpoint": PREDICTOR_CHECKPOINT,
+            "title": "GPT-S (HW-GPT-Bench perplexity surrogate, measured latency tables)",
+            "accuracy_source": "their OpenWebText perplexity as HW-GPT-Bench's surrogate predicts it",
+        },
+        search_defaults={"steps_per_epoch": 50},
+    )
