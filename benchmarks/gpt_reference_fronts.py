@@ -1,6 +1,6 @@
 """Reference fronts of the GPT-S benchmark: per device, the best (perplexity, latency) trade-offs a large offline
 search on the ground truth finds, with explicit normalisation bounds. Writes ``src/modnas/spaces/gpt/data/
-gpt_reference_fronts.json`` (read by :class:`modnas.problem.StoredReference`).
+gpt-s_reference_fronts.json`` (read by :class:`modnas.problem.StoredReference`).
 
 The same three stages as the OFA reference (``benchmarks/ofa_reference_fronts.py``, whose hill climb and
 evaluator this script reuses): a seeded uniform sample plus the two extremes, per-ray Chebyshev hill climbs over

@@ -147,6 +147,15 @@ ONESHOT_PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 256, "lr": 0.325, "weight_decay": 0.0027, "C": 16, "N": 5, "warmup_epochs": 0,
         "preferences_per_device": 1,
     },
+    # text corpora (language-model spaces, gpt-tiny): batches of 128-token windows
+    "bible-kjv": {
+        "batch_size": 32, "lr": 0.05, "weight_decay": 0.0, "C": 16, "N": 5, "warmup_epochs": 1,
+        "preferences_per_device": 1,
+    },
+    "fortunes": {
+        "batch_size": 32, "lr": 0.05, "weight_decay": 0.0, "C": 16, "N": 5, "warmup_epochs": 1,
+        "preferences_per_device": 1,
+    },
 }
 
 
@@ -158,8 +167,9 @@ class OneShotConfig(BaseModel):
 
     model_config = _STRICT
 
-    dataset: Literal["digits", "fashion-mnist", "cifar10", "cifar100"] = Field(
-        "digits", description="digits: bundled with scikit-learn; fashion-mnist: Debian package or data_dir"
+    dataset: Literal["digits", "fashion-mnist", "cifar10", "cifar100", "bible-kjv", "fortunes"] = Field(
+        "digits",
+        description="digits: bundled with scikit-learn; fashion-mnist, bible-kjv, fortunes: Debian packages or data_dir",
     )
     data_dir: str | None = Field(None, description="folder holding the dataset files (Fashion-MNIST IDX, CIFAR)")
     download: bool = Field(False, description="CIFAR only: let torchvision download into data_dir")
@@ -168,6 +178,9 @@ class OneShotConfig(BaseModel):
     batch_size: StrictInt | None = Field(None, ge=2, description="images per batch, both phases")
     lr: float | None = Field(None, gt=0, description="supernet SGD learning rate (paper: 0.025 x 13)")
     momentum: float = Field(0.9, ge=0, lt=1)
+    optimizer: Literal["sgd", "adamw"] = Field(
+        "sgd", description="supernet weight optimiser: sgd (momentum; the paper) or adamw (transformers)"
+    )
     weight_decay: float | None = Field(None, ge=0, description="supernet SGD weight decay (paper: 0.0027)")
     eta_min: float = Field(0.001, ge=0, description="end of the cosine learning-rate schedule")
     grad_clip: float = Field(5.0, gt=0, description="global gradient-norm clip of the weight update")

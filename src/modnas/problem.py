@@ -364,6 +364,7 @@ BUILTIN_PROBLEMS: dict[str, str] = {
     "nb201": "modnas.spaces.nb201.problem:make_problem",
     "ofa": "modnas.spaces.ofa.problem:make_problem",
     "gpt-s": "modnas.spaces.gpt.problem:make_problem",
+    "gpt-tiny": "modnas.spaces.gpt.problem:make_tiny_problem",
 }
 #: The space of runs, profiles and predictor checkpoints written before they named one.
 DEFAULT_SPACE = "nb201"

@@ -334,14 +334,16 @@ WINDOW_SEED = 0
 @dataclass(frozen=True)
 class TokenWindows:
     """A corpus as fixed-length windows, in the shape the one-shot loop reads datasets: ``train_x`` (N, T) tokens
-    and ``train_y`` their successors, shuffled once by a fixed seed; ``test_x``/``test_y`` the test split's
-    non-overlapping windows in order; ``num_classes`` is the vocabulary."""
+    and ``train_y`` their successors, shuffled once by a fixed seed; ``val_x``/``val_y`` and ``test_x``/``test_y``
+    the validation and test splits' non-overlapping windows in order; ``num_classes`` is the vocabulary."""
 
     name: str
     train_x: Tensor
     train_y: Tensor
     test_x: Tensor
     test_y: Tensor
+    val_x: Tensor
+    val_y: Tensor
     num_classes: int = 256
 
     @property
@@ -376,4 +378,5 @@ def load_token_windows(name: str, data_dir: str | Path | None = None, window: in
     x, y = data.windows("train", window)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(WINDOW_SEED))
     test_x, test_y = data.windows("test", window)
-    return TokenWindows(name, x[order].contiguous(), y[order].contiguous(), test_x, test_y)
+    val_x, val_y = data.windows("val", window)
+    return TokenWindows(name, x[order].contiguous(), y[order].contiguous(), test_x, test_y, val_x, val_y)

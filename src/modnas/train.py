@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -42,6 +43,9 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     "fashion-mnist": {"epochs": 3, "batch_size": 128, "lr": 0.1},
     "cifar10": {"epochs": 200, "batch_size": 256, "lr": 0.1},
     "cifar100": {"epochs": 200, "batch_size": 256, "lr": 0.1},
+    # text corpora: 128-token windows, AdamW (transformers train poorly with plain SGD)
+    "bible-kjv": {"epochs": 10, "batch_size": 32, "lr": 3e-3, "optimizer": "adamw", "weight_decay": 0.01},
+    "fortunes": {"epochs": 10, "batch_size": 32, "lr": 3e-3, "optimizer": "adamw", "weight_decay": 0.01},
 }
 
 
@@ -72,7 +76,9 @@ class TrainSettings:
     batch_size: int | None = None
     lr: float | None = None
     momentum: float = 0.9
-    weight_decay: float = 5e-4
+    weight_decay: float | None = None
+    #: sgd (Nesterov momentum; images) or adamw (text)
+    optimizer: str | None = None
     C: int = 16
     N: int = 5
     #: OFA: width multiplier of the MobileNetV3
@@ -90,10 +96,12 @@ class TrainSettings:
         """A copy with the dataset name canonical, presets filled in and every value checked."""
         data = asdict(self)
         data["dataset"] = normalise_name(self.dataset)
-        for key, value in TRAIN_PRESETS[data["dataset"]].items():
+        for key, value in {"weight_decay": 5e-4, "optimizer": "sgd", **TRAIN_PRESETS[data["dataset"]]}.items():
             if data[key] is None:
                 data[key] = value
         out = TrainSettings(**data)
+        if out.optimizer not in ("sgd", "adamw"):
+            raise ModnasError(f"optimizer must be sgd or adamw, got {out.optimizer!r}")
         for name in ("epochs", "batch_size", "C", "N", "eval_batch_size"):
             if int(getattr(out, name)) < 1:
                 raise ModnasError(f"{name} must be a positive integer, got {getattr(out, name)}")
@@ -127,19 +135,27 @@ def load_architecture(spec: str | Path, space: str = "nb201") -> tuple[str, dict
     return get_problem(space).space.resolve(text), {}
 
 
+def token_loss(logits: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
+    """Cross-entropy of class logits ``(B, C)`` or of language-model logits ``(B, T, V)`` (every token's
+    prediction counts once), in float32."""
+    if logits.dim() > 2:
+        logits, y = logits.reshape(-1, logits.shape[-1]), y.reshape(-1)
+    return F.cross_entropy(logits.float(), y, reduction=reduction)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int, amp: bool = False) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy (%) of ``model`` in eval mode over ``(x, y)``."""
+    """Mean cross-entropy and accuracy (%) of ``model`` in eval mode over ``(x, y)`` (text: per token)."""
     was_training = model.training
     model.eval()
     loss, correct = 0.0, 0
     for i in range(0, len(y), batch_size):
         with autocast_for(x.device, amp):
             logits = model(x[i : i + batch_size]).float()
-        loss += float(F.cross_entropy(logits, y[i : i + batch_size], reduction="sum"))
-        correct += int((logits.argmax(dim=1) == y[i : i + batch_size]).sum())
+        loss += float(token_loss(logits, y[i : i + batch_size], reduction="sum"))
+        correct += int((logits.argmax(dim=-1) == y[i : i + batch_size]).sum())
     model.train(was_training)
-    return loss / len(y), 100.0 * correct / len(y)
+    return loss / y.numel(), 100.0 * correct / y.numel()
 
 
 def train_architecture(
@@ -176,7 +192,8 @@ def train_architecture(
     metadata = RunMetadata(out, s.seed, "train")
     data = data.limit_train(s.train_limit)
     cuda = device.type == "cuda"
-    memory = torch.channels_last if cuda else torch.contiguous_format
+    text = bool(getattr(data, "is_text", False))
+    memory = torch.channels_last if cuda and not text else torch.contiguous_format
     model = model.to(device, memory_format=memory)
     train_x = data.train_x.to(device).contiguous(memory_format=memory)
     train_y = data.train_y.to(device)
@@ -184,9 +201,12 @@ def train_architecture(
     test_y = data.test_y.to(device)
     steps_per_epoch = max(1, len(train_y) // s.batch_size)
     total = s.epochs * steps_per_epoch
-    optimiser = torch.optim.SGD(
-        model.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, nesterov=s.momentum > 0
-    )
+    if s.optimizer == "adamw":
+        optimiser: torch.optim.Optimizer = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    else:
+        optimiser = torch.optim.SGD(
+            model.parameters(), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, nesterov=s.momentum > 0
+        )
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=total)
     pad, flip = augmentation_for(s.dataset) if s.augment else (0, False)
     generator = torch.Generator().manual_seed(s.seed)
@@ -204,15 +224,15 @@ def train_architecture(
                 x = augment(x, generator, pad, flip).contiguous(memory_format=memory)
             with autocast_for(device, s.amp):
                 logits = model(x)
-            loss = F.cross_entropy(logits.float(), y)
+            loss = token_loss(logits, y)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             schedule.step()
             done += 1
-            run_loss += float(loss.detach()) * len(y)
-            run_correct += float((logits.detach().argmax(dim=1) == y).sum())
-            seen += len(y)
+            run_loss += float(loss.detach()) * y.numel()
+            run_correct += float((logits.detach().argmax(dim=-1) == y).sum())
+            seen += y.numel()
             if progress is not None:
                 progress(done, total, {"loss": run_loss / seen, "train_acc": 100.0 * run_correct / seen})
         test_loss, test_acc = evaluate(model, test_x, test_y, s.eval_batch_size, s.amp)
@@ -223,6 +243,7 @@ def train_architecture(
                 "train_acc": 100.0 * run_correct / seen,
                 "test_loss": test_loss,
                 "test_acc": test_acc,
+                **({"test_perplexity": math.exp(test_loss)} if text else {}),
                 "seconds": round(time.perf_counter() - start, 2),
             }
         )
@@ -252,6 +273,7 @@ def train_architecture(
         "arch_str": arch,
         "dataset": s.dataset,
         "test_accuracy": history[-1]["test_acc"],
+        **({"test_perplexity": history[-1]["test_perplexity"]} if text else {}),
         "epochs": s.epochs,
         "seconds": round(time.perf_counter() - start, 2),
         "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -272,6 +294,7 @@ __all__ = [
     "autocast_for",
     "evaluate",
     "load_architecture",
+    "token_loss",
     "resolve_device",
     "train_architecture",
 ]

@@ -202,13 +202,17 @@ def _print_inherited(run_dir: Path, as_json: bool, max_images: int, epoch: int |
                     for s in scores])
         return
     images = scores[0].images if scores else 0
-    table = Table(title=f"run {run_dir}: inherited-weight test error ({images} images) and latency")
-    for col in ("device", "split", "HV", "best error %", "front size"):
+    text = bool(scores) and scores[0].metric == "perplexity"
+    what, unit, best = ("perplexity", "windows", "best perplexity") if text else ("error", "images", "best error %")
+    table = Table(title=f"run {run_dir}: inherited-weight test {what} ({images} {unit}) and latency")
+    for col in ("device", "split", "HV", best, "front size"):
         table.add_column(col, justify="left" if col in ("device", "split") else "right")
     for s in scores:
         table.add_row(s.device, s.split, f"{s.hv:.4f}", f"{s.best_error:.2f}", str(s.n_front))
     table.add_section()
     table.add_row(f"mean over {len(scores)}", "", f"{sum(s.hv for s in scores) / len(scores):.4f}", "", "")
     console.print(table)
-    console.print("note: error normalised from 0 % to chance level, latency by the device's bounds; comparable "
+    scale = ("cross-entropy normalised from 0 to chance level (ln 256)" if text
+             else "error normalised from 0 % to chance level")
+    console.print(f"note: {scale}, latency by the device's bounds; comparable "
                   "between one-shot runs on the same dataset and space", highlight=False, soft_wrap=True)

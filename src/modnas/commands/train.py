@@ -27,7 +27,8 @@ def train_command(
     space: Annotated[
         str, typer.Option(help="Search space of an ARCH given as a string (an ARCH.json names its own).")
     ] = "nb201",
-    data: Annotated[str, typer.Option(help="Dataset: digits, fashion-mnist, cifar10 or cifar100.")] = "digits",
+    data: Annotated[str, typer.Option(help="Dataset: digits, fashion-mnist, cifar10, cifar100, or a text corpus "
+                                      "(bible-kjv, fortunes) for a GPT space.")] = "digits",
     epochs: Annotated[int | None, typer.Option(help="Epochs (default per dataset: digits 30, fashion-mnist 3).")] = None,
     out: Annotated[Path | None, typer.Option(help="New output directory (default: trained/<timestamp>).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Folder with the dataset files (Fashion-MNIST, CIFAR).")] = None,
@@ -35,7 +36,8 @@ def train_command(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     batch_size: Annotated[int | None, typer.Option(help="Batch size (default per dataset).")] = None,
     lr: Annotated[float | None, typer.Option(help="SGD learning rate, cosine-decayed to 0 (default per dataset).")] = None,
-    weight_decay: Annotated[float, typer.Option(help="SGD weight decay.")] = 5e-4,
+    weight_decay: Annotated[float | None, typer.Option(help="Weight decay (default: 5e-4; text: 0.01).")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="sgd (Nesterov) or adamw (default: sgd; text: adamw).")] = None,
     channels: Annotated[int | None, typer.Option("--channels", help="NB201: channels of the first stage (default: 16).")] = None,
     cells: Annotated[int | None, typer.Option("--cells-per-stage", help="NB201: cells per stage (default: 5).")] = None,
     width_mult: Annotated[
@@ -66,7 +68,7 @@ def train_command(
     arch_str, meta = load_architecture(arch, space)
     settings = TrainSettings(
         dataset=data, data_dir=None if data_dir is None else str(data_dir), download=download, epochs=epochs,
-        batch_size=batch_size, lr=lr, weight_decay=weight_decay, C=channels, N=cells, seed=seed, device=accelerator,
+        batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer, C=channels, N=cells, seed=seed, device=accelerator,
         augment=not no_augment, train_limit=train_limit, width_mult=float(width_mult if width_mult is not None else meta.get("width_mult", 1.2)),
         image_size=image_size,
     ).resolved()
@@ -94,8 +96,10 @@ def train_command(
     if as_json:
         print_json({**result, "out": str(out_dir)})
         return
+    quality = (f"test perplexity [bold]{result['test_perplexity']:.3f}[/]" if "test_perplexity" in result
+               else f"test accuracy [bold]{result['test_accuracy']:.2f} %[/]")
     console.print(
-        f"{arch_str}\n{result['dataset']}: test accuracy [bold]{result['test_accuracy']:.2f} %[/] after "
+        f"{arch_str}\n{result['dataset']}: {quality} after "
         f"{result['epochs']} epochs ({result['seconds']:.0f} s, {result['params']:,} parameters, {result['device']}); "
         f"wrote {out_dir}/result.json",
         highlight=False, soft_wrap=True,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -301,10 +301,7 @@ class HypernetSearch:
         prefs = self.eval_prefs
         rows, fronts = [], []
         for name, keys in self.front_keys(self.eval_devices).items():
-            s = score_keys(list(keys), name, self.config.objectives, self.problem)
-            rows.append(
-                {"device": name, "split": s.split, "hv": s.hv, "igd_plus": s.igd_plus, "n_front": s.n_front}
-            )
+            rows.append(self.score_front(name, keys))
             for k, key in enumerate(keys):
                 fronts.append(
                     {
@@ -315,6 +312,11 @@ class HypernetSearch:
                     }
                 )
         return rows, fronts
+
+    def score_front(self, device: str, keys: Sequence[str] | np.ndarray) -> dict[str, Any]:
+        """One evaluation device's row of an epoch: the shared scorer on the architectures reported for it."""
+        s = score_keys(list(keys), device, self.config.objectives, self.problem)
+        return {"device": device, "split": s.split, "hv": s.hv, "igd_plus": s.igd_plus, "n_front": s.n_front}
 
     def run_epoch(self, progress: Callable[[], None] | None = None) -> EpochResult:
         """Train one epoch, then score it on every evaluation device."""

@@ -82,7 +82,7 @@ class InheritedEvaluator:
     def _measure(self, key: str) -> tuple[float, float]:
         """Test error (%) and mean cross-entropy (nats) of one architecture (canonical key), once per key."""
         if key not in self._cache:
-            from modnas.search.oneshot import token_loss
+            from modnas.train import token_loss
 
             choices = self.space.parse(key)
             onehot = self.space.to_onehot(torch.as_tensor(choices)[None])[0]

@@ -26,10 +26,12 @@ dataset searched on.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from contextlib import AbstractContextManager
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -41,10 +43,12 @@ from modnas.errors import ModnasError
 from modnas.problem import get_problem
 from modnas.search.base import HypernetSearch
 from modnas.spaces.base import SearchSpace
-from modnas.train import autocast_for, resolve_device
+from modnas.train import autocast_for, resolve_device, token_loss
 
 __all__ = ["OneShotSearch", "SupernetError"]
 
+#: validation windows that rate an epoch's fronts in a space scored by inherited weights (gpt-tiny)
+SCORE_WINDOWS = 64
 #: smallest min-max range of the cross-entropy window: keeps the normalised error finite when all values coincide
 MIN_CE_RANGE = 1e-3
 
@@ -55,14 +59,6 @@ def _seeded(*parts: int) -> torch.Generator:
     for part in parts:
         seed = (seed * 1_000_003 + int(part)) % (2**63 - 1)
     return torch.Generator().manual_seed(seed)
-
-
-def token_loss(logits: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
-    """Cross-entropy of class logits ``(B, C)`` or of language-model logits ``(B, T, V)`` (every token's
-    prediction counts once), in float32."""
-    if logits.dim() > 2:
-        logits, y = logits.reshape(-1, logits.shape[-1]), y.reshape(-1)
-    return F.cross_entropy(logits.float(), y, reduction=reduction)
 
 
 def build_supernet(space: SearchSpace, settings: dict[str, Any], num_classes: int, in_channels: int) -> nn.Module:
@@ -128,9 +124,13 @@ class OneShotSearch(HypernetSearch):
         self.onehot_shape = (self.problem.space.num_decisions, self.problem.space.max_options)
         self.supernet.train()  # always batch statistics, as in the original search
         self.weights = [p for p in self.supernet.parameters() if p.requires_grad]
-        self.w_optimiser = torch.optim.SGD(
-            self.weights, lr=s["lr"], momentum=s["momentum"], weight_decay=s["weight_decay"]
-        )
+        self.w_optimiser: torch.optim.Optimizer
+        if s["optimizer"] == "adamw":
+            self.w_optimiser = torch.optim.AdamW(self.weights, lr=s["lr"], weight_decay=s["weight_decay"])
+        else:
+            self.w_optimiser = torch.optim.SGD(
+                self.weights, lr=s["lr"], momentum=s["momentum"], weight_decay=s["weight_decay"]
+            )
         self.w_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.w_optimiser, T_max=config.epochs, eta_min=s["eta_min"]
         )
@@ -138,6 +138,7 @@ class OneShotSearch(HypernetSearch):
         self._last_ce = float("nan")
         self.ce_window: deque[list[float]] = deque(maxlen=int(s["ce_window"]))
         self._perm_cache: tuple[int, Tensor, Tensor] | None = None
+        self._loss_cache: tuple[int, dict[str, float]] = (-1, {})
 
     # -- what the base loop asks for ----------------------------------------------------------------------------
 
@@ -273,6 +274,45 @@ class OneShotSearch(HypernetSearch):
         torch.nn.utils.clip_grad_norm_(self.weights, self.settings["grad_clip"])
         self.w_optimiser.step()
         return {"ce_weights": float(total), "acc_weights": float(correct)}
+
+    def score_front(self, device: str, keys: Any) -> dict[str, Any]:
+        """The shared scorer where the space has quality ground truth; otherwise (gpt-tiny: ``extras["quality"]
+        == "inherited"``) the front rated by the supernet's own held-out cross-entropy, normalised from 0 to
+        chance level, and the device's table latency (as ``modnas evaluate --inherited`` does, on validation
+        text rather than test text)."""
+        if self.problem.extras.get("quality") != "inherited":
+            return super().score_front(device, keys)
+        from modnas.evaluation.pareto import hypervolume, nondominated_mask
+
+        unique = list(dict.fromkeys(str(k) for k in keys))
+        quality = np.array([self.held_out_loss(k) for k in unique]) / math.log(self.data.num_classes)
+        latency = self.problem.truth.evaluate(unique, device, ("latency",))[:, 0]
+        bounds = self.problem.reference.normalisation(device, ("error", "latency"))
+        points = np.stack([quality, bounds.normalise(np.stack([quality, latency], 1))[:, 1]], axis=1)
+        front = points[nondominated_mask(points, keep_duplicates=False)]
+        split = self.problem.devices.get(device).split
+        return {"device": device, "split": split, "hv": hypervolume(front, 1.0), "igd_plus": None,
+                "n_front": len(front)}  # fmt: skip
+
+    @torch.no_grad()
+    def held_out_loss(self, key: str) -> float:
+        """Mean cross-entropy (nats) of one architecture on the first :data:`SCORE_WINDOWS` validation windows,
+        with the supernet's current weights; cached per epoch."""
+        if self._loss_cache[0] != self.epoch:
+            self._loss_cache = (self.epoch, {})
+        cache = self._loss_cache[1]
+        if key not in cache:
+            choices = self.space.parse(key)
+            onehot = self.space.to_onehot(torch.as_tensor(choices)[None])[0].to(self.device)
+            x = self.data.val_x[:SCORE_WINDOWS].to(self.device)
+            y = self.data.val_y[:SCORE_WINDOWS].to(self.device)
+            total = 0.0
+            for i in range(0, len(x), self.batch_size):
+                with self._autocast():
+                    logits = self.supernet(x[i : i + self.batch_size], onehot, [int(c) for c in choices])
+                total += float(token_loss(logits, y[i : i + self.batch_size], reduction="sum"))
+            cache[key] = total / y.numel()
+        return cache[key]
 
     def after_epoch(self) -> dict[str, float]:
         lr = self.w_optimiser.param_groups[0]["lr"]

@@ -315,7 +315,13 @@ def proxy_note(config: SearchConfig) -> str | None:
         return None
     from modnas.problem import get_problem
 
-    source = get_problem(config.space).extras.get("accuracy_source", "the space's ground-truth accuracy")
+    extras = get_problem(config.space).extras
+    if extras.get("quality") == "inherited":
+        return (
+            f"HV rates the architectures by the supernet's own cross-entropy on held-out {config.oneshot.dataset} "
+            "text (0 to chance level) and device latency; `modnas evaluate RUN --inherited` gives test perplexity"
+        )
+    source = extras.get("accuracy_source", "the space's ground-truth accuracy")
     return (
         f"HV rates the architectures by {source} and device latency (the shared "
         f"scorer); the search trained on {config.oneshot.dataset}, so on it the HV is a proxy"

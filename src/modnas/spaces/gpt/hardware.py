@@ -1,6 +1,6 @@
 """GPT devices: the latency tables modnas measured (:mod:`modnas.spaces.gpt.latency`), as built-in devices.
 
-Each shipped table ``data/latency/<device>.json`` is one setting (hardware, batch, sequence length, dtype,
+Each shipped table ``data/latency/<space>/<device>.json`` is one setting (hardware, batch, sequence length, dtype,
 threads) with the command, machine and date that produced it and its validation against whole-model timings. A
 device's ground-truth latency of an architecture is its table's sum; its embedding is that sum for the space's 10
 reference architectures, min-max normalised (HELP's embedding).
@@ -22,13 +22,14 @@ from torch import Tensor
 
 from modnas.errors import ModnasError
 from modnas.hardware.devices import Device, DeviceRegistry
-from modnas.spaces.gpt.arch import GPT_S
+from modnas.spaces.gpt.arch import GPT_S, VARIANTS
 from modnas.spaces.gpt.latency import LatencyTable
 from modnas.spaces.gpt.space import GPTSpace
 
 TABLE_DIR = resources.files("modnas.spaces.gpt").joinpath("data", "latency")
 
-#: the shipped settings of GPT-S: device name -> (split, description)
+#: the measured settings: device name -> (split, description); a space ships the tables it has (gpt-tiny: the CPU
+#: settings only)
 DEVICES: dict[str, tuple[str, str]] = {
     "epyc-b1-s128-t1": ("train", "AMD EPYC (2-core VM), batch 1, 128 tokens, fp32, 1 thread"),
     "epyc-b1-s512-t1": ("train", "AMD EPYC (2-core VM), batch 1, 512 tokens, fp32, 1 thread"),
@@ -42,20 +43,21 @@ DEVICES: dict[str, tuple[str, str]] = {
 
 
 @functools.lru_cache(maxsize=None)
-def load_table(device: str) -> LatencyTable:
-    """The shipped table of a built-in GPT-S device."""
-    if device not in DEVICES:
-        raise ModnasError(f"unknown GPT device {device!r}; built in: {', '.join(DEVICES)}")
-    path = TABLE_DIR.joinpath(f"{device}.json")
-    if not path.is_file():
-        raise ModnasError(f"the latency table of {device!r} is missing from the installed package ({device}.json)")
-    with resources.as_file(path) as file:
-        return LatencyTable.load(file)
+def load_table(device: str, space: str = "gpt-s") -> LatencyTable:
+    """The shipped table of a built-in device of a GPT space."""
+    if device not in shipped_devices(space):
+        raise ModnasError(f"unknown {space} device {device!r}; built in: {', '.join(shipped_devices(space))}")
+    with resources.as_file(TABLE_DIR.joinpath(space, f"{device}.json")) as file:
+        table = LatencyTable.load(file)
+    if table.space != space:
+        raise ModnasError(f"the shipped table {space}/{device}.json is for {table.space}")
+    return table
 
 
-def shipped_devices() -> tuple[str, ...]:
-    """The built-in devices whose tables are installed (all of :data:`DEVICES` in a complete install)."""
-    return tuple(d for d in DEVICES if TABLE_DIR.joinpath(f"{d}.json").is_file())
+def shipped_devices(space: str = "gpt-s") -> tuple[str, ...]:
+    """The built-in devices of a GPT space whose tables are installed, in the order of :data:`DEVICES`."""
+    folder = TABLE_DIR.joinpath(space)
+    return tuple(d for d in DEVICES if folder.joinpath(f"{d}.json").is_file())
 
 
 class TableModel:
@@ -97,16 +99,16 @@ class GPTDevices(DeviceRegistry):
 
     def __init__(self, space: GPTSpace | None = None, load_profiles: bool = True) -> None:
         space = space or GPTSpace(GPT_S)
-        names = shipped_devices()
+        names = shipped_devices(space.name)
         splits = {s: tuple(d for d in names if DEVICES[d][0] == s) for s in ("train", "test")}
         super().__init__(space.name, space, builtin=self._builtin_devices, splits=splits, load_profiles=load_profiles)
 
     def _builtin_devices(self) -> dict[str, Device]:
         refs = [self.space._arch_of(k) for k in self.reference_keys]
         out: dict[str, Device] = {}
-        for name in shipped_devices():
+        for name in shipped_devices(self.space_name):
             split, description = DEVICES[name]
-            table = load_table(name)
+            table = load_table(name, self.space_name)
             out[name] = Device(
                 name=name, split=split, kind="gpu" if table.setting.hardware == "cuda" else "cpu",  # type: ignore[arg-type]
                 description=description, source="measured by modnas", batch_size=table.setting.batch_size,
@@ -117,13 +119,15 @@ class GPTDevices(DeviceRegistry):
         return out
 
 
-def latency_data(samples: int = 5000, seed: int = 0) -> Any:
+def latency_data(space_name: str = "gpt-s", samples: int = 5000, seed: int = 0) -> Any:
     """The MetaPredictor's data: the references plus ``samples`` seeded random architectures, every device's
     table sum for each."""
     from modnas.hardware.training import LatencyData
     from modnas.problem import get_problem
 
-    devices = get_problem("gpt-s").devices
+    if space_name not in VARIANTS:
+        raise ModnasError(f"unknown GPT space {space_name!r}")
+    devices = get_problem(space_name).devices
     space = devices.space
     refs = space.parse_many(list(devices.reference_keys))
     idx = np.concatenate([refs, space.sample(samples, np.random.default_rng(seed))])
@@ -134,7 +138,7 @@ def latency_data(samples: int = 5000, seed: int = 0) -> Any:
     def column(device: str) -> np.ndarray:
         dev = devices.get(device)
         if dev.has_table:
-            return load_table(device).predict(archs)
+            return load_table(device, space_name).predict(archs)
         return devices.known_latencies(dev, keys)
 
     return LatencyData(keys=keys, onehots=space.to_onehot(idx), reference_rows=np.arange(len(refs)),

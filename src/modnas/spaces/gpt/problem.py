@@ -6,8 +6,8 @@
   (:mod:`modnas.spaces.gpt.hardware`); ``energy`` the same on the GPU settings whose tables have NVML energy.
 * Devices: the measured CPU and GPU settings (:data:`~modnas.spaces.gpt.hardware.DEVICES`).
 * Reference: fronts and bounds computed offline by ``benchmarks/gpt_reference_fronts.py`` and shipped in
-  ``data/gpt_reference_fronts.json``.
-* Predictor: a MetaPredictor trained by modnas on the training settings (``data/gpt_latency_predictor.pt``).
+  ``data/gpt-s_reference_fronts.json``.
+* Predictor: a MetaPredictor trained by modnas on the training settings (``data/gpt-s_latency_predictor.pt``).
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ import numpy as np
 
 from modnas.errors import ModnasError
 from modnas.problem import GroundTruth, Normalisation, Objective, Problem, Reference, StoredReference
-from modnas.spaces.gpt.arch import GPT_S, GPTArch
+from modnas.spaces.gpt.arch import GPT_S, GPT_TINY, GPTArch
 from modnas.spaces.gpt.space import GPTSpace
 
-REFERENCE_FILE = resources.files("modnas.spaces.gpt").joinpath("data", "gpt_reference_fronts.json")
-PREDICTOR_CHECKPOINT = resources.files("modnas.spaces.gpt").joinpath("data", "gpt_latency_predictor.pt")
+REFERENCE_FILE = resources.files("modnas.spaces.gpt").joinpath("data", "gpt-s_reference_fronts.json")
 
 OBJECTIVES: dict[str, Objective] = {
     "error": Objective("error", "ppl", "perplexity on OpenWebText as HW-GPT-Bench's GPT-S surrogate predicts it", True),
@@ -46,20 +45,30 @@ class GPTTruth(GroundTruth):
         return [GPTArch.from_key(k, self.space.variant) for k in keys]
 
     def error(self, keys: Sequence[str]) -> np.ndarray:
-        """Predicted perplexity, batched."""
+        """Predicted perplexity, batched (GPT-S only: no surrogate exists for a scaled-down space)."""
         from modnas.spaces.gpt.surrogates import predict_perplexity
 
+        if self.space.variant != GPT_S:
+            raise ModnasError(
+                f"{self.space.name} has no perplexity ground truth: score a one-shot run by its inherited weights "
+                "(`modnas evaluate RUN --inherited`)"
+            )
         return predict_perplexity(self._archs(keys)) if len(keys) else np.zeros(0)
 
-    def latency(self, keys: Sequence[str], device: str, what: str = "latency") -> np.ndarray:
-        from modnas.spaces.gpt.hardware import DEVICES, load_table
+    def _tables(self) -> tuple[str, ...]:
+        from modnas.spaces.gpt.hardware import shipped_devices
 
-        if device not in DEVICES:
+        return shipped_devices(self.space.name)
+
+    def latency(self, keys: Sequence[str], device: str, what: str = "latency") -> np.ndarray:
+        from modnas.spaces.gpt.hardware import load_table
+
+        if device not in self._tables():
             dev = self.devices.get(device)  # a user's device: its own measurements where it has them
             if what == "latency":
                 return self.devices.known_latencies(dev, list(keys))
             raise ModnasError(f"device {device!r} has no {what} table, so it cannot be scored")
-        return load_table(device).predict(self._archs(keys), what)
+        return load_table(device, self.space.name).predict(self._archs(keys), what)
 
     def evaluate(self, keys: Sequence[str], device: str | None, objectives: Sequence[str]) -> np.ndarray:
         columns = []
@@ -75,27 +84,27 @@ class GPTTruth(GroundTruth):
         return np.stack(columns, axis=1) if columns else np.zeros((len(keys), 0))
 
     def supports(self, objective: str, device: str) -> bool:
-        from modnas.spaces.gpt.hardware import DEVICES, load_table
+        from modnas.spaces.gpt.hardware import load_table
 
         if objective == "latency":
-            return device in DEVICES
+            return device in self._tables()
         if objective == "energy":
-            return device in DEVICES and bool(load_table(device).energy_mj)
+            return device in self._tables() and bool(load_table(device, self.space.name).energy_mj)
         return objective in self.objectives
 
     def details(self, arch: str) -> dict[str, Any]:
-        from modnas.spaces.gpt.hardware import shipped_devices
         from modnas.spaces.gpt.network import count_parameters, flops_per_token
         from modnas.spaces.gpt.surrogates import predict_memory_mb
 
         key = self.space.resolve(arch)
         spec = GPTArch.from_key(key, self.space.variant)
         info: dict[str, Any] = {"arch_str": key, **spec.to_dict()}
-        info["predicted_perplexity"] = float(self.error([key])[0])
+        if self.space.variant == GPT_S:
+            info["predicted_perplexity"] = float(self.error([key])[0])
+            info["predicted_gpu_memory_mb_fp16"] = float(predict_memory_mb([spec], "float16")[0])
         info["params_m"] = count_parameters(spec) / 1e6
         info["mflops_per_token"] = flops_per_token(spec) / 1e6
-        info["predicted_gpu_memory_mb_fp16"] = float(predict_memory_mb([spec], "float16")[0])
-        info["latency_ms"] = {d: float(self.latency([key], d)[0]) for d in shipped_devices()}
+        info["latency_ms"] = {d: float(self.latency([key], d)[0]) for d in self._tables()}
         return info
 
 
@@ -115,10 +124,36 @@ class _ShippedReference(Reference):
         return self.stored.normalisation(device, objectives)
 
 
-def _default_devices(objectives: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+class LatencyBoundsReference(Reference):
+    """Bounds without a reference front, for a space without quality ground truth (gpt-tiny): the quality is a
+    cross-entropy already normalised to [0, 1] (0 to chance level), the latency spans the device's table sums
+    over :meth:`~modnas.problem.Problem.bound_candidates`."""
+
+    def __init__(self, space: GPTSpace, truth: GPTTruth) -> None:
+        self.space, self.truth = space, truth
+        self._cache: dict[str, Normalisation] = {}
+
+    def normalisation(self, device: str, objectives: tuple[str, ...]) -> Normalisation:
+        if tuple(objectives) != ("error", "latency"):
+            raise ModnasError(f"{self.space.name} is scored by (error, latency) only, not {', '.join(objectives)}")
+        if device not in self._cache:
+            extremes = self.space.parse_many(list(self.space.extremes()))
+            drawn = self.space.sample(4096, np.random.default_rng(0))
+            keys = self.space.keys(np.concatenate([extremes, drawn]))
+            latency = self.truth.latency(keys, device)
+            empty = np.zeros((0, 2))
+            self._cache[device] = Normalisation(
+                device=device, objectives=("error", "latency"), lower=np.array([0.0, float(np.nanmin(latency))]),
+                upper=np.array([1.0, float(np.nanmax(latency))]), front_keys=(), front_raw=empty,
+                front_points=empty, reference_front=empty, true_hv=float("nan"), exact=False,
+            )  # fmt: skip
+        return self._cache[device]
+
+
+def _default_devices(space: GPTSpace, objectives: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     from modnas.spaces.gpt.hardware import GPTDevices
 
-    devices = GPTDevices(load_profiles=False)
+    devices = GPTDevices(space, load_profiles=False)
     train, test = devices.names("train"), devices.names("test")
     if "energy" in objectives:
         energy = tuple(d for d in train + test if devices.get(d).energy_metric)
@@ -134,15 +169,20 @@ def _exact_model(objective: str, device: str) -> Any:
     return TableModel(make_problem().space, load_table(device), "energy")  # type: ignore[arg-type]
 
 
-def _load_predictor() -> Any:
+def _predictor_checkpoint(space: str) -> Any:
+    return resources.files("modnas.spaces.gpt").joinpath("data", f"{space}_latency_predictor.pt")
+
+
+def _load_predictor(space: str) -> Any:
     from modnas.hardware.predictor import load_predictor
 
-    if not PREDICTOR_CHECKPOINT.is_file():
+    checkpoint = _predictor_checkpoint(space)
+    if not checkpoint.is_file():
         raise ModnasError(
-            "the GPT-S latency predictor is missing from the installed package; "
-            "retrain it with `python benchmarks/gpt_predictor.py`"
+            f"the {space} latency predictor is missing from the installed package; retrain it with "
+            f"`modnas predictor train --space {space} --out src/modnas/spaces/gpt/data/{space}_latency_predictor.pt`"
         )
-    return load_predictor(PREDICTOR_CHECKPOINT, space="gpt-s")[0]
+    return load_predictor(checkpoint, space=space)[0]
 
 
 @functools.lru_cache(maxsize=1)
@@ -158,14 +198,50 @@ def make_problem() -> Problem:
         truth=GPTTruth(space, devices),
         devices=devices,
         reference=_ShippedReference(),
-        predictor_factory=_load_predictor,
+        predictor_factory=lambda: _load_predictor("gpt-s"),
         exact_models=_exact_model,
-        default_devices=_default_devices,
-        latency_data=latency_data,
+        default_devices=functools.partial(_default_devices, space),
+        latency_data=functools.partial(latency_data, "gpt-s"),
         extras={
-            "predictor_checkpoint": PREDICTOR_CHECKPOINT,
+            "predictor_checkpoint": _predictor_checkpoint("gpt-s"),
             "title": "GPT-S (HW-GPT-Bench perplexity surrogate, measured latency tables)",
             "accuracy_source": "their OpenWebText perplexity as HW-GPT-Bench's surrogate predicts it",
         },
         search_defaults={"steps_per_epoch": 50},
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def make_tiny_problem() -> Problem:
+    """gpt-tiny: GPT-S's structure at CPU size, for one-shot search on a text corpus. It has no perplexity
+    ground truth, so its fronts are scored by the supernet's inherited-weight perplexity on held-out text."""
+    from modnas.spaces.gpt.hardware import GPTDevices, latency_data
+
+    space = GPTSpace(GPT_TINY)
+    devices = GPTDevices(space)
+    truth = GPTTruth(space, devices)
+    return Problem(
+        name="gpt-tiny",
+        space=space,
+        truth=truth,
+        devices=devices,
+        reference=LatencyBoundsReference(space, truth),
+        predictor_factory=lambda: _load_predictor("gpt-tiny"),
+        default_devices=functools.partial(_default_devices, space),
+        latency_data=functools.partial(latency_data, "gpt-tiny"),
+        extras={
+            "predictor_checkpoint": _predictor_checkpoint("gpt-tiny"),
+            "title": "gpt-tiny (one-shot on text; scored by inherited weights)",
+            "quality": "inherited",
+        },
+        oneshot_defaults={
+            "epochs": 6,
+            "oneshot.dataset": "bible-kjv",
+            "oneshot.train_limit": 2048,
+            "oneshot.batch_size": 32,
+            "oneshot.optimizer": "adamw",
+            "oneshot.lr": 0.003,
+            "oneshot.weight_decay": 0.01,
+            "oneshot.warmup_epochs": 1,
+        },
     )

@@ -20,8 +20,9 @@ from modnas.errors import ModnasError
 from modnas.spaces.base import Decision, SearchSpace
 from modnas.spaces.gpt.arch import GPTArch, GPTVariant
 
-#: the keyword arguments of :func:`modnas.spaces.gpt.network.build_network` besides the architecture
-NETWORK_SETTINGS = frozenset({"vocab_size", "block_size"})
+#: the keyword arguments of :func:`modnas.spaces.gpt.network.build_network` besides the architecture (training and
+#: export pass a dataset's ``num_classes``, the vocabulary, and ``in_channels``, which text has none of)
+NETWORK_SETTINGS = frozenset({"vocab_size", "block_size", "num_classes", "in_channels"})
 #: the settings of the supernet (``oneshot.supernet``; the one-shot loop adds the data's ``num_classes``, the
 #: vocabulary, and ``in_channels``, which text has none of)
 SUPERNET_SETTINGS = frozenset({"vocab_size", "block_size", "dropout", "num_classes", "in_channels"})
@@ -44,7 +45,7 @@ def _decisions(v: GPTVariant) -> tuple[Decision, ...]:
 class GPTSpace(SearchSpace):
     """A decoder-only GPT space (:data:`~modnas.spaces.gpt.arch.GPT_S` or a scaled variant)."""
 
-    network_options = ("vocab_size", "block_size")
+    network_options: tuple[str, ...] = ()
 
     def __init__(self, variant: GPTVariant) -> None:
         self.variant = variant
@@ -115,14 +116,16 @@ class GPTSpace(SearchSpace):
                 raise ModnasError(f"{name} must be a positive integer, got {value!r}")
 
     def export_defaults(self, key: str) -> dict[str, Any]:
-        return {"vocab_size": self.variant.vocab_size, "block_size": self.variant.block_size}
+        """The variant's vocabulary and context (``image_size`` is the sequence length of an example input)."""
+        return {"num_classes": self.variant.vocab_size, "in_channels": 1, "image_size": self.variant.block_size}
 
     def build_network(self, key: str, **kwargs: Any) -> nn.Module:
-        """The standalone model (``kwargs``: ``vocab_size``, ``block_size``)."""
+        """The standalone model (``kwargs``: ``vocab_size`` or ``num_classes``, ``block_size``)."""
         from modnas.spaces.gpt.network import build_network
 
         self._check_settings(kwargs, NETWORK_SETTINGS, f"{self.name} networks")
-        return build_network(self._arch_of(key), **kwargs)
+        vocab = kwargs.get("vocab_size") or kwargs.get("num_classes")
+        return build_network(self._arch_of(key), vocab_size=vocab, block_size=kwargs.get("block_size"))
 
     def build_supernet(self, **kwargs: Any) -> nn.Module:
         """The weight-sharing supernet (:class:`~modnas.spaces.gpt.supernet.GPTSupernet`)."""
