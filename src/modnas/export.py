@@ -268,7 +268,9 @@ def export_choice(
     network_formats = [f for f in formats if f in ("onnx", "pt2")]
     if network_formats:
         model = build_for_export(spec, state_dict)
-        example = torch.randn(spec.input_shape(batch=2), generator=torch.Generator().manual_seed(0))
+        from modnas.problem import get_problem
+
+        example, input_shape = get_problem(space).space.example_input(spec, 2, torch.Generator().manual_seed(0))
         for fmt in network_formats:
             if fmt == "onnx":
                 export_onnx(model, example, paths["onnx"], exporter)
@@ -276,7 +278,7 @@ def export_choice(
                 export_pt2(model, example, paths["pt2"])
         record["network"] = {
             "arch_str": spec.arch_str, **spec.record(),
-            "input_shape": ["batch", spec.in_channels, spec.image_size, spec.image_size],
+            "input_shape": input_shape,
             "weights": None if weights is None else str(weights),
             **({"onnx_exporter": exporter} if "onnx" in formats else {}),
         }

@@ -310,6 +310,15 @@ class Problem:
             p.requires_grad_(False)
         return model.eval()
 
+    def require_quality_truth(self, what: str) -> None:
+        """Refuse ``what`` (benchmark mode, the baselines) on a space whose quality has no ground truth (gpt-tiny:
+        only its supernet can rate an architecture)."""
+        if self.extras.get("quality") == "inherited":
+            raise ModnasError(
+                f"{self.name} has no quality ground truth, so {what} cannot run on it; it searches in one-shot "
+                "mode only (--mode oneshot)"
+            )
+
     def check_objectives(self, objectives: Sequence[str]) -> tuple[str, ...]:
         """Validate an objective list: ``error`` first, then distinct hardware objectives this truth knows."""
         objs = tuple(objectives)

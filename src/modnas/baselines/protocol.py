@@ -89,7 +89,7 @@ class Protocol(BaseModel):
     @classmethod
     def _space(cls, value: str) -> str:
         try:
-            get_problem(value)
+            get_problem(value).require_quality_truth("the baselines")
         except ModnasError as exc:
             raise ValueError(str(exc)) from None
         return value

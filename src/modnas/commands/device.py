@@ -89,15 +89,41 @@ def measure(
     ] = True,
     force: ForceOpt = False,
     space: SpaceOpt = DEFAULT_SPACE,
+    sequence_length: Annotated[
+        int | None, typer.Option("--sequence-length", help="GPT spaces: tokens per timed pass (default 128).")
+    ] = None,
+    dtype: Annotated[
+        str | None, typer.Option("--dtype", help="GPT spaces: fp32, bf16 or fp16 (default fp32).")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="GPT spaces: CPU threads while timing (default: torch's).")
+    ] = None,
+    validate: Annotated[
+        int | None,
+        typer.Option("--validate", help="GPT spaces: time N seeded random whole models and store the table sum's "
+                     "Spearman, Kendall and MAPE against them (default 0)."),
+    ] = None,
 ) -> None:
     """Time the space's reference architectures (NB201: HELP's 10), --extra random ones and, with --archs-from,
-    a run's queried ones here; write and register the profile."""
+    a run's queried ones here; write and register the profile. A GPT space (gpt-s, gpt-tiny) is timed as a
+    per-block latency table instead, stored with the profile as the device's latency of every architecture."""
     from modnas.errors import OutputError
     from modnas.hardware.measure import measure_device, noise_warnings
     from modnas.hardware.profiles import check_device_name, save_profile
     from modnas.io import check_writable, os_error_reason, rescue_text
+    from modnas.spaces.gpt.arch import VARIANTS
 
     check_device_name(name)
+    gpt = space in VARIANTS
+    if not gpt:
+        given = {"--sequence-length": sequence_length, "--dtype": dtype, "--threads": threads, "--validate": validate}
+        for option, value in given.items():
+            if value is not None:
+                raise ModnasError(f"{option} is only for the GPT spaces ({', '.join(VARIANTS)}), not {space}")
+    setting = None
+    if gpt:
+        setting = _gpt_setting(space, cuda, batch_size, sequence_length, dtype, threads)
+        _gpt_counts(extra=extra, repeats=repeats, warmup=warmup, validate=validate or 0)
     target = out if out is not None else Path(f"{name}.json")
     if target.is_dir():
         raise ModnasError(f"{str(target)!r} is a directory, not a profile file")
@@ -111,6 +137,10 @@ def measure(
         from modnas.search.run import queried_architectures
 
         archs = queried_architectures(archs_from)
+        if gpt:  # checked here, not after the table is timed
+            from modnas.hardware.profiles import space_devices
+
+            archs = [space_devices(space).space.canonical_key(a) for a in archs]
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     bar = Progress(*columns, console=err_console, transient=True)
@@ -126,15 +156,19 @@ def measure(
         bar.update(task, completed=done, total=total)
 
     passes: dict[str, list[float]] = {}
-    try:
-        profile = measure_device(
-            name, archs=archs, n_extra=extra, seed=seed, batch_size=batch_size, cuda=cuda,
-            warmup=warmup, repeats=repeats, progress=tick, timings=passes.__setitem__, space=space,
-        )  # fmt: skip
-    finally:
-        if shown:
-            bar.stop()
-    noise = noise_warnings(profile, passes)
+    if setting is not None:
+        profile = _measure_gpt(name, space, setting, archs, extra, seed, warmup, repeats, validate or 0)
+        noise = []
+    else:
+        try:
+            profile = measure_device(
+                name, archs=archs, n_extra=extra, seed=seed, batch_size=batch_size, cuda=cuda,
+                warmup=warmup, repeats=repeats, progress=tick, timings=passes.__setitem__, space=space,
+            )  # fmt: skip
+        finally:
+            if shown:
+                bar.stop()
+        noise = noise_warnings(profile, passes)
     if noise:
         err_console.print(
             f"[bold yellow]warning:[/] these timings look disturbed ({'; '.join(noise)}); the machine was probably "
@@ -150,6 +184,8 @@ def measure(
         where = f"kept in {kept} (store it with `modnas device add {kept}`)" if kept else "lost"
         raise OutputError(f"writing {target} failed ({os_error_reason(exc)}); the measured profile is {where}") from None
     console.print(f"wrote {target} ({len(profile.latencies_ms)} architectures)", highlight=False)
+    if profile.table is not None:
+        console.print(_table_text(profile.latency_table), highlight=False)
     console.print(f"embedding: {_embedding_text(profile.embedding)}", highlight=False)
     if register:
         try:
@@ -161,6 +197,81 @@ def measure(
                 f"`modnas device add {target}`"
             ) from None
         console.print(f"registered device {name!r} in {path}", highlight=False)
+
+
+def _gpt_setting(space: str, cuda: bool, batch_size: int, sequence_length: int | None, dtype: str | None,
+                 threads: int | None) -> Any:  # fmt: skip
+    """The GPT latency setting of the options, checked before anything is timed."""
+    import torch
+
+    from modnas.spaces.gpt.arch import VARIANTS
+    from modnas.spaces.gpt.latency import DTYPES, Setting
+
+    if dtype is not None and dtype.lower() not in DTYPES:
+        raise ModnasError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    length = 128 if sequence_length is None else sequence_length
+    setting = Setting("cuda" if cuda else "cpu", batch_size, length, (dtype or "fp32").lower(), threads)
+    context = VARIANTS[space].block_size
+    if setting.sequence_length > context:
+        raise ModnasError(f"--sequence-length {length} is longer than {space}'s context of {context} tokens")
+    if cuda and not torch.cuda.is_available():
+        raise ModnasError(f"CUDA was requested (--cuda), but torch {torch.__version__} sees no CUDA GPU")
+    return setting
+
+
+def _gpt_counts(**counts: int) -> None:
+    minimum = {"repeats": 1}
+    for option, value in counts.items():
+        if value < minimum.get(option, 0):
+            raise ModnasError(f"--{option} must be an integer >= {minimum.get(option, 0)}, got {value}")
+    if 0 < counts["validate"] < 3:
+        raise ModnasError(f"--validate needs at least 3 models for a rank correlation, got {counts['validate']}")
+
+
+def _bar(description: str) -> Any:
+    """A progress bar and its ``tick(done, total, what)``; the bar appears on the first tick."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    bar = Progress(*columns, console=err_console, transient=True)
+    task = bar.add_task(description, start=False)
+
+    def tick(done: int, total: int, what: str) -> None:
+        if not bar.live.is_started:
+            bar.start()
+            bar.start_task(task)
+        bar.update(task, completed=done, total=total)
+
+    return bar, tick
+
+
+def _measure_gpt(name: str, space: str, setting: Any, archs: list[str], extra: int, seed: int, warmup: int,
+                 repeats: int, validate: int) -> Any:  # fmt: skip
+    """Time every part of ``space``'s models under ``setting`` (and ``validate`` whole models); the profile."""
+    from modnas.hardware.profiles import profile_from_table
+    from modnas.spaces.gpt.latency import measure_table, validate_table
+
+    bar, tick = _bar(f"timing {name} ({space} parts)")
+    try:
+        # on an NVIDIA GPU the NVML energy counter is read too, where the driver exposes it
+        cuda = setting.hardware == "cuda"
+        table = measure_table(space, setting, warmup=warmup, repeats=repeats, energy=cuda, progress=tick)
+    finally:
+        bar.stop()
+    if validate:
+        bar, tick = _bar(f"validating {name} (whole models)")
+        try:
+            table.meta["validation"] = validate_table(table, validate, seed, warmup, repeats, progress=tick)
+        finally:
+            bar.stop()
+    return profile_from_table(name, table, archs=archs, n_extra=extra, seed=seed)
+
+
+def _table_text(table: Any) -> str:
+    text = f"latency table: {table.setting.label}, {len(table.latency_ms)} parts"
+    check = table.meta.get("validation")
+    if check:
+        text += (f"; on {check['count']} random whole models the table sum has Spearman {check['spearman']:.3f}, "
+                 f"Kendall {check['kendall']:.3f}, MAPE {check['mape_pct']:.1f} %")  # fmt: skip
+    return text
 
 
 @app.command()

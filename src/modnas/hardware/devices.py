@@ -59,6 +59,9 @@ class Device:
     references_measured: bool = True
     #: the search space the device's architectures belong to
     space: str = "nb201"
+    #: a profile's ground-truth model of every architecture (a GPT :class:`~modnas.spaces.gpt.latency.LatencyTable`),
+    #: or None; a device with one has ``has_table``
+    latency_table: Any = field(default=None, compare=False, repr=False)
 
     @property
     def embedding(self) -> np.ndarray:
@@ -297,6 +300,7 @@ class DeviceRegistry(DeviceSet):
         extra_latencies: Mapping[str, float] | None = None,
         force: bool = False,
         references_measured: bool = True,
+        table: Any = None,
     ) -> Device:
         """Register a custom device from its measured latencies.
 
@@ -308,6 +312,7 @@ class DeviceRegistry(DeviceSet):
         entries are kept as ``extra_latencies``. ``references_measured=False`` with numbers registers the synthetic
         reference latencies of such a fit computed before; ``extra_latencies`` must then hold the measurements.
         A name that is already taken is refused unless ``force``; built-in devices can never be replaced.
+        ``table`` is the device's ground truth of every architecture (a measured GPT latency table), if it has one.
         """
         if not name or not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
             raise ModnasError(f"invalid device name {name!r}: use letters, digits, '_', '-' or '.'")
@@ -346,6 +351,8 @@ class DeviceRegistry(DeviceSet):
             reference_keys=self.reference_keys,
             references_measured=references_measured,
             space=self.space_name,
+            has_table=table is not None,
+            latency_table=table,
         )
         self._custom[name] = device
         self._unavailable.pop(name, None)

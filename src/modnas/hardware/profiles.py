@@ -17,6 +17,10 @@ A profile without all reference architectures also has ``"embedding_fit": {"refe
 reference latencies...], "measurements": 23, "digest": "...", "seed": 0, "rmse_ms": 0.4}``; a stored fit
 whose ``digest`` no longer matches ``latencies_ms`` (the file was edited) is fitted again on load.
 
+A profile of a GPT space measured by ``modnas device measure`` also has ``"table"``: the per-block latency table
+(:meth:`modnas.spaces.gpt.latency.LatencyTable.to_json`) it was measured as. Its ``latencies_ms`` are then the
+table's sums, and the registered device takes the table as its ground truth of every architecture.
+
 Registered profiles live in ``$MODNAS_HOME/devices/<name>.json`` (``MODNAS_HOME`` defaults to ``~/.modnas``);
 the device set of their space loads them on first use (:meth:`~modnas.hardware.devices.DeviceRegistry.get`).
 """
@@ -29,6 +33,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -169,6 +174,8 @@ class DeviceProfile(BaseModel):
     repeats: int | None = Field(default=None, ge=1)
     created: str = Field(default_factory=_now)
     source: str = "user"
+    #: GPT spaces: the per-block latency table whose sums ``latencies_ms`` are (its JSON form)
+    table: dict[str, Any] | None = None
     format_version: Literal[1] = FORMAT_VERSION
 
     def __init__(self, **data: Any) -> None:
@@ -252,6 +259,28 @@ class DeviceProfile(BaseModel):
             raise ModnasError(f"created {value!r} is not an ISO date") from None
         return value
 
+    @field_validator("table")
+    @classmethod
+    def _check_table(cls, value: dict[str, Any] | None, info: Any) -> dict[str, Any] | None:
+        latencies = info.data.get("latencies_ms")
+        if value is None or latencies is None:  # no table, or already reported as a latency error
+            return value
+        from modnas.spaces.gpt.arch import VARIANTS, GPTArch
+        from modnas.spaces.gpt.latency import LatencyTable
+
+        space = info.data["space"]
+        if space not in VARIANTS:
+            raise ModnasError(f"only a GPT space's profile holds a latency table, not a {space} one")
+        table = LatencyTable.from_json(value, origin="table")
+        if table.space != space:
+            raise ModnasError(f"the table is a {table.space} table, not a {space} one")
+        keys = list(latencies)
+        sums = table.predict([GPTArch.from_key(k, table.variant) for k in keys])
+        for key, total in zip(keys, sums):
+            if not abs(latencies[key] - total) <= 1e-6 * total:
+                raise ModnasError(f"latency of {key} is {latencies[key]:g} ms but the table sums to {total:g} ms")
+        return table.to_json()
+
     @model_validator(mode="before")
     @classmethod
     def _check_object(cls, data: Any) -> Any:
@@ -274,10 +303,20 @@ class DeviceProfile(BaseModel):
             return dict(self.latencies_ms)
         return dict(list(self.latencies_ms.items())[len(self.embedding) :])
 
+    @property
+    def latency_table(self) -> Any:
+        """The profile's :class:`~modnas.spaces.gpt.latency.LatencyTable`, or None."""
+        if self.table is None:
+            return None
+        from modnas.spaces.gpt.latency import LatencyTable
+
+        return LatencyTable.from_json(self.table, origin=f"table of {self.name!r}")
+
     def to_json(self) -> dict[str, Any]:
         """The profile as a JSON-ready dict (the file format)."""
-        # embedding_fit is written only where there is one, so files with the references are as they were
-        return self.model_dump(mode="json", exclude={"embedding_fit"} if self.embedding_fit is None else None)
+        # embedding_fit and table are written only where there is one, so other files are as they were
+        exclude = {k for k in ("embedding_fit", "table") if getattr(self, k) is None}
+        return self.model_dump(mode="json", exclude=exclude or None)
 
 
 def parse_profile(data: Any, origin: str | Path = "device profile") -> DeviceProfile:
@@ -290,6 +329,35 @@ def parse_profile(data: Any, origin: str | Path = "device profile") -> DevicePro
         raise ModnasError(f"{origin}: {validation_error_line(exc, 'profile')}") from None
     except ModnasError as exc:
         raise ModnasError(f"{origin}: {exc}") from None
+
+
+def profile_from_table(
+    name: str, table: Any, archs: Sequence[str] = (), n_extra: int = 0, seed: int = 0, **fields: Any
+) -> DeviceProfile:
+    """The profile of a measured GPT latency table (:class:`~modnas.spaces.gpt.latency.LatencyTable`): the
+    table's sums for the space's reference architectures, for ``archs`` and for ``n_extra`` seeded random
+    architectures (few-shot measurements), with the table itself. ``fields`` are further profile fields."""
+    from modnas.hardware.measure import extra_architectures  # measure imports this module
+    from modnas.spaces.gpt.arch import GPTArch
+
+    devices = space_devices(table.space)
+    keys = list(devices.reference_keys)
+    for arch in archs:
+        key = devices.space.canonical_key(arch)
+        if key not in keys:
+            keys.append(key)
+    keys += extra_architectures(n_extra, seed, exclude=keys, space=table.space)
+    sums = table.predict([GPTArch.from_key(k, table.variant) for k in keys])
+    meta = table.meta
+    data = {
+        "name": name, "space": table.space, "latencies_ms": {k: float(v) for k, v in zip(keys, sums)},
+        "batch_size": table.setting.batch_size, "torch_version": meta.get("torch"), "processor": meta.get("processor"),
+        "gpu": meta.get("gpu"), "threads": meta.get("threads") or table.setting.threads, "warmup": meta.get("warmup"),
+        "repeats": meta.get("repeats"), "source": "measured", "table": table.to_json(),
+        "description": f"{meta.get('gpu') or meta.get('processor') or 'user device'}, {table.setting.label} table",
+        **fields,
+    }  # fmt: skip
+    return parse_profile(data, origin=f"measured profile of {name!r}")
 
 
 def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -461,6 +529,7 @@ def register_profile(profile: DeviceProfile, registry: DeviceRegistry, force: bo
     if profile.space != registry.space_name:
         raise ModnasError(f"device {profile.name!r} is a {profile.space} device, not {registry.space_name}")
     fields: dict[str, Any] = {
+        "table": profile.latency_table,
         "batch_size": profile.batch_size,
         "description": profile_description(profile),
         "kind": "custom",

@@ -24,7 +24,7 @@ from modnas.config import SearchConfig
 from modnas.evaluation import scalarised_argmin
 from modnas.hardware.devices import Device
 from modnas.hardware.training import to_device_unit
-from modnas.problem import Problem
+from modnas.problem import Problem, get_problem
 from modnas.search.base import EpochResult, HypernetSearch, over_archs
 from modnas.search.error_model import ErrorPredictor, QueryBudget
 
@@ -112,6 +112,7 @@ class BenchmarkSearch(HypernetSearch):
     """One benchmark-mode search: build with a config, then :meth:`run_epoch` (or :meth:`train_epoch` by hand)."""
 
     def __init__(self, config: SearchConfig, problem: Problem | None = None) -> None:
+        (problem or get_problem(config.space)).require_quality_truth("benchmark mode")
         super().__init__(config, problem)
         self.budget = QueryBudget(config.query_budget, self.problem)
         self.error_model = ErrorPredictor(config.error_predictor, self.space)

@@ -335,6 +335,12 @@ class SearchSpace(ABC):
         from the spec's defaults (10 classes, 3 x 32 x 32 inputs)."""
         return {}
 
+    def example_input(self, spec: Any, batch: int, generator: torch.Generator) -> tuple[Tensor, list[Any]]:
+        """An example input of an exported network (ONNX, pt2) and its shape as a file records it (images:
+        ``["batch", channels, size, size]``; a language model overrides this with tokens)."""
+        shape = spec.input_shape(batch=batch)
+        return torch.randn(shape, generator=generator), ["batch", *shape[1:]]
+
 
 class DecisionListSpace(SearchSpace):
     """A space whose key lists its active decisions as ``name=option`` joined by ``;`` (the generic spelling).

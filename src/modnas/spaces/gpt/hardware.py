@@ -37,6 +37,8 @@ DEVICES: dict[str, tuple[str, str]] = {
     "epyc-b1-s128-t2": ("train", "AMD EPYC (2-core VM), batch 1, 128 tokens, fp32, 2 threads"),
     "epyc-b8-s128-t2": ("test", "AMD EPYC (2-core VM), batch 8, 128 tokens, fp32, 2 threads"),
     "epyc-b1-s512-t2": ("train", "AMD EPYC (2-core VM), batch 1, 512 tokens, fp32, 2 threads"),
+    "epyc-b32-s128-t1": ("train", "AMD EPYC (2-core VM), batch 32, 128 tokens, fp32, 1 thread"),
+    "epyc-b32-s128-t2": ("train", "AMD EPYC (2-core VM), batch 32, 128 tokens, fp32, 2 threads"),
     "h200-b64-s1024-bf16": ("train", "NVIDIA H200, batch 64, 1,024 tokens, bf16"),
     "h200-b64-s1024-fp32": ("test", "NVIDIA H200, batch 64, 1,024 tokens, fp32"),
 }
@@ -137,6 +139,8 @@ def latency_data(space_name: str = "gpt-s", samples: int = 5000, seed: int = 0) 
     @functools.lru_cache(maxsize=None)
     def column(device: str) -> np.ndarray:
         dev = devices.get(device)
+        if dev.latency_table is not None:  # a user's device measured as a table
+            return dev.latency_table.predict(archs)
         if dev.has_table:
             return load_table(device, space_name).predict(archs)
         return devices.known_latencies(dev, keys)

@@ -48,11 +48,8 @@ class GPTTruth(GroundTruth):
         """Predicted perplexity, batched (GPT-S only: no surrogate exists for a scaled-down space)."""
         from modnas.spaces.gpt.surrogates import predict_perplexity
 
-        if self.space.variant != GPT_S:
-            raise ModnasError(
-                f"{self.space.name} has no perplexity ground truth: score a one-shot run by its inherited weights "
-                "(`modnas evaluate RUN --inherited`)"
-            )
+        if self.space.variant != GPT_S:  # unknown: only the supernet rates these (`modnas evaluate --inherited`)
+            return np.full(len(keys), np.nan)
         return predict_perplexity(self._archs(keys)) if len(keys) else np.zeros(0)
 
     def _tables(self) -> tuple[str, ...]:
@@ -64,7 +61,10 @@ class GPTTruth(GroundTruth):
         from modnas.spaces.gpt.hardware import load_table
 
         if device not in self._tables():
-            dev = self.devices.get(device)  # a user's device: its own measurements where it has them
+            dev = self.devices.get(device)  # a user's device: its table, else its own measurements where it has them
+            table = dev.latency_table
+            if table is not None and (what == "latency" or table.energy_mj):
+                return table.predict(self._archs(keys), what)
             if what == "latency":
                 return self.devices.known_latencies(dev, list(keys))
             raise ModnasError(f"device {device!r} has no {what} table, so it cannot be scored")
@@ -86,10 +86,16 @@ class GPTTruth(GroundTruth):
     def supports(self, objective: str, device: str) -> bool:
         from modnas.spaces.gpt.hardware import load_table
 
+        if objective in ("latency", "energy") and device not in self._tables():
+            try:
+                table = self.devices.get(device).latency_table  # a user's device measured as a table
+            except ModnasError:
+                return False
+            return table is not None and (objective == "latency" or bool(table.energy_mj))
         if objective == "latency":
-            return device in self._tables()
+            return True
         if objective == "energy":
-            return device in self._tables() and bool(load_table(device, self.space.name).energy_mj)
+            return bool(load_table(device, self.space.name).energy_mj)
         return objective in self.objectives
 
     def details(self, arch: str) -> dict[str, Any]:

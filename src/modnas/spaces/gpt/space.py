@@ -119,6 +119,16 @@ class GPTSpace(SearchSpace):
         """The variant's vocabulary and context (``image_size`` is the sequence length of an example input)."""
         return {"num_classes": self.variant.vocab_size, "in_channels": 1, "image_size": self.variant.block_size}
 
+    def example_input(self, spec: Any, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, list[Any]]:
+        """Random tokens ``(batch, sequence)``; ``spec.image_size`` is the sequence length."""
+        tokens = torch.randint(0, int(spec.num_classes), (batch, int(spec.image_size)), generator=generator)
+        return tokens, ["batch", int(spec.image_size)]
+
+    def export_source(self, choice: dict[str, Any]) -> str:
+        from modnas.spaces.gpt.export import module_source
+
+        return module_source(self._arch_of(self.canonical_key(choice["arch_str"])), choice)
+
     def build_network(self, key: str, **kwargs: Any) -> nn.Module:
         """The standalone model (``kwargs``: ``vocab_size`` or ``num_classes``, ``block_size``)."""
         from modnas.spaces.gpt.network import build_network
