@@ -44,7 +44,7 @@ DEVICES: dict[str, tuple[str, str]] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_table(device: str, space: str = "gpt-s") -> LatencyTable:
     """The shipped table of a built-in device of a GPT space."""
     if device not in shipped_devices(space):
@@ -136,7 +136,7 @@ def latency_data(space_name: str = "gpt-s", samples: int = 5000, seed: int = 0) 
     keys = space.keys(idx)
     archs = [space.arch(i) for i in idx]
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def column(device: str) -> np.ndarray:
         dev = devices.get(device)
         if dev.latency_table is not None:  # a user's device measured as a table
