@@ -24,9 +24,9 @@ import numpy as np
 def main(argv: list[str] | None = None) -> int:
     from scipy import stats
 
+    from modnas.spaces.gpt.arch import VARIANTS
     from modnas.spaces.gpt.latency import LatencyTable, Setting, measure_table, validate_table
     from modnas.spaces.gpt.space import GPTSpace
-    from modnas.spaces.gpt.arch import VARIANTS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="gpt-s", choices=sorted(VARIANTS))

@@ -31,7 +31,7 @@ from modnas.spaces.gpt.problem import REFERENCE_FILE
 OBJECTIVES = ("error", "latency")
 
 
-def reference_for(space, truth, device: str, errors: dict[str, float], sample: int, rays: int,  # noqa: ANN001
+def reference_for(space, truth, device: str, errors: dict[str, float], sample: int, rays: int,
                   pls_rounds: int, seed: int) -> tuple[Evaluator, dict[str, float], np.ndarray, np.ndarray]:  # fmt: skip
     """The three stages for one device; returns the evaluator, the HV after each stage and the bounds."""
     evaluate = Evaluator(truth, device, errors)
@@ -64,7 +64,7 @@ def reference_for(space, truth, device: str, errors: dict[str, float], sample: i
 
 def main() -> None:
     problem = get_problem("gpt-s")
-    train, evaluation = problem.default_devices(OBJECTIVES)
+    _, evaluation = problem.default_devices(OBJECTIVES)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=int, default=3000)
     parser.add_argument("--rays", type=int, default=24)

@@ -294,7 +294,7 @@ __all__ = [
     "autocast_for",
     "evaluate",
     "load_architecture",
-    "token_loss",
     "resolve_device",
+    "token_loss",
     "train_architecture",
 ]

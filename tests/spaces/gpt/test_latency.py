@@ -9,7 +9,14 @@ import torch
 from modnas.errors import ModnasError
 from modnas.spaces.gpt.arch import GPT_TINY
 from modnas.spaces.gpt.hardware import TableModel
-from modnas.spaces.gpt.latency import LatencyTable, Setting, arch_entries, entry_keys, measure_table, validate_table
+from modnas.spaces.gpt.latency import (
+    LatencyTable,
+    Setting,
+    arch_entries,
+    entry_keys,
+    measure_table,
+    validate_table,
+)
 from modnas.spaces.gpt.space import GPTSpace
 
 TINY = GPTSpace(GPT_TINY)

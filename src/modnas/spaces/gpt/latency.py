@@ -386,7 +386,7 @@ class _threads:
         if self.n:
             torch.set_num_threads(self.n)
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         import torch
 
         torch.set_num_threads(self.before)

@@ -243,7 +243,7 @@ def make_tiny_problem() -> Problem:
         oneshot_defaults={
             "epochs": 6,
             "oneshot.dataset": "bible-kjv",
-            "oneshot.train_limit": 2048,
+            "oneshot.train_limit": 1536,
             "oneshot.batch_size": 32,
             "oneshot.optimizer": "adamw",
             "oneshot.lr": 0.003,
