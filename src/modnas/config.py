@@ -178,6 +178,9 @@ class OneShotConfig(BaseModel):
     batch_size: StrictInt | None = Field(None, ge=2, description="images per batch, both phases")
     lr: float | None = Field(None, gt=0, description="supernet SGD learning rate (paper: 0.025 x 13)")
     momentum: float = Field(0.9, ge=0, lt=1)
+    score_windows: StrictInt = Field(
+        64, ge=1, description="text, in a space without quality ground truth: validation windows rating each epoch"
+    )
     optimizer: Literal["sgd", "adamw"] = Field(
         "sgd", description="supernet weight optimiser: sgd (momentum; the paper) or adamw (transformers)"
     )

@@ -46,8 +46,6 @@ from modnas.train import autocast_for, resolve_device, token_loss
 
 __all__ = ["OneShotSearch", "SupernetError"]
 
-#: validation windows that rate an epoch's fronts in a space scored by inherited weights (gpt-tiny)
-SCORE_WINDOWS = 64
 #: smallest min-max range of the cross-entropy window: keeps the normalised error finite when all values coincide
 MIN_CE_RANGE = 1e-3
 
@@ -295,7 +293,7 @@ class OneShotSearch(HypernetSearch):
 
     @torch.no_grad()
     def held_out_loss(self, key: str) -> float:
-        """Mean cross-entropy (nats) of one architecture on the first :data:`SCORE_WINDOWS` validation windows,
+        """Mean cross-entropy (nats) of one architecture on the first ``oneshot.score_windows`` validation windows,
         with the supernet's current weights; cached per epoch."""
         if self._loss_cache[0] != self.epoch:
             self._loss_cache = (self.epoch, {})
@@ -303,8 +301,8 @@ class OneShotSearch(HypernetSearch):
         if key not in cache:
             choices = self.space.parse(key)
             onehot = self.space.to_onehot(torch.as_tensor(choices)[None])[0].to(self.device)
-            x = self.data.val_x[:SCORE_WINDOWS].to(self.device)
-            y = self.data.val_y[:SCORE_WINDOWS].to(self.device)
+            n = int(self.settings["score_windows"])
+            x, y = self.data.val_x[:n].to(self.device), self.data.val_y[:n].to(self.device)
             total = 0.0
             for i in range(0, len(x), self.batch_size):
                 with self._autocast():
