@@ -109,7 +109,9 @@ class GPTSpace(SearchSpace):
     def _check_settings(self, kwargs: dict[str, Any], allowed: frozenset[str], what: str) -> None:
         unknown = sorted(set(kwargs) - allowed)
         if unknown:
-            raise ModnasError(f"{what} have no setting {unknown[0]!r} (they take {', '.join(sorted(allowed))})")
+            # num_classes and in_channels come from the data, not from the user: not offered
+            offered = ", ".join(sorted(allowed - {"num_classes", "in_channels"}))
+            raise ModnasError(f"{what} has no setting {unknown[0]!r} (it takes {offered})")
         for name in ("vocab_size", "block_size", "num_classes"):
             value = kwargs.get(name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
@@ -133,7 +135,7 @@ class GPTSpace(SearchSpace):
         """The standalone model (``kwargs``: ``vocab_size`` or ``num_classes``, ``block_size``)."""
         from modnas.spaces.gpt.network import build_network
 
-        self._check_settings(kwargs, NETWORK_SETTINGS, f"{self.name} networks")
+        self._check_settings(kwargs, NETWORK_SETTINGS, f"a {self.name} network")
         vocab = kwargs.get("vocab_size") or kwargs.get("num_classes")
         return build_network(self._arch_of(key), vocab_size=vocab, block_size=kwargs.get("block_size"))
 
