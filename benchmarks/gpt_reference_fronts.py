@@ -3,7 +3,7 @@ search on the ground truth finds, with explicit normalisation bounds. Writes ``s
 gpt-s_reference_fronts.json`` (read by :class:`modnas.problem.StoredReference`).
 
 The same three stages as the OFA reference (``benchmarks/ofa_reference_fronts.py``, whose hill climb and
-evaluator this script reuses): a seeded uniform sample plus the two extremes, per-ray Chebyshev hill climbs over
+stages this script reuses): a seeded uniform sample plus the two extremes, per-ray Chebyshev hill climbs over
 one-move neighbours, and a Pareto local search on the union until the front stops changing. Bounds: the lowest
 and highest perplexity and latency of everything evaluated (a table sum is not exactly monotone: timing noise can
 make a larger block a little faster), widened to the extremes' values.
@@ -22,7 +22,7 @@ import sys
 import time
 
 import numpy as np
-from ofa_reference_fronts import Evaluator, _Fronts, climb, neighbour_keys
+from ofa_reference_fronts import Evaluator, _Fronts, search_stages
 
 from modnas.evaluation.pareto import hypervolume
 from modnas.problem import front_normalisation, get_problem, write_reference
@@ -38,24 +38,7 @@ def reference_for(space, truth, device: str, errors: dict[str, float], sample: i
     pool = [*space.extremes(), *space.keys(space.sample(sample, np.random.default_rng(seed)))]
     values = evaluate(pool)
     low, high = values.min(axis=0), values.max(axis=0)
-    span = high - low
-    stages: dict[str, np.ndarray] = {"sample": evaluate.front()[1]}
-    angles = np.linspace(0.02, np.pi / 2 - 0.02, rays)
-    for w in np.stack([np.cos(angles), np.sin(angles)], axis=1):
-        scal = np.max(w * (values - low) / span, axis=1)
-        climb(space, evaluate, pool[int(np.argmin(scal))], w, low, span)
-    stages["rays"] = evaluate.front()[1]
-    seen: set[str] = set()
-    for _ in range(pls_rounds):
-        keys, _ = evaluate.front()
-        todo = [k for k in keys if k not in seen]
-        if not todo:
-            break
-        for k in todo:
-            evaluate(neighbour_keys(space, k))
-            seen.add(k)
-    keys, pts = evaluate.front()
-    stages["pareto local search"] = pts
+    stages = search_stages(space, evaluate, pool, values, low, high - low, rays, pls_rounds)
     every = evaluate(list(evaluate.latencies))
     lower, upper = every.min(axis=0), every.max(axis=0)
     hv = {stage: hypervolume((p - lower) / (upper - lower), 1.0) for stage, p in stages.items()}

@@ -28,7 +28,7 @@ step() {  # step NAME SECONDS COMMAND...
     echo "== $name: exit $rc after $((SECONDS - t0)) s"
 }
 
-step gpt_tables 300 python3 benchmarks/gpt_latency_tables.py --space gpt-s \
+step gpt_tables 280 python3 benchmarks/gpt_latency_tables.py --space gpt-s \
     --settings cuda-b1-s1024-bf16 cuda-b16-s1024-bf16 cuda-b64-s1024-bf16 \
                cuda-b1-s1024-fp32 cuda-b16-s1024-fp32 cuda-b64-s1024-fp32 \
     --out "$OUT_DIR/gpt" --validate 30 --repeats 10 --model-repeats 5 --energy

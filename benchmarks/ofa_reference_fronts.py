@@ -78,16 +78,11 @@ def climb(space: OFASpace, evaluate: Evaluator, start: str, weight: np.ndarray, 
         current, best = near[i], float(values[i])
 
 
-def reference_for(space: OFASpace, truth: OFATruth, device: str, errors: dict[str, float], sample: int, rays: int,
-                  pls_rounds: int, seed: int) -> tuple[Evaluator, dict[str, float], np.ndarray, np.ndarray]:
-    """Run the three stages for one device; returns the evaluator, the HV after each stage and the bounds."""
-    evaluate = Evaluator(truth, device, errors)
-    small, large = space.extremes()
-    pool = [small, large, *space.keys(space.sample(sample, np.random.default_rng(seed)))]
-    values = evaluate(pool)
-    lat_low, lat_high = values[0, 1], values[1, 1]
-    err_high = float(values[:, 0].max())
-    low, span = np.array([values[:, 0].min(), lat_low]), np.array([err_high - values[:, 0].min(), lat_high - lat_low])
+def search_stages(space: OFASpace, evaluate: Evaluator, pool: list[str], values: np.ndarray, low: np.ndarray,
+                  span: np.ndarray, rays: int, pls_rounds: int) -> dict[str, np.ndarray]:  # fmt: skip
+    """The front after each stage, from an evaluated ``pool``: the pool itself, per-ray Chebyshev hill climbs from
+    the pool's best for each of ``rays`` weight vectors (objectives scaled by ``low`` and ``span``), and a Pareto
+    local search over one-move neighbours until the front stops changing (or ``pls_rounds``)."""
     stages: dict[str, np.ndarray] = {"sample": evaluate.front()[1]}
     angles = np.linspace(0.02, np.pi / 2 - 0.02, rays)
     for w in np.stack([np.cos(angles), np.sin(angles)], axis=1):
@@ -103,8 +98,22 @@ def reference_for(space: OFASpace, truth: OFATruth, device: str, errors: dict[st
         for k in todo:
             evaluate(neighbour_keys(space, k))
             seen.add(k)
-    keys, pts = evaluate.front()
-    stages["pareto local search"] = pts
+    stages["pareto local search"] = evaluate.front()[1]
+    return stages
+
+
+def reference_for(space: OFASpace, truth: OFATruth, device: str, errors: dict[str, float], sample: int, rays: int,
+                  pls_rounds: int, seed: int) -> tuple[Evaluator, dict[str, float], np.ndarray, np.ndarray]:
+    """Run the three stages for one device; returns the evaluator, the HV after each stage and the bounds."""
+    evaluate = Evaluator(truth, device, errors)
+    small, large = space.extremes()
+    pool = [small, large, *space.keys(space.sample(sample, np.random.default_rng(seed)))]
+    values = evaluate(pool)
+    lat_low, lat_high = values[0, 1], values[1, 1]
+    err_high = float(values[:, 0].max())
+    low, span = np.array([values[:, 0].min(), lat_low]), np.array([err_high - values[:, 0].min(), lat_high - lat_low])
+    stages = search_stages(space, evaluate, pool, values, low, span, rays, pls_rounds)
+    pts = stages["pareto local search"]
     lower = np.array([pts[:, 0].min(), lat_low])
     upper = np.array([max(err_high, float(pts[:, 0].max())), lat_high])
     # every stage's HV in the final bounds, so that the numbers compare

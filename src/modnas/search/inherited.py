@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from modnas.config import SearchConfig
 from modnas.datasets import load_dataset
@@ -28,7 +27,7 @@ from modnas.errors import ModnasError
 from modnas.evaluation.pareto import hypervolume, nondominated_mask
 from modnas.problem import get_problem
 from modnas.rundir import RunDir
-from modnas.search.oneshot import build_supernet
+from modnas.search.oneshot import build_supernet, supernet_scores
 
 __all__ = ["InheritedEvaluator", "InheritedScore", "inherited_scores"]
 
@@ -78,21 +77,10 @@ class InheritedEvaluator:
     def chance_error(self) -> float:
         return 100.0 * (1.0 - 1.0 / self.num_classes)
 
-    @torch.no_grad()
     def _measure(self, key: str) -> tuple[float, float]:
         """Test error (%) and mean cross-entropy (nats) of one architecture (canonical key), once per key."""
         if key not in self._cache:
-            from modnas.train import token_loss
-
-            choices = self.space.parse(key)
-            onehot = self.space.to_onehot(torch.as_tensor(choices)[None])[0]
-            ops = [int(c) for c in choices]
-            correct, loss = 0, 0.0
-            for i in range(0, len(self.y), self.batch_size):
-                y = self.y[i : i + self.batch_size]
-                logits = self.net(self.x[i : i + self.batch_size], onehot, ops)
-                correct += int((logits.argmax(dim=-1) == y).sum())
-                loss += float(token_loss(logits, y, reduction="sum"))
+            correct, loss = supernet_scores(self.net, self.space, key, self.x, self.y, self.batch_size)
             self._cache[key] = (100.0 * (1.0 - correct / self.y.numel()), loss / self.y.numel())
         return self._cache[key]
 

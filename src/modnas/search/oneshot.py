@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from contextlib import AbstractContextManager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,25 @@ def _seeded(*parts: int) -> torch.Generator:
     for part in parts:
         seed = (seed * 1_000_003 + int(part)) % (2**63 - 1)
     return torch.Generator().manual_seed(seed)
+
+
+@torch.no_grad()
+def supernet_scores(
+    net: nn.Module, space: SearchSpace, key: str, x: Tensor, y: Tensor, batch_size: int,
+    autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
+) -> tuple[int, float]:  # fmt: skip
+    """Correct predictions and summed cross-entropy (nats) of one architecture (canonical key) over ``(x, y)``
+    through a supernet with its current weights, in batches (text: every token counts)."""
+    choices = space.parse(key)
+    onehot = space.to_onehot(torch.as_tensor(choices)[None])[0].to(x.device)
+    ops = [int(c) for c in choices]
+    correct, loss = 0, 0.0
+    for i in range(0, len(y), batch_size):
+        with autocast():
+            logits = net(x[i : i + batch_size], onehot, ops)
+        correct += int((logits.argmax(dim=-1) == y[i : i + batch_size]).sum())
+        loss += float(token_loss(logits, y[i : i + batch_size], reduction="sum"))
+    return correct, loss
 
 
 def build_supernet(space: SearchSpace, settings: dict[str, Any], num_classes: int, in_channels: int) -> nn.Module:
@@ -299,15 +319,9 @@ class OneShotSearch(HypernetSearch):
             self._loss_cache = (self.epoch, {})
         cache = self._loss_cache[1]
         if key not in cache:
-            choices = self.space.parse(key)
-            onehot = self.space.to_onehot(torch.as_tensor(choices)[None])[0].to(self.device)
             n = int(self.settings["score_windows"])
             x, y = self.data.val_x[:n].to(self.device), self.data.val_y[:n].to(self.device)
-            total = 0.0
-            for i in range(0, len(x), self.batch_size):
-                with self._autocast():
-                    logits = self.supernet(x[i : i + self.batch_size], onehot, [int(c) for c in choices])
-                total += float(token_loss(logits, y[i : i + self.batch_size], reduction="sum"))
+            _, total = supernet_scores(self.supernet, self.space, key, x, y, self.batch_size, self._autocast)
             cache[key] = total / y.numel()
         return cache[key]
 

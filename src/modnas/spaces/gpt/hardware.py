@@ -56,6 +56,7 @@ def load_table(device: str, space: str = "gpt-s") -> LatencyTable:
     return table
 
 
+@functools.cache  # the installed files do not change while a process runs; the truth asks on every evaluation
 def shipped_devices(space: str = "gpt-s") -> tuple[str, ...]:
     """The built-in devices of a GPT space whose tables are installed, in the order of :data:`DEVICES`."""
     folder = TABLE_DIR.joinpath(space)
