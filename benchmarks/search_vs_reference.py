@@ -1,8 +1,8 @@
 """Benchmark-mode searches of a space without enumeration (OFA) against its stored reference fronts.
 
 Per device: the reference front's HV, the **24-ray ceiling** (the HV of the 24 evaluation rays' optima of the
-linearly scalarised ground truth, i.e. the best front a 24-ray search can report; its points lie on the Pareto
-front, so they are taken from the reference front), and for every run directory given the HV its last epoch
+scalarised ground truth, i.e. the best front a 24-ray search can report; its points lie on the Pareto front, so
+they are taken from the reference front; ``--scalarisation chebyshev`` for runs with that setting), and for every run directory given the HV its last epoch
 reached, also as a fraction of the reference HV. The mean over devices and the mean and spread over runs close the
 table.
 
@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from modnas.evaluation import evaluation_preferences, to_simplex
+from modnas.evaluation import SCALARISATIONS, evaluation_preferences, scalarised_argmin, to_simplex
 from modnas.evaluation.pareto import hypervolume
 from modnas.problem import get_problem
 
 
-def ray_ceiling(points: np.ndarray, rays: np.ndarray) -> float:
-    """HV of the per-ray minimisers of ``rays @ points`` (normalised points ``(N, M)``; rays ``(R, M)``)."""
-    best = np.unique((points @ rays.T).argmin(axis=0))
+def ray_ceiling(points: np.ndarray, rays: np.ndarray, scalarisation: str = "linear") -> float:
+    """HV of the per-ray minimisers of the scalarised normalised points ``(N, M)`` for rays ``(R, M)``."""
+    best = np.unique(scalarised_argmin(rays, points, method=scalarisation))
     return hypervolume(points[best], 1.0)
 
 
@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("runs", nargs="*", type=Path, help="run directories of `modnas search`")
     parser.add_argument("--space", default="ofa")
     parser.add_argument("--rays", type=int, default=24)
+    parser.add_argument("--scalarisation", choices=SCALARISATIONS, default="linear",
+                        help="the runs' scalarisation (search config `scalarisation`), for the ceiling")
     args = parser.parse_args()
 
     problem = get_problem(args.space)
@@ -52,7 +54,7 @@ def main() -> None:
     ratios, ceilings = np.zeros((len(runs), len(devices))), []
     for j, name in enumerate(devices):
         norm = problem.reference.normalisation(name, objectives)
-        ceiling = ray_ceiling(norm.front_points, rays)
+        ceiling = ray_ceiling(norm.front_points, rays, args.scalarisation)
         ceilings.append(ceiling / norm.true_hv)
         line = f"{name:>14} {problem.devices.get(name).split:>5} {norm.true_hv:9.4f} {ceiling:8.4f} ({ceilings[-1]:.3f})"
         for i, hv in enumerate(runs):

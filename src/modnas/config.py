@@ -260,6 +260,12 @@ class SearchConfig(BaseModel):
     tau: float = Field(1.0, gt=0, description="ReinMax temperature; GDAS anneals from tau_max down to tau")
     tau_max: float = Field(10.0, gt=0, description="GDAS start temperature")
     aggregation: Literal["mgda", "mean", "sum"] = "mgda"
+    scalarisation: Literal["linear", "chebyshev"] = Field(
+        "linear",
+        description="how a preference weighs the normalised objectives in the hypernetwork's loss and in the "
+        "query proposals: linear r.f (MODNAS), or augmented Chebyshev max_i r_i f_i + 0.05 r.f, which spreads "
+        "the preferences along fronts that are close to straight",
+    )
     preferences_per_device: StrictInt = Field(16, ge=1, description="Dirichlet preferences per device and step")
     dirichlet_concentration: float = Field(1.0, gt=0)
     lr: float = Field(3.9e-3, gt=0, description="hypernetwork AdamW learning rate (MODNAS: 3e-4 x 13)")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+import torch
 
 from modnas.errors import ModnasError
 from modnas.evaluation.preferences import (
@@ -15,6 +16,7 @@ from modnas.evaluation.preferences import (
     dirichlet,
     evaluation_preferences,
     parse_preference,
+    scalarise,
     scalarised_argmin,
     simplex_grid,
     to_simplex,
@@ -277,3 +279,22 @@ def test_scalarised_argmin_keeps_leading_dimensions():
         np.testing.assert_array_equal(best[d], (prefs @ objectives[d].T).argmin(axis=1))
     with pytest.raises(ModnasError, match="agree on M"):
         scalarised_argmin(prefs, rng.random((50, 3)))
+
+
+def test_chebyshev_reaches_the_unsupported_middle_of_a_front():
+    # a straight front: linear scalarisation picks one of its ends for every preference, Chebyshev the point where
+    # the weighted objectives are equal
+    front = np.array([[0.0, 1.0], [0.25, 0.75], [0.5, 0.5], [0.75, 0.25], [1.0, 0.0]])
+    prefs = np.array([[0.5, 0.5], [0.75, 0.25], [0.25, 0.75]])
+    assert set(scalarised_argmin(prefs[1:], front).tolist()) <= {0, 4}
+    np.testing.assert_array_equal(scalarised_argmin(prefs, front, method="chebyshev"), [2, 1, 3])
+    # the augmentation breaks a tie of the max in favour of the point that is better in the other objective
+    weak = np.array([[0.5, 0.5], [0.5, 0.3]])
+    assert scalarised_argmin(prefs[:1], weak, method="chebyshev").tolist() == [1]
+    # the same values from NumPy and torch, and a scale-free argmin (rays need not sum to one)
+    values = scalarise(prefs[:, None, :], front[None], "chebyshev")
+    torch_values = scalarise(torch.tensor(prefs)[:, None, :], torch.tensor(front)[None], "chebyshev")
+    np.testing.assert_allclose(torch_values.numpy(), values)
+    np.testing.assert_array_equal(scalarised_argmin(3 * prefs, front, method="chebyshev"), [2, 1, 3])
+    with pytest.raises(ModnasError, match="unknown scalarisation 'tchebycheff'"):
+        scalarise(prefs, front[:3], "tchebycheff")

@@ -190,17 +190,22 @@ def test_evaluate_warns_and_fails_on_a_damaged_checkpoint(finished_run, tmp_path
     assert line.startswith("warning:") and "last.pt" in line and "damaged" in line
 
 
-def test_predicted_argmins_minimise_the_scalarised_predictions():
-    loop = BenchmarkSearch(load_config(None, {**TINY, "query_proposals": "hypernet+argmin"}))
+@pytest.mark.parametrize("scalarisation", ["linear", "chebyshev"])
+def test_predicted_argmins_minimise_the_scalarised_predictions(scalarisation):
+    loop = BenchmarkSearch(
+        load_config(None, {**TINY, "query_proposals": "hypernet+argmin", "scalarisation": scalarisation})
+    )
     best = loop.predicted_argmins()
     assert best.shape == (len(loop.train_devices), len(loop.eval_prefs))
     with torch.no_grad():  # brute force for one device and ray
         err = loop.error_model.error(loop.bound_onehots)
         lat = loop.predictor(loop.bound_onehots, loop.train_emb[2:3])[:, 0]
     r = loop.eval_prefs[5]
-    objective = r[0] * (err - loop.err_low) / (loop.err_high - loop.err_low) + r[1] * (lat - loop.lat_low[2]) / (
-        loop.lat_high[2] - loop.lat_low[2]
-    )
+    weighted_err = r[0] * (err - loop.err_low) / (loop.err_high - loop.err_low)
+    weighted_lat = r[1] * (lat - loop.lat_low[2]) / (loop.lat_high[2] - loop.lat_low[2])
+    objective = weighted_err + weighted_lat
+    if scalarisation == "chebyshev":
+        objective = torch.maximum(weighted_err, weighted_lat) + 0.05 * objective
     position = list(loop.bound_keys).index(best[2, 5])
     assert float(objective[position]) <= float(objective.min()) + 1e-5
     used = loop.budget.used
@@ -320,3 +325,25 @@ def test_front_latency_predicted_reproduces_the_predictor_only_front():
         candidate_values(measured, device, *args),
     )
     assert (reported["pixel3"] == expected).all()
+
+
+def test_the_loss_follows_the_scalarisation(monkeypatch):
+    """The hypernetwork's per-device loss is the configured scalarisation of the normalised objectives."""
+    import modnas.search.base as base
+
+    seen, original = [], base.scalarise
+
+    def recording(r, objectives, method):
+        seen.append((r, objectives, method))
+        return original(r, objectives, method)
+
+    monkeypatch.setattr(base, "scalarise", recording)
+    loop = BenchmarkSearch(load_config(None, {**TINY, "scalarisation": "chebyshev"}))
+    loss, _, r, _ = loop.losses()
+    (r_seen, objectives, method), = seen
+    assert method == "chebyshev" and r_seen is r and objectives.shape == (*r.shape[:2], 2)
+    weighted = r * objectives
+    expected = (weighted.amax(-1) + 0.05 * weighted.sum(-1)).mean(dim=1)
+    torch.testing.assert_close(loss, expected)
+    with pytest.raises(Exception, match="scalarisation"):
+        load_config(None, {**TINY, "scalarisation": "tchebycheff"})

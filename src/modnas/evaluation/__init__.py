@@ -2,10 +2,12 @@
 
 from modnas.evaluation.pareto import hypervolume, igd, igd_plus, nondominated_mask, pareto_front
 from modnas.evaluation.preferences import (
+    SCALARISATIONS,
     circle_rays,
     dirichlet,
     evaluation_preferences,
     parse_preference,
+    scalarise,
     scalarised_argmin,
     simplex_grid,
     to_simplex,
@@ -14,6 +16,7 @@ from modnas.evaluation.preferences import (
 from modnas.evaluation.scorer import Score, TrueFront, protocol, score, score_keys, true_front
 
 __all__ = [
+    "SCALARISATIONS",
     "Score",
     "TrueFront",
     "circle_rays",
@@ -26,6 +29,7 @@ __all__ = [
     "parse_preference",
     "pareto_front",
     "protocol",
+    "scalarise",
     "scalarised_argmin",
     "score",
     "score_keys",

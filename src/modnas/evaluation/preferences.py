@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import TypeVar
 
 import numpy as np
+import torch
 
 from modnas.errors import ModnasError
 
@@ -51,10 +53,39 @@ def dirichlet(n: int, n_objectives: int, rng: np.random.Generator, concentration
     return rng.dirichlet(np.full(n_objectives, concentration), size=n)
 
 
+#: weight of the linear term in the augmented Chebyshev scalarisation: small enough that the max decides, large
+#: enough that of two points with the same max the one that is better in the other objectives wins (a plain max is
+#: minimised by weakly dominated points too)
+CHEBYSHEV_AUGMENTATION = 0.05
+
+SCALARISATIONS = ("linear", "chebyshev")
+
+Array = TypeVar("Array", np.ndarray, torch.Tensor)
+
+
+def scalarise(preferences: Array, objectives: Array, method: str = "linear") -> Array:
+    """Scalarised objectives ``(...)`` of preferences ``(..., M)`` and normalised objectives ``(..., M)`` (minimised,
+    ideal point at 0), NumPy arrays or torch tensors alike.
+
+    ``linear``: ``r . f`` (MODNAS). Its minimisers are the supported points of the front only, so on a front that is
+    close to straight many preferences share the same few architectures. ``chebyshev``: the augmented Chebyshev
+    ``max_i r_i f_i + 0.05 r . f``, whose minimiser for ``r`` lies where ``r_i f_i`` are equal, i.e. on the front
+    where it crosses the direction ``1 / r``: preferences spread along any front, non-convex parts included.
+    """
+    weighted = preferences * objectives
+    linear = weighted.sum(-1)
+    if method == "linear":
+        return linear
+    if method == "chebyshev":
+        peak = weighted.amax(-1) if isinstance(weighted, torch.Tensor) else weighted.max(-1)
+        return peak + CHEBYSHEV_AUGMENTATION * linear
+    raise ModnasError(f"unknown scalarisation {method!r}: use one of {', '.join(SCALARISATIONS)}")
+
+
 def scalarised_argmin(
-    preferences: np.ndarray, objectives: np.ndarray, allowed: np.ndarray | None = None
+    preferences: np.ndarray, objectives: np.ndarray, allowed: np.ndarray | None = None, method: str = "linear"
 ) -> np.ndarray:
-    """Per preference, the row of ``objectives`` minimising the linear scalarisation ``r . f``.
+    """Per preference, the row of ``objectives`` minimising the scalarisation ``method`` (see :func:`scalarise`).
 
     ``preferences`` ``(R, M)``; ``objectives`` ``(..., N, M)`` for N candidates (leading dimensions, e.g. devices,
     are kept); ``allowed`` an optional boolean ``(..., N)`` mask of candidates that may be chosen. Returns indices
@@ -66,7 +97,10 @@ def scalarised_argmin(
         raise ModnasError(
             f"preferences (R, M) and objectives (..., N, M) must agree on M, got {prefs.shape} and {values.shape}"
         )
-    scalarised = np.einsum("rm,...nm->...rn", prefs.astype(values.dtype), values)
+    if method == "linear":  # one einsum: the (..., R, N, M) product below can be large for enumerable spaces
+        scalarised = np.einsum("rm,...nm->...rn", prefs.astype(values.dtype), values)
+    else:
+        scalarised = scalarise(prefs.astype(values.dtype)[:, None, :], values[..., None, :, :], method)
     if allowed is not None:
         scalarised = np.where(np.asarray(allowed)[..., None, :], scalarised, np.inf)
     return scalarised.argmin(axis=-1)

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from modnas.config import SearchConfig
 from modnas.distributed import SINGLE, Ranks
-from modnas.evaluation import dirichlet, evaluation_preferences, score_keys, to_simplex
+from modnas.evaluation import dirichlet, evaluation_preferences, scalarise, score_keys, to_simplex
 from modnas.hypernet import HyperNetwork, make_hypernet
 from modnas.mgd import aggregate, assign_flat_grad
 from modnas.problem import Problem, get_problem
@@ -203,15 +203,15 @@ class HypernetSearch:
             onehot.reshape(t * p, *onehot.shape[2:]), self.train_emb.repeat_interleave(p, dim=0)
         ).reshape(t, p)
         lat_n = (lat - self.lat_low[:, None]) / (self.lat_high - self.lat_low)[:, None]
-        loss = r[..., 0] * err_n + r[..., 1] * lat_n
+        objectives = [err_n, lat_n]
         info = {"err_n": float(err_n.detach().mean()), "lat_n": float(lat_n.detach().mean())}
         if self.energy_bounds is not None:
             low, high = self.energy_bounds
             energy = torch.stack([model(onehot[i]) for i, model in enumerate(self.energy)])  # (T, P)
             energy_n = (energy - low[:, None]) / (high - low)[:, None]
-            loss = loss + r[..., 2] * energy_n
+            objectives.append(energy_n)
             info["energy_n"] = float(energy_n.detach().mean())
-        loss = loss.mean(dim=1)
+        loss = scalarise(r, torch.stack(objectives, dim=-1), self.config.scalarisation).mean(dim=1)
         info["loss"] = float(loss.detach().mean())
         return loss, leaf, r, info
 

@@ -218,7 +218,9 @@ class BenchmarkSearch(HypernetSearch):
                 energy = torch.stack([model(onehots) for model in self.energy], dim=1)  # (N, T)
             columns.append(((energy - low) / (high - low)).T)
         objectives = torch.stack(columns, dim=-1)  # (T, N, M)
-        best = scalarised_argmin(self.eval_prefs.astype(np.float32), objectives.numpy())
+        best = scalarised_argmin(
+            self.eval_prefs.astype(np.float32), objectives.numpy(), method=self.config.scalarisation
+        )
         return self.bound_keys[best]
 
     # -- checkpoints --------------------------------------------------------------------------------------------
