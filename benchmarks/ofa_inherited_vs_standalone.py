@@ -1,12 +1,16 @@
-"""One architecture of a one-shot OFA run: its test accuracy with the weights it inherits from the supernet, after
-fine-tuning them, and trained standalone from scratch.
+"""One architecture of a one-shot OFA run: its test accuracy with the weights it inherits from the supernet (as the
+search rates it, and as `modnas export --inherited` exports it), after fine-tuning them, and trained standalone from
+scratch.
 
     python benchmarks/ofa_inherited_vs_standalone.py RUN --device titan_rtx_64 --preference 0.5,0.5 --epochs 4
+    python benchmarks/ofa_inherited_vs_standalone.py RUN --epochs 0     # inherited and exported only
 
 The architecture is the run's last-epoch pick for the evaluation ray nearest to ``--preference`` on ``--device``.
 All three networks are the same :class:`~modnas.spaces.ofa.network.OFAMobileNetV3` (the run's width multiplier),
 fed the run's inputs (resized to the architecture's resolution as the supernet resizes them) and scored on the whole
-test set; the inherited one with batch statistics as in the search, the trained ones in evaluation mode. Training:
+test set; the inherited one with batch statistics as in the search, the exported one in evaluation mode with
+batch-normalisation statistics recomputed on ``--calibration-images`` weight-training images, the trained ones in
+evaluation mode. Training:
 SGD with Nesterov momentum, cosine schedule, the run's weight-training images (``oneshot.train_limit``), batch
 ``--batch-size``. Prints one JSON object.
 """
@@ -25,9 +29,10 @@ from torch import nn
 
 from modnas.datasets import load_dataset, search_split
 from modnas.evaluation.preferences import parse_preference
+from modnas.export import build_for_export
 from modnas.problem import get_problem
 from modnas.rundir import RunDir
-from modnas.search.inherited import InheritedEvaluator
+from modnas.search.inherited import InheritedEvaluator, inherited_network
 from modnas.search.oneshot import build_supernet
 from modnas.spaces.ofa.arch import OFAArch
 from modnas.spaces.ofa.network import OFAMobileNetV3
@@ -84,6 +89,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--calibration-images", type=int, default=2000)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
 
@@ -104,6 +110,19 @@ def main() -> None:
     supernet.load_state_dict(supernet_state)
     size = input_size(arch.r, supernet.image_size)
 
+    spec, state, _ = inherited_network(args.run, key, args.calibration_images)
+    _, exported_acc = evaluate(Resized(build_for_export(spec, state), size), data.test_x, data.test_y, 500)
+    result = {
+        "run": args.run, "device": args.device, "preference": args.preference, "arch": key,
+        "input_pixels": size, "width_mult": supernet.width_mult, "dataset": s["dataset"],
+        "train_images": len(y), "test_images": len(data.test_y), "epochs": args.epochs,
+        "inherited_acc": round(inherited, 2), "exported_inherited_acc": round(exported_acc, 2),
+        "calibration_images": min(args.calibration_images, len(y)),
+        "machine": f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)",
+    }
+    if args.epochs == 0:
+        print(json.dumps(result, indent=1))
+        return
     start = time.perf_counter()
     tuned = Resized(supernet.subnet(arch), size)
     train(tuned, x, y, args.epochs, args.batch_size, args.lr / 10, args.seed)
@@ -111,14 +130,11 @@ def main() -> None:
     scratch = Resized(OFAMobileNetV3(arch, data.num_classes, supernet.width_mult, data.in_channels), size)
     train(scratch, x, y, args.epochs, args.batch_size, args.lr, args.seed)
     _, scratch_acc = evaluate(scratch, data.test_x, data.test_y, 500)
-    print(json.dumps({
-        "run": args.run, "device": args.device, "preference": args.preference, "arch": key,
-        "input_pixels": size, "width_mult": supernet.width_mult, "dataset": s["dataset"],
-        "train_images": len(y), "test_images": len(data.test_y), "epochs": args.epochs,
-        "inherited_acc": round(inherited, 2), "inherited_finetuned_acc": round(tuned_acc, 2),
-        "standalone_acc": round(scratch_acc, 2), "train_seconds": round(time.perf_counter() - start, 1),
-        "machine": f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)",
-    }, indent=1))
+    result.update({
+        "inherited_finetuned_acc": round(tuned_acc, 2), "standalone_acc": round(scratch_acc, 2),
+        "train_seconds": round(time.perf_counter() - start, 1),
+    })
+    print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -234,18 +234,25 @@ def export_choice(
     image_size: int | None = None,
     force: bool = False,
     exporter: str = "torchscript",
+    inherited_from: str | Path | None = None,
+    calibration_images: int = 2000,
 ) -> list[Path]:
     """Write ``<out>.json`` and one file per format (``.py``, ``.onnx``, ``.pt2``) for a chosen architecture.
 
-    ``weights``: a ``modnas train`` checkpoint of the same architecture (ONNX and pt2 only). Everything is
-    checked -- formats, packages, existing files, the checkpoint -- before the first file is written.
+    ``weights``: a ``modnas train`` checkpoint of the same architecture (ONNX and pt2 only); or ``inherited_from``:
+    a one-shot run directory whose trained supernet hands the architecture its weights (see
+    :func:`~modnas.search.inherited.inherited_network`; ``calibration_images`` for batch normalisation). Everything
+    is checked -- formats, packages, existing files, the checkpoint -- before the first file is written.
     """
     from modnas.io import atomic_write_json, check_writable
 
     formats = list(dict.fromkeys(formats))  # repeated formats once, in the order given
     check_format_dependencies(formats, exporter)
-    if weights is not None and not {"onnx", "pt2"} & set(formats):
-        raise ModnasError("--weights goes into --format onnx or pt2 (the .py module defines the network only)")
+    if weights is not None and inherited_from is not None:
+        raise ModnasError("--weights and --inherited are two sources of weights; give one of them")
+    if (weights is not None or inherited_from is not None) and not {"onnx", "pt2"} & set(formats):
+        given = "--weights" if weights is not None else "--inherited"
+        raise ModnasError(f"{given} goes into --format onnx or pt2 (the .py module defines the network only)")
     if image_size is not None and image_size < 4:
         raise ModnasError(f"--input-size must be at least 4 (three stride-2 reductions), got {image_size}")
     base = Path(out)
@@ -260,8 +267,13 @@ def export_choice(
     check_writable(paths["json"], "export")  # before the networks are built and exported
     space = str(choice.get("space", "nb201"))
     spec, state_dict = default_spec(choice["arch_str"], space), None
+    source = None if weights is None else str(weights)
     if weights is not None:
         spec, state_dict = load_weights(weights, choice["arch_str"], space)
+    elif inherited_from is not None:
+        from modnas.search.inherited import inherited_network
+
+        spec, state_dict, source = inherited_network(inherited_from, choice["arch_str"], calibration_images)
     if image_size is not None:
         spec = NetworkSpec(**{**spec.__dict__, "image_size": image_size})
     record = dict(choice)
@@ -279,7 +291,7 @@ def export_choice(
         record["network"] = {
             "arch_str": spec.arch_str, **spec.record(),
             "input_shape": input_shape,
-            "weights": None if weights is None else str(weights),
+            "weights": source,
             **({"onnx_exporter": exporter} if "onnx" in formats else {}),
         }
     if "py" in formats:

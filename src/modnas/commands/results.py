@@ -157,10 +157,18 @@ def export_command(
     weights: Annotated[
         Path | None, typer.Option(help="checkpoint.pt of `modnas train` for this architecture (onnx, pt2).")
     ] = None,
+    inherited: Annotated[
+        bool,
+        typer.Option("--inherited", help="One-shot runs (OFA, GPT): the weights the architecture inherits from the "
+                     "run's trained supernet (onnx, pt2), batch-norm statistics recomputed on its training images."),
+    ] = False,
+    calibration_images: Annotated[
+        int, typer.Option(min=1, help="--inherited: training images that batch-norm statistics are computed on.")
+    ] = 2000,
     input_size: Annotated[
         int | None,
         typer.Option(help="Input height and width of onnx/pt2 (default: the checkpoint's dataset, or 32; OFA: the "
-                     "architecture's resolution)."),
+                     "architecture's resolution; --inherited: the run's input size)."),
     ] = None,
     onnx_exporter: Annotated[
         str, typer.Option(help="torchscript (needs onnx) or dynamo (needs onnx and onnxscript).")
@@ -195,7 +203,8 @@ def export_command(
         pref = parse_preference(preference, n_objectives=len(trained.config.objectives))  # type: ignore[arg-type]
         choice = trained.choose(dev, pref)
     written = export_choice(
-        choice, out, formats, weights=weights, image_size=input_size, force=force, exporter=onnx_exporter
+        choice, out, formats, weights=weights, image_size=input_size, force=force, exporter=onnx_exporter,
+        inherited_from=run_dir if inherited else None, calibration_images=calibration_images,
     )
     err_console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, soft_wrap=True)
     console.print(choice["arch_str"], highlight=False, soft_wrap=True)

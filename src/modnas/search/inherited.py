@@ -17,19 +17,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 from modnas.config import SearchConfig
-from modnas.datasets import load_dataset
+from modnas.datasets import load_dataset, search_split
 from modnas.errors import ModnasError
 from modnas.evaluation.pareto import hypervolume, nondominated_mask
 from modnas.problem import get_problem
 from modnas.rundir import RunDir
 from modnas.search.oneshot import build_supernet, supernet_scores
 
-__all__ = ["InheritedEvaluator", "InheritedScore", "inherited_scores"]
+if TYPE_CHECKING:
+    from modnas.export import NetworkSpec
+
+__all__ = ["InheritedEvaluator", "InheritedScore", "inherited_network", "inherited_scores", "recalibrate_batch_norm"]
 
 
 @dataclass(frozen=True)
@@ -153,3 +159,63 @@ def _latency_bounds(problem: Any, device: str) -> tuple[float, float]:
     """The device's latency bounds of the shared scorer."""
     bounds = problem.reference.normalisation(device, ("error", "latency"))
     return float(bounds.lower[1]), float(bounds.upper[1])
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(net: nn.Module, images: torch.Tensor, batch_size: int = 250) -> int:
+    """Reset ``net``'s batch-normalisation statistics to the mean over ``images`` ``(N, C, H, W)`` (as Once-for-All
+    does for an extracted subnet: a supernet's running statistics mix every sub-network it trained). Returns the
+    number of normalisation layers; ``net`` is left in eval mode."""
+    layers = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in layers]
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None  # a cumulative average over the batches
+    net.train()
+    if layers:
+        for chunk in images.split(batch_size):
+            net(chunk)
+    for layer, momentum in zip(layers, momenta):
+        layer.momentum = momentum
+    net.eval()
+    return len(layers)
+
+
+def inherited_network(
+    run_dir: str | Path, arch_str: str, calibration_images: int = 2000
+) -> tuple[NetworkSpec, dict[str, torch.Tensor], str]:
+    """The standalone network of ``arch_str`` with the weights it inherits from the one-shot run's final supernet:
+    its :class:`~modnas.export.NetworkSpec` (the run's width, classes, input channels, and the input side the
+    supernet fed it), its state dict, and a line saying where the weights come from.
+
+    Batch-normalisation statistics are recomputed for this network from the first ``calibration_images`` of the
+    run's weight-training images, resized as the supernet resized them; a network without batch normalisation
+    (GPT) is used as it is."""
+    from modnas.export import NetworkSpec
+
+    run = RunDir(run_dir).require()
+    config = run.config()
+    if config.mode != "oneshot":
+        raise ModnasError(f"run {str(run.path)!r} is a benchmark-mode run: inherited weights need a one-shot run")
+    space = get_problem(config.space).space
+    key = space.canonical_key(arch_str)
+    s = config.oneshot.resolved()
+    data = load_dataset(s["dataset"], s["data_dir"], download=False)
+    supernet = build_supernet(space, s, data.num_classes, data.in_channels)
+    if not hasattr(supernet, "subnet"):
+        raise ModnasError(f"the {space.name} supernet cannot hand its weights to a standalone network (OFA and GPT can)")
+    supernet.load_state_dict(run.checkpoint()["oneshot"]["supernet"])
+    net = supernet.subnet(key)
+    spec = NetworkSpec(arch_str=key, space=config.space, **supernet.subnet_settings(key))
+    source = f"inherited from the supernet of run {run.path}"
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
+        if calibration_images < 1:
+            raise ModnasError(f"calibration images must be at least 1, got {calibration_images}")
+        train = data.limit_train(s["train_limit"])
+        weight_idx, _ = search_split(len(train.train_y), s["train_portion"])
+        images = train.train_x[weight_idx[:calibration_images]]
+        if images.shape[-1] != spec.image_size or images.shape[-2] != spec.image_size:
+            images = F.interpolate(images, size=(spec.image_size, spec.image_size), mode="bilinear", align_corners=False)
+        recalibrate_batch_norm(net, images)
+        source += f"; batch-normalisation statistics from {len(images)} of its weight-training images"
+    return spec, {k: t.detach().clone() for k, t in net.state_dict().items()}, source

@@ -417,9 +417,9 @@ class SupernetError:
         idx = hyper_idx[:max_images]
         self.x, self.y = data.train_x[idx], data.train_y[idx]
         self.batch_size = int(s["batch_size"])
-        space = get_problem(config.space).space
-        self.onehot_shape = (space.num_decisions, space.max_options)
-        self.net = build_supernet(space, s, data.num_classes, data.in_channels)
+        self.space = get_problem(config.space).space
+        self.onehot_shape = (self.space.num_decisions, self.space.max_options)
+        self.net = build_supernet(self.space, s, data.num_classes, data.in_channels)
         self.net.load_state_dict(supernet_state)
 
     def eval(self) -> SupernetError:
@@ -429,12 +429,9 @@ class SupernetError:
     def error(self, onehot: Tensor, kappa: float = 0.0) -> Tensor:
         """Error (%) of every one-hot ``(..., decisions, options)``; ``kappa`` (an ensemble's pessimism) has no
         meaning here."""
-        flat = onehot.reshape(-1, *self.onehot_shape)
+        keys = self.space.keys(self.space.from_logits(onehot.reshape(-1, *self.onehot_shape)))
         errors = []
-        for arch in flat:
-            correct = 0
-            for i in range(0, len(self.y), self.batch_size):
-                logits = self.net(self.x[i : i + self.batch_size], arch)
-                correct += int((logits.argmax(dim=-1) == self.y[i : i + self.batch_size]).sum())
+        for key in keys:
+            correct, _ = supernet_scores(self.net, self.space, key, self.x, self.y, self.batch_size)
             errors.append(100.0 * (1.0 - correct / self.y.numel()))
         return torch.tensor(errors, dtype=torch.float32).reshape(onehot.shape[:-2])

@@ -28,6 +28,7 @@ and nothing of the blocks beyond ``n_layer``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -167,6 +168,18 @@ class GPTSupernet(nn.Module):
         return logits * w(self._bias)
 
     # -- extraction -----------------------------------------------------------------------------------------------
+
+    def subnet_settings(self, arch: str | GPTArch | Sequence[int] | np.ndarray) -> dict[str, Any]:
+        """The build settings of :meth:`subnet`'s model: vocabulary (``num_classes``) and context (``image_size``,
+        the sequence length of an example input). A standalone model is built with the variant's context, so a
+        supernet with another one cannot hand its weights on."""
+        self._arch(arch)
+        if self.block_size != self.variant.block_size:
+            raise ModnasError(
+                f"{self.variant.name} supernet: its context of {self.block_size} tokens differs from the variant's "
+                f"{self.variant.block_size}, which standalone models are built with"
+            )
+        return {"num_classes": self.vocab_size, "in_channels": 1, "image_size": self.block_size}
 
     @torch.no_grad()
     def subnet(self, arch: str | GPTArch | Sequence[int] | np.ndarray) -> GPT:

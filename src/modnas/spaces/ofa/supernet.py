@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -203,9 +204,18 @@ class ElasticMobileNetV3(nn.Module):
         x = F.hardswish(self.feature_mix(x.mean((2, 3), keepdim=True)))
         return self.classifier(x.flatten(1))
 
+    def subnet_settings(self, arch: OFAArch | str) -> dict[str, Any]:
+        """The build settings of :meth:`subnet`'s network and the side of its input (the supernet resizes its input
+        to the architecture's share of ``image_size``; a deployment feeds images of that side)."""
+        arch = OFAArch.from_key(arch) if isinstance(arch, str) else arch
+        return {"num_classes": self.num_classes, "in_channels": self.in_channels, "width_mult": self.width_mult,
+                "image_size": input_size(arch.r, self.image_size)}
+
     @torch.no_grad()
-    def subnet(self, arch: OFAArch) -> OFAMobileNetV3:
-        """A standalone network of ``arch`` holding the weights it inherits from this supernet."""
+    def subnet(self, arch: OFAArch | str) -> OFAMobileNetV3:
+        """A standalone network of ``arch`` (an :class:`OFAArch` or its key) holding the weights it inherits from
+        this supernet; its input is :meth:`subnet_settings`' ``image_size``."""
+        arch = OFAArch.from_key(arch) if isinstance(arch, str) else arch
         if arch.r not in self.resolutions:
             raise ModnasError(f"OFA supernet: resolution {arch.r} is not one of its {len(self.resolutions)} options")
         net = OFAMobileNetV3(arch, self.num_classes, self.width_mult, self.in_channels)
