@@ -77,3 +77,25 @@ def test_a_pick_trains_standalone_on_text(run, tmp_path):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["space"] == "gpt-tiny" and math.isfinite(out["test_perplexity"]) and out["test_perplexity"] > 1
+
+
+def test_a_pick_exports_with_its_inherited_weights(run, tmp_path):
+    from modnas.export import build_for_export
+    from modnas.search.inherited import inherited_network
+
+    out = tmp_path / "pick"
+    result = CliRunner().invoke(app, ["export", str(run), "--device", "epyc-b8-s128-t2", "--preference", "0.5,0.5",
+                                      "--format", "pt2", "--inherited", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.with_suffix(".json").read_text())
+    network = record["network"]
+    assert network["num_classes"] == 256 and network["image_size"] == 128
+    # a language model has no batch normalisation to recompute
+    assert network["weights"].startswith("inherited from the supernet") and "batch-norm" not in network["weights"]
+    spec, state, _ = inherited_network(run, record["arch_str"])
+    tokens = torch.randint(0, 256, (2, 128), generator=torch.Generator().manual_seed(0))
+    program = torch.export.load(str(out.with_suffix(".pt2"))).module()
+    model = build_for_export(spec, state)
+    torch.testing.assert_close(program(tokens), model(tokens), atol=1e-4, rtol=1e-4)
+    # the supernet's weights, not a fresh model's
+    assert not torch.allclose(build_for_export(spec)(tokens), model(tokens), atol=1e-3)
