@@ -12,8 +12,9 @@ MetaPredictor with its per-device latency bounds, and the shared-scorer evaluati
   defined from the first step (the official code normalises with bounds that are only known after the search);
 * with three objectives also the third objective from the problem's exact model (NB201: HW-NAS-Bench energy),
   min-max normalised the same way;
-* ``loss_t = mean_P r . (err_n, lat_n[, energy_n])``; the T per-device hypernetwork gradients are combined with
-  :func:`modnas.mgd.aggregate` and one AdamW step is taken.
+* ``loss_t = mean_P s(r, (err_n, lat_n[, energy_n]))`` with the config's scalarisation ``s`` (MODNAS: linear,
+  ``r . f``; or augmented Chebyshev, :func:`modnas.evaluation.scalarise`); the T per-device hypernetwork gradients
+  are combined with :func:`modnas.mgd.aggregate` and one AdamW step is taken.
 
 Every epoch ends with the shared scorer on the evaluation devices (:meth:`~HypernetSearch.evaluate`). The search
 knows its space, ground truth and devices only through ``self.problem`` (:class:`~modnas.problem.Problem`).
