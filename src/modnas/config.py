@@ -291,6 +291,13 @@ class SearchConfig(BaseModel):
         "MetaPredictor's; or the MetaPredictor's everywhere",
     )
 
+    refine_rounds: StrictInt = Field(
+        0, ge=0,
+        description="benchmark mode: rounds of steepest descent that move each preference's pick to its best "
+        "one-move neighbour under the search's own objectives (error predictor, true error where queried; the "
+        "hardware predictor's latency), scalarised as the loss is, until no pick moves; no queries. 0: the "
+        "hypernetwork's picks (MODNAS)",
+    )
     eval_rays: StrictInt = Field(
         24, ge=1, description="evaluation preferences per device (circle rays; a simplex grid of about as many for 3)"
     )

@@ -13,7 +13,7 @@ from modnas.config import load_config
 from modnas.errors import ModnasError
 from modnas.rundir import METRIC_FIELDS
 from modnas.search import evaluate_run, run_note, search
-from modnas.search.benchmark import BenchmarkSearch
+from modnas.search.benchmark import BenchmarkSearch, measured_architectures
 from modnas.spaces.nb201.devices import PROTOCOL_DEVICES, TRAIN_DEVICES
 from modnas.tables.nb201 import nb201_tables
 
@@ -347,3 +347,51 @@ def test_the_loss_follows_the_scalarisation(monkeypatch):
     torch.testing.assert_close(loss, expected)
     with pytest.raises(Exception, match="scalarisation"):
         load_config(None, {**TINY, "scalarisation": "tchebycheff"})
+
+
+def test_refined_picks_are_local_minima_of_the_search_objectives():
+    """Each refined pick scores no worse than the hypernetwork's pick under the search's own normalised,
+    scalarised objectives, and no one-move neighbour scores better (steepest descent ran to its end)."""
+    from modnas.evaluation import scalarise
+    from modnas.search.benchmark import _predicted_values, refine_front
+
+    loop = BenchmarkSearch(load_config(None, {**TINY, "scalarisation": "chebyshev"}))
+    name = loop.train_devices[0]
+    device = loop.problem.devices.get(name)
+    proposed = loop.proposals((name,))[name]
+    degenerate = loop.config.error_predictor.degenerate_error
+    refined = refine_front(loop.eval_prefs, proposed, device, loop.error_model, loop.predictor, loop.config.objectives,
+                           loop.problem, loop.budget, degenerate, "chebyshev", rounds=100)
+    assert refined.shape == proposed.shape and (refined != proposed).any()
+    space = loop.problem.space
+    queried, errors = measured_architectures(loop.budget, degenerate)
+    known = {row.tobytes(): float(e) for row, e in zip(space.parse_many(list(queried)), errors)}
+    hardware = _predicted_values(space.enumerate(), device, loop.error_model, loop.predictor, loop.config.objectives,
+                                 loop.problem, known)
+    low, high = hardware.min(axis=0), hardware.max(axis=0)
+    low[0], high[0] = errors.min(), errors.max()
+
+    def score(pref, keys):
+        raw = _predicted_values(space.parse_many(list(keys)), device, loop.error_model, loop.predictor,
+                                loop.config.objectives, loop.problem, known)
+        return scalarise(pref[None], (raw - low) / (high - low), "chebyshev"), raw[:, 0]
+
+    for pref, before, after in zip(loop.eval_prefs, proposed, refined):
+        (s_before, s_after), _ = score(pref, [before, after])
+        assert s_after <= s_before + 1e-9
+        neighbours = space.keys(space.neighbours(space.parse(after)))
+        s_neighbours, err = score(pref, neighbours)
+        assert (s_neighbours[err < degenerate] >= s_after - 1e-9).all()
+
+
+def test_refine_rounds_moves_the_reported_front_only():
+    """With refine_rounds the reported fronts move; the queries (proposals) and training do not change."""
+    plain = BenchmarkSearch(load_config(None, {**TINY, "epochs": 1, "steps_per_epoch": 3}))
+    refined = BenchmarkSearch(load_config(None, {**TINY, "epochs": 1, "steps_per_epoch": 3, "refine_rounds": 5}))
+    for loop in (plain, refined):
+        loop.train_epoch()
+    names = plain.train_devices[:2]
+    assert {n: list(k) for n, k in plain.proposals(names).items()} == {
+        n: list(k) for n, k in refined.proposals(names).items()
+    }
+    assert any((plain.front_keys(names)[n] != refined.front_keys(names)[n]).any() for n in names)

@@ -24,7 +24,7 @@ from modnas.hypernet import HyperNetwork
 from modnas.problem import Problem, get_problem
 from modnas.rundir import RunDir
 from modnas.search.base import build_hypernet
-from modnas.search.benchmark import measured_front
+from modnas.search.benchmark import measured_front, refine_front
 from modnas.search.error_model import ErrorPredictor, QueryBudget
 
 
@@ -92,11 +92,19 @@ class TrainedSearch:
     @torch.no_grad()
     def architectures(self, device: Device, preferences: np.ndarray) -> np.ndarray:
         """Canonical key of the architecture reported for each preference on ``device``: the hypernetwork's
-        pick, or a measured architecture that dominates it when the run's ``front`` is ``hypernet+measured``."""
+        pick (moved by :func:`~modnas.search.benchmark.refine_front` when the run's ``refine_rounds`` > 0), or a
+        measured architecture that dominates it when the run's ``front`` is ``hypernet+measured``."""
         prefs = torch.tensor(preferences, dtype=torch.float32)
         emb = torch.tensor(device.embedding, dtype=torch.float32).expand(len(prefs), -1)
         choices = self.space.from_logits(self.hypernet(prefs, emb)).reshape(-1, self.space.num_decisions)
         chosen = np.asarray(self.space.keys(choices), dtype=object)
+        cfg = self.config
+        if self.budget is not None and cfg.refine_rounds:
+            chosen = refine_front(
+                np.asarray(preferences, dtype=np.float64), chosen, device, self.error_model, self.predictor,
+                cfg.objectives, self.problem, self.budget, cfg.error_predictor.degenerate_error, cfg.scalarisation,
+                cfg.refine_rounds,
+            )
         if self.budget is None or self.config.front == "hypernet":
             return chosen
         return measured_front(
