@@ -28,7 +28,7 @@ from scipy.stats import spearmanr
 
 from modnas.evaluation import evaluation_preferences, scalarised_argmin, to_simplex
 from modnas.evaluation.pareto import hypervolume
-from modnas.problem import get_problem
+from modnas.problem import Normalisation, get_problem
 from modnas.search.trained import TrainedSearch
 
 
@@ -60,12 +60,11 @@ def main() -> None:
         error, latency = trained.predicted(trained.device(name), keys)
         predicted = (np.stack([error, latency], axis=1) - norm.lower) / scale
 
-        def hv(points: np.ndarray) -> float:
-            chosen = true[np.unique(scalarised_argmin(rays, points, method=config.scalarisation))]
-            return front_hv(chosen)
-
-        def front_hv(points: np.ndarray) -> float:
+        def front_hv(points: np.ndarray, norm: Normalisation = norm) -> float:
             return hypervolume(points[(points <= 1).all(axis=1)], 1.0) / norm.true_hv
+
+        def hv(points: np.ndarray, true: np.ndarray = true) -> float:
+            return front_hv(true[np.unique(scalarised_argmin(rays, points, method=config.scalarisation))])
 
         refined = "-"
         if refined_search is not None:

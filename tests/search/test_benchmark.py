@@ -329,7 +329,7 @@ def test_front_latency_predicted_reproduces_the_predictor_only_front():
 
 def test_the_loss_follows_the_scalarisation(monkeypatch):
     """The hypernetwork's per-device loss is the configured scalarisation of the normalised objectives."""
-    import modnas.search.base as base
+    from modnas.search import base
 
     seen, original = [], base.scalarise
 
