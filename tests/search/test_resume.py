@@ -63,6 +63,43 @@ def runs(tmp_path_factory):
     return straight, resumed, interrupted, summary
 
 
+def test_metadata_says_how_the_run_ended(runs):
+    import json
+
+    straight, resumed, interrupted, _ = runs
+    assert json.loads((interrupted / "metadata.json").read_text())["status"] == "failed"  # an exception stopped it
+    for run in (straight, resumed):
+        assert json.loads((run / "metadata.json").read_text())["status"] == "complete"
+
+
+def test_sigterm_stops_a_search_as_ctrl_c_does(tmp_path):
+    """A batch scheduler's SIGTERM: one line saying what was kept, exit status 130, metadata `interrupted`."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config_file = tmp_path / "long.yaml"
+    config_file.write_text(load_config(None, {**TINY, "epochs": 500}).to_yaml())
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "modnas", "search", str(config_file), "--out", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 300
+    while not (run / "checkpoints" / "last.pt").exists():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "no checkpoint within 300 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    (line,) = [text for text in err.strip().splitlines() if not text.startswith("epoch ")]
+    assert f"modnas search --resume {run}" in line and "Traceback" not in err
+    assert json.loads((run / "metadata.json").read_text())["status"] == "interrupted"
+
+
 def test_interrupted_run_holds_its_last_finished_epoch(runs):
     _, _, interrupted, _ = runs
     state = torch.load(interrupted / "checkpoints" / "last.pt", weights_only=True)

@@ -51,6 +51,28 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (a batch scheduler's time limit, ``kill``, torchrun stopping its workers) stops the
+    work as Ctrl-C does: the run records that it was interrupted and says how to continue, instead of dying
+    mid-write. Only the main thread can install a handler; elsewhere the block runs unchanged."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("terminated")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _print_error(message: str) -> None:
     # escaped: messages hold brackets that are not markup (pip extras, NB201 strings, paths, "[nan, 1.]")
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)

@@ -16,7 +16,9 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from modnas.commands.common import console, err_console, log_level, plain_output, print_json, user_errors
+from modnas.commands.common import (
+    console, err_console, log_level, plain_output, print_json, terminate_as_interrupt, user_errors,
+)
 
 
 def _table(rows: list[dict[str, Any]], title: str) -> Table:
@@ -107,10 +109,11 @@ def search_command(
             raise ModnasError("torchrun --max-restarts needs --out: a restarted worker group resumes the run there")
         run_dir = out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-seed{cfg.seed}"
     if not _reporting_rank():  # another rank of a torchrun launch: rank 0 shows progress and results
-        if resume is not None:
-            resume_search(resume)
-        else:
-            search(cfg, run_dir)
+        with terminate_as_interrupt():
+            if resume is not None:
+                resume_search(resume)
+            else:
+                search(cfg, run_dir)
         return
     bar = Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
@@ -119,7 +122,7 @@ def search_command(
     )
     trackers = [TensorBoardTracker()] if tensorboard else []  # a missing package fails here, before any work
     epoch_lines = log_level("modnas.search", logging.INFO if plain_output() else logging.WARNING)
-    with bar, epoch_lines:
+    with bar, epoch_lines, terminate_as_interrupt():
         task = bar.add_task("resuming" if resume else "searching", total=None, hv="")
 
         def progress(done: int, total: int, hv: float | None) -> None:

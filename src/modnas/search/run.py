@@ -8,6 +8,7 @@ the business of :mod:`modnas.rundir`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -216,23 +217,29 @@ def _search(
     if progress is not None:
         progress(done, total, None)
     rows: list[dict[str, Any]] | None = None
-    while loop.epoch < config.epochs:
-        result = loop.run_epoch(tick)
-        rows, last_hv = result.rows, result.mean_hv
-        writer.epoch_done(loop, result.rows, result.fronts, time.perf_counter() - start)
-        try:
-            metadata.update(epoch=loop.epoch)
-        except OSError as exc:
-            raise writer.write_failed(exc, loop.epoch) from None
-        info = EpochInfo(
-            loop.epoch, config.epochs, result.rows, result.fronts, loop.queries_used, writer.seconds, run_dir,
-            dict(result.extra),
-        )
-        logger.info(info.line())
-        for callback in callbacks:
-            callback(info)
-        if progress is not None:
-            progress(done, total, last_hv)
+    try:
+        while loop.epoch < config.epochs:
+            result = loop.run_epoch(tick)
+            rows, last_hv = result.rows, result.mean_hv
+            writer.epoch_done(loop, result.rows, result.fronts, time.perf_counter() - start)
+            try:
+                metadata.update(epoch=loop.epoch)
+            except OSError as exc:
+                raise writer.write_failed(exc, loop.epoch) from None
+            info = EpochInfo(
+                loop.epoch, config.epochs, result.rows, result.fronts, loop.queries_used, writer.seconds, run_dir,
+                dict(result.extra),
+            )
+            logger.info(info.line())
+            for callback in callbacks:
+                callback(info)
+            if progress is not None:
+                progress(done, total, last_hv)
+    except BaseException as exc:
+        # metadata.json says how the run ended: `interrupted` (Ctrl-C, SIGTERM) or `failed`; --resume continues it
+        with contextlib.suppress(OSError):
+            metadata.finish("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+        raise
     if rows is None:  # resumed a run whose last epoch was already trained: score it again
         rows, _ = loop.evaluate()
     summary = summarise(rows, loop.queries_used, time.perf_counter() - start, loop.epoch)
