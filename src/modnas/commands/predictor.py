@@ -54,12 +54,17 @@ def train(
     from modnas.io import check_writable, os_error_reason
     from modnas.problem import get_problem
 
-    if out.exists() and not force:
-        raise ModnasError(f"{out} already exists; pass --force to overwrite it")
-    check_writable(out, "checkpoint")
     problem = get_problem(space)
     if problem.latency_data is None:
         raise ModnasError(f"search space {space!r} has no latency data to train a predictor on")
+    if problem.extras.get("predictor_checkpoint") is None:
+        raise ModnasError(
+            f"search space {space!r} uses a latency predictor built in code, not a modnas checkpoint; "
+            f"`modnas predictor evaluate --space {space}` scores it"
+        )
+    if out.exists() and not force:
+        raise ModnasError(f"{out} already exists; pass --force to overwrite it")
+    check_writable(out, "checkpoint")
     data = problem.latency_data()
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, devices=problem.devices.names("train"))
     start = time.perf_counter()
@@ -118,7 +123,10 @@ def evaluate(
     problem = get_problem(space)
     if problem.latency_data is None:
         raise ModnasError(f"search space {space!r} has no latency data to evaluate a predictor on")
-    model, _ = load_predictor(checkpoint, space)
+    if checkpoint is None and problem.extras.get("predictor_checkpoint") is None:
+        model = problem.predictor_factory()  # a space whose predictor is built in code (OFA: MODNAS's latency net)
+    else:
+        model, _ = load_predictor(checkpoint, space)
     names = device or list(problem.devices.names("protocol"))
     data = problem.latency_data()
     with _progress() as bar:

@@ -258,15 +258,16 @@ def evaluate_predictor(
     Zero-shot: only the device embedding (reference latencies) is used; scored on the other architectures of
     ``data``. k-shot: ``k`` further random architectures are measured (read from ``data``) and used for
     :func:`adapt`; scored on the rest. Results are averaged over ``seeds`` draws of the k architectures.
+    Architectures a device has no latency for (NaN in ``data``, e.g. resolutions a phone's table lacks) are left out.
     """
     onehots = data.onehots
-    non_ref = np.setdiff1d(np.arange(len(onehots)), data.reference_rows)
     rows: list[EvalRow] = []
     for name in devices:
         device = data.devices.get(name)
         if not device.has_table:
             raise ModnasError(f"device {name!r} has no latency table to evaluate against")
         true = data.column(name)
+        non_ref = np.setdiff1d(np.flatnonzero(np.isfinite(true)), data.reference_rows)
         predicted = predict_normalised(model, onehots, device)
         rows.append(EvalRow(name, device.split, "zero-shot", *rank_correlations(predicted[non_ref], true[non_ref])))
         for k in shots:

@@ -16,6 +16,8 @@ latencies. The scale drops out, and the output is in the units every modnas pred
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -126,3 +128,32 @@ class OFADevices(DeviceRegistry):
         )  # fmt: skip
         return devices
 
+
+
+def latency_data() -> Any:
+    """What ``modnas predictor evaluate --space ofa`` scores a predictor on: HELP's 5,000 measured architectures
+    (the 10 references among them) in the full OFA space (resolutions 128-224, as the devices were measured), with
+    their latency on the 12 GPU settings, and on the Note10 phone where its look-up table covers the resolution
+    (160-224 in steps of 16; NaN elsewhere, and left out of the scores); a user's device gives what it measured."""
+    from modnas.hardware.training import LatencyData
+    from modnas.problem import get_problem
+    from modnas.spaces.ofa.arch import OFAArch
+    from modnas.spaces.ofa.note10 import NOTE10_RESOLUTIONS, note10_latency
+
+    devices = get_problem("ofa").devices
+    table = measured_table()
+    space = OFASpace()
+    keys = [space.canonical_key(k) for k in table["key"]]
+    position = {k: i for i, k in enumerate(keys)}
+    archs = [OFAArch.from_key(k) for k in keys]
+
+    def column(device: str) -> np.ndarray:
+        if device in GPU_SETTINGS:
+            return table[f"lat_{device}"].to_numpy(dtype=np.float64)
+        if device == "note10":
+            return np.array([note10_latency(a) if a.r in NOTE10_RESOLUTIONS else np.nan for a in archs])
+        return devices.known_latencies(devices.get(device), keys)
+
+    return LatencyData(keys=keys, onehots=space.to_onehot(space.parse_many(keys)),
+                       reference_rows=np.array([position[space.canonical_key(k)] for k in REFERENCE_KEYS]),
+                       column=column, devices=devices)  # fmt: skip

@@ -27,7 +27,7 @@ from modnas.errors import ModnasError
 from modnas.problem import GroundTruth, Objective, Problem, StoredReference
 from modnas.spaces.ofa.arch import OFAArch
 from modnas.spaces.ofa.encoding import accuracy_features
-from modnas.spaces.ofa.hardware import TEST_DEVICES, TRAIN_DEVICES, OFADevices, OFALatencyPredictor
+from modnas.spaces.ofa.hardware import TEST_DEVICES, TRAIN_DEVICES, OFADevices, OFALatencyPredictor, latency_data
 from modnas.spaces.ofa.latency import GPU_SETTINGS, latency
 from modnas.spaces.ofa.predictors import accuracy_predictor
 from modnas.spaces.ofa.space import OFASpace
@@ -122,6 +122,7 @@ def make_problem() -> Problem:
         reference=StoredReference(REFERENCE_FILE),
         predictor_factory=lambda: OFALatencyPredictor(space),
         default_devices=_default_devices,
+        latency_data=latency_data,
         extras={
             "title": "OFA MobileNetV3 (surrogate benchmark)",
             "accuracy_source": "their ImageNet top-1 as OFA's accuracy predictor predicts it (a surrogate)",
