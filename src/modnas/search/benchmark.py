@@ -13,6 +13,7 @@ is refitted, until K is spent.
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
 from typing import Any
 
@@ -108,8 +109,11 @@ def measured_front(
     return prefer_measured(prefs, proposed, own, measured, known)
 
 
-#: per (predictor, device, objectives): the predicted hardware objectives' range over the bound candidates
-_HARDWARE_BOUNDS: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
+#: per predictor (held weakly), then per (device, embedding, objectives): the predicted hardware objectives' range
+#: over the bound candidates
+_HARDWARE_BOUNDS: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class _NoError:
@@ -166,11 +170,12 @@ def refine_front(
         return _predicted_values(indices, device, model, predictor, objectives, problem, known)
 
     # the hardware bounds depend on the frozen predictor and the device only: computed once per process
-    cache_key = (id(predictor), device.name, np.asarray(device.embedding, dtype=np.float64).tobytes(), objectives)
-    if cache_key not in _HARDWARE_BOUNDS:
+    cache = _HARDWARE_BOUNDS.setdefault(predictor, {})
+    cache_key = (device.name, np.asarray(device.embedding, dtype=np.float64).tobytes(), objectives)
+    if cache_key not in cache:
         bounds = values(problem.bound_candidates(), with_error=False)
-        _HARDWARE_BOUNDS[cache_key] = (bounds.min(axis=0), bounds.max(axis=0))
-    low, high = (b.copy() for b in _HARDWARE_BOUNDS[cache_key])
+        cache[cache_key] = (bounds.min(axis=0), bounds.max(axis=0))
+    low, high = (b.copy() for b in cache[cache_key])
     low[0], high[0] = (errors.min(), errors.max()) if len(errors) else (0.0, 1.0)
     high = np.maximum(high, low + 1e-9)
     prefs = np.asarray(prefs, dtype=np.float64)
