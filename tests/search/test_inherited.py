@@ -67,3 +67,11 @@ def test_benchmark_runs_are_refused(tmp_path):
     (tmp_path / "config.yaml").write_text("mode: benchmark\n", encoding="utf-8")
     with pytest.raises(ModnasError, match="benchmark-mode run"):
         inherited_scores(tmp_path)
+
+
+def test_an_nb201_pick_cannot_be_exported_with_inherited_weights(run, tmp_path):
+    """NB201's supernet mixes candidate operations and has no standalone sub-network to hand weights to."""
+    result = CliRunner().invoke(app, ["export", str(run), "--device", "fpga", "--preference", "0.5,0.5",
+                                      "--format", "pt2", "--inherited", "--out", str(tmp_path / "pick")])
+    assert result.exit_code == 2 and "cannot hand its weights" in result.output
+    assert not list(tmp_path.iterdir())
