@@ -384,21 +384,14 @@ def test_refined_picks_are_local_minima_of_the_search_objectives():
         assert (s_neighbours[err < degenerate] >= s_after - 1e-9).all()
 
 
-def test_refine_rounds_moves_the_reported_front_and_the_queries():
-    """With refine_rounds the reported fronts move, and a query round reads the errors of the refined picks (what
-    the fronts will report); the hypernetwork's own training is unchanged until the first query."""
-    settings = {**TINY, "epochs": 2, "steps_per_epoch": 3, "query_start_epoch": 2}
-    plain = BenchmarkSearch(load_config(None, settings))
-    refined = BenchmarkSearch(load_config(None, {**settings, "refine_rounds": 5}))
+def test_refine_rounds_moves_the_reported_front_only():
+    """With refine_rounds the reported fronts move; the queries (proposals) and training do not change."""
+    plain = BenchmarkSearch(load_config(None, {**TINY, "epochs": 1, "steps_per_epoch": 3}))
+    refined = BenchmarkSearch(load_config(None, {**TINY, "epochs": 1, "steps_per_epoch": 3, "refine_rounds": 5}))
     for loop in (plain, refined):
-        loop.train_epoch()  # epoch 1: no query round yet
-    names = plain.train_devices
+        loop.train_epoch()
+    names = plain.train_devices[:2]
     assert {n: list(k) for n, k in plain.proposals(names).items()} == {
         n: list(k) for n, k in refined.proposals(names).items()
     }
     assert any((plain.front_keys(names)[n] != refined.front_keys(names)[n]).any() for n in names)
-    expected = {str(k) for keys in refined.refined(refined.proposals(names)).values() for k in keys}
-    before = set(refined.budget.queried)
-    asked = refined.query_round()
-    new = set(refined.budget.queried) - before
-    assert asked == len(new) and len(new & expected) == min(asked, len(expected - before))

@@ -259,11 +259,10 @@ class BenchmarkSearch(HypernetSearch):
     # -- adaptive querying --------------------------------------------------------------------------------------
 
     def query_round(self) -> int:
-        """Query the most-proposed new architectures of the training devices (refined when the fronts are, so that
-        what a front will report has its true error; topped up with neighbours)."""
+        """Query the most-proposed new architectures of the training devices (topped up with neighbours)."""
         cfg = self.config
         limit = min(cfg.queries_per_round, self.budget.remaining)
-        proposed = self.refined(self.proposals(self.train_devices))  # what the fronts will report
+        proposed = self.proposals(self.train_devices)
         counts = Counter(str(k) for keys in proposed.values() for k in keys)
         if cfg.experimental.query_proposals == "hypernet+argmin":
             counts.update(str(k) for k in self.predicted_argmins().reshape(-1))
@@ -283,25 +282,20 @@ class BenchmarkSearch(HypernetSearch):
 
     # -- the reported front -------------------------------------------------------------------------------------
 
-    def refined(self, proposed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Each device's proposals moved by :func:`refine_front` (``refine_rounds`` > 0), else as they are."""
-        cfg = self.config
-        if not cfg.refine_rounds:
-            return proposed
-        return {
-            name: refine_front(
-                self.eval_prefs, keys, self.problem.devices.get(name), self.error_model, self.predictor,
-                cfg.objectives, self.problem, self.budget, cfg.error_predictor.degenerate_error, cfg.scalarisation,
-                cfg.refine_rounds,
-            )
-            for name, keys in proposed.items()
-        }
-
     def front_keys(self, device_names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
         """The hypernetwork's proposals, moved by :func:`refine_front` with ``refine_rounds`` > 0; with ``front:
         hypernet+measured``, measured ones swapped in where they dominate (see :func:`prefer_measured`)."""
         cfg = self.config
-        proposed = self.refined(self.proposals(device_names))
+        proposed = self.proposals(device_names)
+        if cfg.refine_rounds:
+            proposed = {
+                name: refine_front(
+                    self.eval_prefs, keys, self.problem.devices.get(name), self.error_model, self.predictor,
+                    cfg.objectives, self.problem, self.budget, cfg.error_predictor.degenerate_error,
+                    cfg.scalarisation, cfg.refine_rounds,
+                )
+                for name, keys in proposed.items()
+            }
         if cfg.front == "hypernet":
             return proposed
         return {
