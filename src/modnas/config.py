@@ -295,8 +295,8 @@ class SearchConfig(BaseModel):
         0, ge=0,
         description="benchmark mode: rounds of steepest descent that move each preference's pick to its best "
         "one-move neighbour under the search's own objectives (error predictor, true error where queried; the "
-        "hardware predictor's latency), scalarised as the loss is, until no pick moves; query rounds then read "
-        "the refined picks' errors. 0: the hypernetwork's picks (MODNAS)",
+        "hardware predictor's latency), scalarised as the loss is, until no pick moves; no queries. 0: the "
+        "hypernetwork's picks (MODNAS)",
     )
     eval_rays: StrictInt = Field(
         24, ge=1, description="evaluation preferences per device (circle rays; a simplex grid of about as many for 3)"
