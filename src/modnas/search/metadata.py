@@ -8,7 +8,9 @@ to ``resumed`` and leaves the first start's record as it was. Keys::
     versions {python, torch, numpy}, seed, world_size, kind, resumed [...]
 
 Times are ISO 8601 with the UTC offset; ``git_commit`` is that of the modnas source tree when it is a git
-checkout (``None`` for an installed wheel); ``end_time`` stays ``None`` for a run that was stopped.
+checkout (``None`` for an installed wheel). ``status`` is ``running``, ``complete``, ``interrupted`` (Ctrl-C or
+SIGTERM during a search) or ``failed`` (an error stopped it); a run killed outright (SIGKILL, a power cut) stays
+``running`` with ``end_time`` ``None``.
 """
 
 from __future__ import annotations
