@@ -84,12 +84,24 @@ def candidate_values(
         error[known] = budget.query([k for k, m in zip(keys, known) if m])  # already read: costs nothing
     if not known.all():  # the error model runs only where no true error is known
         error[~known] = error_model.error(onehot[torch.from_numpy(~known)]).numpy()
-    emb = torch.tensor(device.embedding, dtype=torch.float32)[None]
-    latency = to_device_unit(predictor(onehot, emb)[:, 0].numpy(), device) if len(keys) else np.zeros(0)
+    hardware = hardware_values(choices, onehot, device, predictor, objectives, problem)
     if latency_source == "measured" and len(keys):
         measured = problem.devices.known_latencies(device, keys)
-        latency = np.where(np.isnan(measured), latency, measured)
-    columns = [error, latency]
+        hardware[:, 0] = np.where(np.isnan(measured), hardware[:, 0], measured)
+    return np.concatenate([error[:, None], hardware], axis=1)
+
+
+@torch.no_grad()
+def hardware_values(
+    choices: np.ndarray, onehot: Tensor, device: Device, predictor: torch.nn.Module, objectives: tuple[str, ...],
+    problem: Problem,
+) -> np.ndarray:
+    """The hardware objectives ``(N, M - 1)`` of choice indices ``(N, D)`` and their one-hots on ``device``: the
+    predictor's latency in the device's unit, and a third objective's exact model."""
+    if not len(choices):
+        return np.zeros((0, len(objectives) - 1))
+    emb = torch.tensor(device.embedding, dtype=torch.float32)[None]
+    columns = [to_device_unit(predictor(onehot, emb)[:, 0].numpy(), device)]
     for objective in objectives[2:]:
         columns.append(problem.exact_model(objective, device.name).predict(choices))
     return np.stack(columns, axis=1)
@@ -116,31 +128,20 @@ _HARDWARE_BOUNDS: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[Any, ...
 )
 
 
-class _NoError:
-    """Stands in for the error model where only the hardware objectives are wanted."""
-
-    def error(self, onehot: Tensor) -> Tensor:
-        return torch.zeros(len(onehot))
-
-
 @torch.no_grad()
 def _predicted_values(
     indices: np.ndarray, device: Device, error_model: torch.nn.Module, predictor: torch.nn.Module,
     objectives: tuple[str, ...], problem: Problem, known: dict[bytes, float],
 ) -> np.ndarray:
-    """Objective values ``(N, M)`` of canonical choice indices ``(N, D)``: the true error where ``known`` (keyed by
-    the indices' bytes) has it, else the error model's; the hardware predictor's latency; a third objective's exact
-    model. Works on indices throughout: converting thousands of candidates to string keys would cost more than
-    predicting them."""
+    """:func:`candidate_values` for canonical choice indices ``(N, D)`` rather than keys, with the true errors in
+    ``known`` (keyed by the indices' bytes) and the predictor's latency: converting thousands of candidates to string
+    keys would cost more than predicting them."""
     onehot = problem.space.to_onehot(indices)
     error = error_model.error(onehot).numpy().astype(np.float64)
     for i, row in enumerate(indices):
         error[i] = known.get(row.tobytes(), error[i])
-    emb = torch.tensor(device.embedding, dtype=torch.float32)[None]
-    columns = [error, to_device_unit(predictor(onehot, emb)[:, 0].numpy(), device)]
-    for objective in objectives[2:]:
-        columns.append(problem.exact_model(objective, device.name).predict(indices))
-    return np.stack(columns, axis=1)
+    hardware = hardware_values(indices, onehot, device, predictor, objectives, problem)
+    return np.concatenate([error[:, None], hardware], axis=1)
 
 
 def refine_front(
@@ -165,26 +166,23 @@ def refine_front(
     queried, errors = measured_architectures(budget, degenerate_error)
     known = {row.tobytes(): float(e) for row, e in zip(space.parse_many(list(queried)), errors)}
 
-    def values(indices: np.ndarray, with_error: bool = True) -> np.ndarray:
-        model = error_model if with_error else _NoError()
-        return _predicted_values(indices, device, model, predictor, objectives, problem, known)
-
     # the hardware bounds depend on the frozen predictor and the device only: computed once per process
     cache = _HARDWARE_BOUNDS.setdefault(predictor, {})
     cache_key = (device.name, np.asarray(device.embedding, dtype=np.float64).tobytes(), objectives)
     if cache_key not in cache:
-        bounds = values(problem.bound_candidates(), with_error=False)
-        cache[cache_key] = (bounds.min(axis=0), bounds.max(axis=0))
-    low, high = (b.copy() for b in cache[cache_key])
-    low[0], high[0] = (errors.min(), errors.max()) if len(errors) else (0.0, 1.0)
-    high = np.maximum(high, low + 1e-9)
+        bound = problem.bound_candidates()
+        hardware = hardware_values(bound, space.to_onehot(bound), device, predictor, objectives, problem)
+        cache[cache_key] = (hardware.min(axis=0), hardware.max(axis=0))
+    error_range = (errors.min(), errors.max()) if len(errors) else (0.0, 1.0)
+    low = np.array([error_range[0], *cache[cache_key][0]])
+    high = np.maximum(np.array([error_range[1], *cache[cache_key][1]]), low + 1e-9)
     prefs = np.asarray(prefs, dtype=np.float64)
     current = space.parse_many([str(k) for k in proposed])
     moving = np.arange(len(current))  # a pick that stayed put has the same neighbours next round: it is done
     for _ in range(rounds):
         rows = [np.concatenate([current[r][None], space.neighbours(current[r])]) for r in moving]
         unique, inverse = np.unique(np.concatenate(rows), axis=0, return_inverse=True)
-        raw = values(unique)
+        raw = _predicted_values(unique, device, error_model, predictor, objectives, problem, known)
         scaled = (raw - low) / (high - low)
         still, start = [], 0
         for r, candidates in zip(moving, rows):
