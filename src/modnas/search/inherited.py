@@ -25,12 +25,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from modnas.config import SearchConfig
-from modnas.datasets import load_dataset, search_split
+from modnas.datasets import search_split
 from modnas.errors import ModnasError
 from modnas.evaluation.pareto import hypervolume, nondominated_mask
 from modnas.problem import get_problem
 from modnas.rundir import RunDir
-from modnas.search.oneshot import build_supernet, supernet_scores
+from modnas.search.oneshot import supernet_scores, trained_supernet
 
 if TYPE_CHECKING:
     from modnas.export import NetworkSpec
@@ -67,15 +67,12 @@ class InheritedEvaluator:
     ) -> None:
         if config.mode != "oneshot":
             raise ModnasError("inherited-weight scores need a one-shot run (its supernet); this run is benchmark mode")
-        s = config.oneshot.resolved()
-        data = load_dataset(s["dataset"], s["data_dir"], download=False)
+        self.net, data = trained_supernet(config, supernet_state)
         self.x, self.y = data.test_x[:max_images], data.test_y[:max_images]
         self.num_classes = data.num_classes
         self.text = bool(getattr(data, "is_text", False))
         self.batch_size = batch_size
         self.space = get_problem(config.space).space
-        self.net = build_supernet(self.space, s, data.num_classes, data.in_channels)
-        self.net.load_state_dict(supernet_state)
         self.net.train()  # batch statistics, as in the search
         self._cache: dict[str, tuple[float, float]] = {}
 
@@ -200,11 +197,9 @@ def inherited_network(
     space = get_problem(config.space).space
     key = space.canonical_key(arch_str)
     s = config.oneshot.resolved()
-    data = load_dataset(s["dataset"], s["data_dir"], download=False)
-    supernet = build_supernet(space, s, data.num_classes, data.in_channels)
+    supernet, data = trained_supernet(config, run.checkpoint()["oneshot"]["supernet"])
     if not hasattr(supernet, "subnet"):
         raise ModnasError(f"the {space.name} supernet cannot hand its weights to a standalone network (OFA and GPT can)")
-    supernet.load_state_dict(run.checkpoint()["oneshot"]["supernet"])
     net = supernet.subnet(key)
     spec = NetworkSpec(arch_str=key, space=config.space, **supernet.subnet_settings(key))
     source = f"inherited from the supernet of run {run.path}"

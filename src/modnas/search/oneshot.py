@@ -88,6 +88,16 @@ def build_supernet(space: SearchSpace, settings: dict[str, Any], num_classes: in
     return space.build_supernet(num_classes=num_classes, in_channels=in_channels, **kwargs, **settings["supernet"])
 
 
+def trained_supernet(config: SearchConfig, supernet_state: dict[str, Tensor]) -> tuple[nn.Module, ImageData]:
+    """A one-shot run's supernet holding its trained weights, and the run's dataset (read without downloading: a
+    finished run's data is on disk)."""
+    s = config.oneshot.resolved()
+    data = load_dataset(s["dataset"], s["data_dir"], download=False)
+    net = build_supernet(get_problem(config.space).space, s, data.num_classes, data.in_channels)
+    net.load_state_dict(supernet_state)
+    return net, data
+
+
 class OneShotSearch(HypernetSearch):
     """One-shot search: build with a config whose ``mode`` is ``oneshot``, then :meth:`run_epoch` per epoch."""
 
@@ -412,15 +422,14 @@ class SupernetError:
 
     def __init__(self, config: SearchConfig, supernet_state: dict[str, Tensor], max_images: int = 2000) -> None:
         s = config.oneshot.resolved()
-        data = load_dataset(s["dataset"], s["data_dir"], download=False).limit_train(s["train_limit"])
+        self.net, data = trained_supernet(config, supernet_state)
+        data = data.limit_train(s["train_limit"])
         _, hyper_idx = search_split(len(data.train_y), s["train_portion"])
         idx = hyper_idx[:max_images]
         self.x, self.y = data.train_x[idx], data.train_y[idx]
         self.batch_size = int(s["batch_size"])
         self.space = get_problem(config.space).space
         self.onehot_shape = (self.space.num_decisions, self.space.max_options)
-        self.net = build_supernet(self.space, s, data.num_classes, data.in_channels)
-        self.net.load_state_dict(supernet_state)
 
     def eval(self) -> SupernetError:
         return self
