@@ -123,10 +123,8 @@ def evaluate(
     problem = get_problem(space)
     if problem.latency_data is None:
         raise ModnasError(f"search space {space!r} has no latency data to evaluate a predictor on")
-    if checkpoint is None and problem.extras.get("predictor_checkpoint") is None:
-        model = problem.predictor_factory()  # a space whose predictor is built in code (OFA: MODNAS's latency net)
-    else:
-        model, _ = load_predictor(checkpoint, space)
+    # without a checkpoint, the predictor the space's searches use (OFA: MODNAS's latency net, built in code)
+    model = problem.load_predictor() if checkpoint is None else load_predictor(checkpoint, space)[0]
     names = device or list(problem.devices.names("protocol"))
     data = problem.latency_data()
     with _progress() as bar:
@@ -186,7 +184,7 @@ def predict(
         from modnas.hardware.predictor import load_predictor
         from modnas.hardware.training import adapt, predict_normalised, to_device_unit
 
-        predictor, _ = load_predictor(checkpoint, space)
+        predictor = problem.load_predictor() if checkpoint is None else load_predictor(checkpoint, space)[0]
         if dev.extra_latencies and adapt_steps > 0:
             predictor = adapt(predictor, dev, steps=adapt_steps)
             err_console.print(f"adapted to {len(dev.extra_latencies)} extra measurements of {device}")
