@@ -42,16 +42,13 @@ def main() -> None:
     args = parser.parse_args()
 
     trained = TrainedSearch.load(args.run)
-    config = trained.config
+    config = trained.config  # the run's own settings for the pool columns; refine_rounds matters only to `refined`
+    trained.config = config.model_copy(update={"refine_rounds": args.refine_rounds})
     problem = get_problem(config.space)
     space = problem.space
     keys = np.array(space.keys(space.sample(args.pool, np.random.default_rng(args.seed))))
     rays = evaluation_preferences(2, config.eval_rays)
     run_hv = {row["device"]: row["hv"] for row in json.loads((args.run / "summary.json").read_text())["devices"]}
-    refined_search = None
-    if args.refine_rounds:
-        refined_search = TrainedSearch.load(args.run)
-        refined_search.config = config.model_copy(update={"refine_rounds": args.refine_rounds})
     print(f"{'device':>20} {'oracle':>7} {'predicted':>9} {'run':>7} {'refined':>7} {'error model Spearman':>21}")
     for name in args.devices.split(","):
         norm = problem.reference.normalisation(name, ("error", "latency"))
@@ -67,8 +64,8 @@ def main() -> None:
             return front_hv(true[np.unique(scalarised_argmin(rays, points, method=config.scalarisation))])
 
         refined = "-"
-        if refined_search is not None:
-            picks = list(dict.fromkeys(refined_search.architectures(refined_search.device(name), to_simplex(rays))))
+        if args.refine_rounds:
+            picks = list(dict.fromkeys(trained.architectures(trained.device(name), to_simplex(rays))))
             refined = f"{front_hv((problem.truth.evaluate(picks, name, ('error', 'latency')) - norm.lower) / scale):.3f}"
         rho = spearmanr(error, true[:, 0]).statistic
         print(f"{name:>20} {hv(true):7.3f} {hv(predicted):9.3f} {run_hv[name] / norm.true_hv:7.3f} {refined:>7} "
