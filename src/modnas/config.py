@@ -38,10 +38,17 @@ _STRICT = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class ErrorPredictorConfig(BaseModel):
-    """The differentiable error predictor of benchmark mode (a small GCN, a flat one-hot MLP and a path-encoding MLP)."""
+    """The differentiable error predictor of benchmark mode: an ensemble of small networks (NB201: a GCN, a flat
+    one-hot MLP and a path-encoding MLP) or a Gaussian process."""
 
     model_config = _STRICT
 
+    kind: Literal["mlp", "gp"] = Field(
+        "mlp",
+        description="mlp: an ensemble of small networks (NB201: GCN, flat and path-encoding MLPs); gp: a Gaussian "
+        "process on the space's gated features (ARD squared-exponential plus linear kernel, hyperparameters by "
+        "marginal likelihood), which ranks far better from 200 queries on GPT-S and OFA (docs/benchmarks.md)",
+    )
     gcn_hidden: StrictInt = Field(32, ge=1, description="width of the graph convolutions")
     gcn_layers: StrictInt = Field(3, ge=1, description="number of graph convolutions")
     flat_hidden: StrictInt = Field(64, ge=0, description="width of the MLP on the flat one-hot (0 disables it)")

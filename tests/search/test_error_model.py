@@ -8,6 +8,7 @@ import torch
 
 from modnas.config import ErrorPredictorConfig
 from modnas.errors import ModnasError
+from modnas.problem import get_problem
 from modnas.search.error_model import ErrorPredictor, QueryBudget
 from modnas.spaces.nb201 import index_to_string, to_onehot
 from modnas.tables.nb201 import nb201_tables
@@ -102,3 +103,53 @@ def test_degenerate_errors_are_clipped_and_fit_refuses_bad_data():
         model.fit(onehot[:1], errors[:1])
     with pytest.raises(ModnasError):
         model.fit(onehot, np.full(len(errors), 95.0))
+
+
+# -- the Gaussian-process error model ------------------------------------------------------------------------------
+
+GP = ErrorPredictorConfig(kind="gp", steps=60)
+
+
+def _gpt_data(n: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    problem = get_problem("gpt-s")
+    archs = problem.space.sample(n, np.random.default_rng(seed))
+    errors = problem.truth.evaluate(problem.space.keys(archs), None, ("error",))[:, 0]
+    return problem.space.to_onehot(archs), errors
+
+
+def test_gp_ranks_gpt_perplexity_from_few_queries_better_than_the_networks():
+    from scipy.stats import spearmanr
+
+    onehot, errors = _gpt_data(150, seed=0)
+    test_onehot, test_errors = _gpt_data(400, seed=1)
+    space = get_problem("gpt-s").space
+    scores = {}
+    for name, config in {"gp": GP, "mlp": ErrorPredictorConfig(steps=300)}.items():
+        model = ErrorPredictor(config, space)
+        model.fit(onehot, errors, seed=0)
+        with torch.no_grad():
+            scores[name] = spearmanr(model.error(test_onehot).numpy(), test_errors).statistic
+    assert scores["gp"] > 0.97 and scores["gp"] > scores["mlp"]
+
+
+def test_gp_is_differentiable_deterministic_and_round_trips_through_a_state_dict():
+    onehot, errors = _data(60)
+    a, b = ErrorPredictor(GP), ErrorPredictor(GP)
+    a.fit(onehot, errors, seed=0)
+    b.fit(onehot, errors, seed=7)  # the fit draws no random numbers: any seed gives the same model
+    x = onehot[:5].clone().requires_grad_(True)
+    pred = a.error(x)
+    pred.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and float(x.grad.abs().sum()) > 0
+    loaded = ErrorPredictor(GP)
+    loaded.load_state_dict(a.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(a.error(onehot), b.error(onehot))
+        assert torch.equal(a.error(onehot), loaded.error(onehot))
+        # near the data the fit is close; pessimism adds the posterior spread, which is larger away from it
+        fitted = a.error(onehot)
+        assert float((fitted.log() - torch.tensor(np.log(errors))).abs().median()) < 0.1
+        far, _ = _data(60, seed=9)
+        gp = a.members[0]
+        assert float(gp.std(far).mean()) > float(gp.std(onehot).mean()) >= 0
+        assert bool((a.error(far, pessimism=1.0) >= a.error(far)).all())
