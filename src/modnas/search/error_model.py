@@ -5,7 +5,8 @@
   ground truth than it paid for.
 * :class:`ErrorPredictor` maps a one-hot ``(B, decisions, options)`` to a standardised (log-)error ``(B,)``: an
   ensemble of independently initialised members, each built by the space (NB201: a GCN over the HELP graph plus
-  flat and path-encoding MLPs) or, for a space without its own, an MLP on the space's gated features.
+  flat and path-encoding MLPs) or, for a space without its own, an MLP on the space's gated features; or
+  (``kind: gp``, GPT-S's and OFA's default) a Gaussian process on the gated features.
   Everything is differentiable in the one-hot, so the hypernetwork gets gradients through it.
 
 Errors near the Pareto front differ by a few percent while degenerate architectures (NB201: output cut off from

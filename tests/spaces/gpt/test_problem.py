@@ -63,3 +63,32 @@ def test_details_of_one_architecture():
     assert info["params_m"] == pytest.approx(124.5, abs=0.1)
     assert 20 < info["predicted_perplexity"] < 22
     assert set(info["latency_ms"]) == set(shipped_devices("gpt-s"))
+
+
+def test_a_short_benchmark_mode_search_on_gpt_s_with_its_defaults(tmp_path):
+    """GPT-S's own defaults (Chebyshev, refinement, the Gaussian-process error model) run end to end, and the run
+    loads back with the same error model for `modnas front`."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from modnas.cli import app
+    from modnas.search.error_model import GaussianProcessMember
+    from modnas.search.trained import TrainedSearch
+
+    out = tmp_path / "run"
+    args = ["search", "--space", "gpt-s", "--out", str(out), "--json", "--epochs", "1",
+            "--set", "steps_per_epoch=2", "--set", "query_budget=30", "--set", "initial_queries=20",
+            "--set", "eval_rays=4", "--set", "pretrain_steps=3", "--set", "error_predictor.steps=20",
+            "--set", "refine_rounds=2"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["devices"]) == 8 and all(0 <= d["hv"] <= 1 for d in summary["devices"])
+    trained = TrainedSearch.load(out)
+    assert trained.config.error_predictor.kind == "gp" and trained.config.scalarisation == "chebyshev"
+    assert isinstance(trained.error_model.members[0], GaussianProcessMember)
+    assert trained.error_model.members[0].train_x.shape[0] == 30  # fitted on every query
+    front = CliRunner().invoke(app, ["front", str(out), "--device", "h200-b64-s1024-fp32", "--json"])
+    assert front.exit_code == 0, front.output
+    assert all(r["arch_str"].startswith("gpt-s-") for r in json.loads(front.stdout))
