@@ -57,7 +57,8 @@ def train(
     problem = get_problem(space)
     if problem.latency_data is None:
         raise ModnasError(f"search space {space!r} has no latency data to train a predictor on")
-    if problem.extras.get("predictor_checkpoint") is None:
+    build = problem.extras.get("predictor_model")  # a space whose predictor is not a MetaPredictor (OFA)
+    if problem.extras.get("predictor_checkpoint") is None and build is None:
         raise ModnasError(
             f"search space {space!r} uses a latency predictor built in code, not a modnas checkpoint; "
             f"`modnas predictor evaluate --space {space}` scores it"
@@ -70,7 +71,11 @@ def train(
     start = time.perf_counter()
     with _progress() as bar:
         task = bar.add_task("training predictor", total=steps)
-        model = train_predictor(data, config, progress=lambda i, n, loss: bar.update(task, completed=i))
+        torch.manual_seed(seed)
+        initial = build({"space": problem.name}) if build is not None else None
+        model = train_predictor(
+            data, config, model=initial, progress=lambda i, n, loss: bar.update(task, completed=i)
+        )
     seconds = time.perf_counter() - start
     metadata = {
         "train_config": config.to_dict(),

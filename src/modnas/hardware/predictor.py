@@ -152,7 +152,7 @@ CHECKPOINT_FORMAT = "modnas-metapredictor"
 CHECKPOINT_VERSION = 1
 
 
-def save_predictor(model: MetaPredictor, path: str | Path, metadata: dict | None = None, force: bool = False) -> None:
+def save_predictor(model: nn.Module, path: str | Path, metadata: dict | None = None, force: bool = False) -> None:
     """Write a checkpoint atomically (config, weights, metadata); refuses to overwrite unless ``force``."""
     target = Path(path)
     if target.exists() and not force:
@@ -167,7 +167,16 @@ def save_predictor(model: MetaPredictor, path: str | Path, metadata: dict | None
     atomic_torch_save(payload, target)
 
 
-def load_predictor(path: str | Path | Traversable | None = None, space: str = "nb201") -> tuple[MetaPredictor, dict]:
+def new_predictor(config: dict) -> nn.Module:
+    """An untrained predictor for a checkpoint's ``config``: a :class:`MetaPredictor`, or the model of a space
+    whose problem builds its own (``extras["predictor_model"]``; OFA: HELP's latency net)."""
+    from modnas.problem import get_problem
+
+    build = get_problem(config.get("space", "nb201")).extras.get("predictor_model")
+    return build(config) if build is not None else MetaPredictor(PredictorConfig(**config))
+
+
+def load_predictor(path: str | Path | Traversable | None = None, space: str = "nb201") -> tuple[nn.Module, dict]:
     """Load a checkpoint -> ``(model in eval mode, metadata)``; without ``path``, the one shipped with ``space``.
 
     A checkpoint of another space than ``space`` is refused (its one-hots would not fit).
@@ -186,7 +195,7 @@ def load_predictor(path: str | Path | Traversable | None = None, space: str = "n
     return _load(Path(path), space)
 
 
-def _load(path: Path, space: str) -> tuple[MetaPredictor, dict]:
+def _load(path: Path, space: str) -> tuple[nn.Module, dict]:
     if not path.is_file():
         raise ModnasError(f"predictor checkpoint {str(path)!r} does not exist")
     try:
@@ -202,7 +211,7 @@ def _load(path: Path, space: str) -> tuple[MetaPredictor, dict]:
     if config["space"] != space:
         raise ModnasError(f"predictor checkpoint {str(path)!r} is for search space {config['space']!r}, not {space!r}")
     try:
-        model = MetaPredictor(PredictorConfig(**config))
+        model = new_predictor(config)
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, RuntimeError) as exc:
         raise ModnasError(f"predictor checkpoint {str(path)!r} does not match the model ({str(exc).splitlines()[0]})") from None

@@ -86,19 +86,24 @@ def train_predictor(
     config: TrainConfig = TrainConfig(),
     model_config: PredictorConfig | None = None,
     progress: Progress | None = None,
-) -> MetaPredictor:
-    """Fit a MetaPredictor on the training devices of ``data`` (every architecture of it); deterministic per seed."""
+    model: torch.nn.Module | None = None,
+) -> torch.nn.Module:
+    """Fit a MetaPredictor on the training devices of ``data`` (every architecture of it); deterministic per seed.
+
+    ``model``: train this one instead (any ``f(onehot (B, D, O), embeddings (E, k)) -> (B, E)`` in
+    reference-normalised units, e.g. OFA's HELP-shaped latency net); ``model_config`` is then ignored.
+    """
     registry = data.devices
     names = config.devices or registry.names("train")
     for name in names:
         if registry.get(name).split == "test":
             raise ModnasError(f"{name!r} is a zero-shot test device and must not be used for training")
     model_config = model_config or PredictorConfig(space=registry.space_name)
-    if model_config.space != registry.space_name:
+    if model is None and model_config.space != registry.space_name:
         raise ModnasError(f"predictor config is for space {model_config.space!r}, the data for {registry.space_name!r}")
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    model = MetaPredictor(model_config, registry.space)
+    model = MetaPredictor(model_config, registry.space) if model is None else model.requires_grad_(True)
     onehots = data.onehots
     targets = torch.tensor(np.stack([data.normalised(d) for d in names], axis=1), dtype=torch.float32)
     embeddings = torch.tensor(np.stack([registry.get(d).embedding for d in names]), dtype=torch.float32)

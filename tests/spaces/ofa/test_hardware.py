@@ -98,14 +98,41 @@ def test_the_predictor_meets_the_zero_shot_targets_on_the_test_devices():
     assert spearman["titan_rtx_64"] >= 0.95 and spearman["note10"] >= 0.85
 
 
-def test_predictor_commands_on_ofa():
+def test_predictor_commands_on_ofa(tmp_path):
+    """`predictor train --space ofa` trains HELP's latency net from scratch on the training settings; the checkpoint
+    loads as an OFA latency net and the evaluate and predict commands read it."""
+    import json
+
     from typer.testing import CliRunner
 
     from modnas.cli import app
+    from modnas.hardware.predictor import load_predictor
+    from modnas.hardware.training import evaluate_predictor
+    from modnas.spaces.ofa.hardware import latency_data, predictor_from_config
 
-    result = CliRunner().invoke(app, ["predictor", "train", "--space", "ofa", "--steps", "1"])
-    assert result.exit_code == 2 and "built in code" in result.output
+    out = tmp_path / "ofa.pt"
+    result = CliRunner().invoke(app, ["predictor", "train", "--space", "ofa", "--steps", "150", "--batch-size", "128",
+                                      "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    model, metadata = load_predictor(out, "ofa")
+    assert isinstance(model, OFALatencyPredictor) and metadata["train_config"]["steps"] == 150
+    assert not any(p.requires_grad for p in model.parameters())
+    data = latency_data()
+    torch.manual_seed(0)
+    untrained = predictor_from_config({"space": "ofa"}).eval()
+    scores = {
+        name: {r.device: r.spearman for r in evaluate_predictor(m, data, ["v100_32", "titan_rtx_64"], shots=())}
+        for name, m in {"trained": model, "untrained": untrained}.items()
+    }
+    assert scores["trained"]["v100_32"] > 0.8 > scores["untrained"]["v100_32"]
+    assert scores["trained"]["titan_rtx_64"] > 0.8  # zero-shot: never trained on
     result = CliRunner().invoke(app, ["predictor", "evaluate", "--space", "ofa", "--shots", "", "--device",
-                                      "titan_rtx_64", "--json"])
+                                      "titan_rtx_64", "--json", "--checkpoint", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)[0]["spearman"] == pytest.approx(scores["trained"]["titan_rtx_64"])
+    result = CliRunner().invoke(app, ["predictor", "train", "--space", "ofa", "--steps", "1", "--out", str(out)])
+    assert result.exit_code == 2 and "already exists" in result.output  # nothing the user has is overwritten
+    result = CliRunner().invoke(app, ["predictor", "evaluate", "--space", "ofa", "--shots", "", "--device",
+                                      "titan_rtx_64", "--json"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert '"device": "titan_rtx_64"' in result.output

@@ -16,6 +16,7 @@ latencies. The scale drops out, and the output is in the units every modnas pred
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,24 @@ _GPUS = {"2080ti": "NVIDIA RTX 2080 Ti", "titan_rtx": "NVIDIA Titan RTX", "titan
          "v100": "NVIDIA V100"}  # fmt: skip
 
 
+@dataclass(frozen=True)
+class OFAPredictorConfig:
+    """What a checkpoint of an OFA latency net records about it (the net's shape is fixed: HELP's ``Net``)."""
+
+    space: str = "ofa"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def predictor_from_config(config: dict) -> OFALatencyPredictor:
+    """An OFA latency net with PyTorch's initialisation (global generator), to train or to load a checkpoint into;
+    the problem's ``predictor_model`` hook (:func:`modnas.hardware.predictor.load_predictor`)."""
+    from modnas.problem import get_problem
+
+    return OFALatencyPredictor(get_problem("ofa").space, HelpLatencyNet(modnas_weights=False))
+
+
 class OFALatencyPredictor(nn.Module):
     """MODNAS's OFA latency net in reference-normalised units (see the module docstring), differentiable in the
     one-hot: ``forward(onehot (B, D, O), embeddings (E, 10)) -> (B, E)``.
@@ -45,10 +64,11 @@ class OFALatencyPredictor(nn.Module):
     (:attr:`measurement_space`: devices are measured at any resolution); their width tells which.
     """
 
-    def __init__(self, space: OFASpace) -> None:
+    def __init__(self, space: OFASpace, net: HelpLatencyNet | None = None) -> None:
         super().__init__()
         self.space = space
-        self.net = HelpLatencyNet()
+        self.net = net if net is not None else HelpLatencyNet()
+        self.config = OFAPredictorConfig()
         full = OFASpace()  # the references include resolutions a restricted space leaves out
         #: the space of measured architectures (HELP's references include r 132-152)
         self.measurement_space = full

@@ -58,16 +58,15 @@ class AccuracyPredictor(nn.Module):
 class HelpLatencyNet(nn.Module):
     """MODNAS's OFA latency predictor: 160-d encodings ``(N, 160)`` and embeddings ``(N, 10)`` -> ms ``(N,)``."""
 
-    def __init__(self) -> None:
+    def __init__(self, modnas_weights: bool = True) -> None:
+        """``modnas_weights=False``: PyTorch's default initialisation (from the global generator), for training."""
         super().__init__()
         self.fc1, self.fc2 = nn.Linear(HELP_DIM, 100), nn.Linear(100, 100)
         self.fc_hw1, self.fc_hw2 = nn.Linear(10, 100), nn.Linear(100, 100)
         self.fc3, self.fc4, self.fc5 = nn.Linear(200, 200), nn.Linear(200, 200), nn.Linear(200, 1)
-        arrays = _arrays("ofa_latency_predictor_modnas.npz")
-        state = {k: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("fc")}
-        self.load_state_dict(state)
-        #: the 12 HELP GPU settings, in the order of the data's columns
-        self.device_names = tuple(str(n) for n in arrays["device_names"])
+        if modnas_weights:
+            arrays = _arrays("ofa_latency_predictor_modnas.npz")
+            self.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("fc")})
         self.requires_grad_(False)
         self.eval()
 

@@ -27,7 +27,14 @@ from modnas.errors import ModnasError
 from modnas.problem import GroundTruth, Objective, Problem, StoredReference
 from modnas.spaces.ofa.arch import OFAArch
 from modnas.spaces.ofa.encoding import accuracy_features
-from modnas.spaces.ofa.hardware import TEST_DEVICES, TRAIN_DEVICES, OFADevices, OFALatencyPredictor, latency_data
+from modnas.spaces.ofa.hardware import (
+    TEST_DEVICES,
+    TRAIN_DEVICES,
+    OFADevices,
+    OFALatencyPredictor,
+    latency_data,
+    predictor_from_config,
+)
 from modnas.spaces.ofa.latency import GPU_SETTINGS, latency
 from modnas.spaces.ofa.predictors import accuracy_predictor
 from modnas.spaces.ofa.space import OFASpace
@@ -125,6 +132,8 @@ def make_problem() -> Problem:
         latency_data=latency_data,
         extras={
             "title": "OFA MobileNetV3 (surrogate benchmark)",
+            # `modnas predictor train/evaluate --space ofa` build HELP-shaped latency nets, not MetaPredictors
+            "predictor_model": predictor_from_config,
             "accuracy_source": "their ImageNet top-1 as OFA's accuracy predictor predicts it (a surrogate)",
         },
         # a step costs about 5x an NB201 step (152 options instead of 30); half of NB201's steps keep a default run
