@@ -41,6 +41,14 @@ def train(
     batch_size: Annotated[int, typer.Option(min=1, help="Architectures per step (x training devices).")] = 512,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate (cosine-annealed).")] = 3e-3,
     seed: Annotated[int, typer.Option(help="Random seed; training is deterministic per seed.")] = 0,
+    sampled: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Also train on this many random architectures labelled by the space's ground-truth latency "
+            "(OFA: its surrogates beyond HELP's measurements).",
+        ),
+    ] = 0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing checkpoint.")] = False,
     space: SpaceOpt = "nb201",
 ) -> None:
@@ -50,7 +58,7 @@ def train(
 
     from modnas.errors import OutputError
     from modnas.hardware.predictor import save_predictor
-    from modnas.hardware.training import TrainConfig, train_predictor
+    from modnas.hardware.training import TrainConfig, train_predictor, with_sampled_truth
     from modnas.io import check_writable, os_error_reason
     from modnas.problem import get_problem
 
@@ -67,6 +75,8 @@ def train(
         raise ModnasError(f"{out} already exists; pass --force to overwrite it")
     check_writable(out, "checkpoint")
     data = problem.latency_data()
+    if sampled:
+        data = with_sampled_truth(data, problem, sampled, seed=seed)
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, devices=problem.devices.names("train"))
     start = time.perf_counter()
     with _progress() as bar:
@@ -84,7 +94,8 @@ def train(
         "threads": torch.get_num_threads(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": f"modnas predictor train --space {space} --steps {steps} --batch-size {batch_size} --lr {lr} "
-        f"--seed {seed}",
+        f"--seed {seed}" + (f" --sampled {sampled}" if sampled else ""),
+        "sampled": sampled,
     }
     try:
         save_predictor(model, out, metadata, force=force)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ from scipy.stats import kendalltau, spearmanr
 from modnas.errors import ModnasError
 from modnas.hardware.devices import Device, DeviceRegistry
 from modnas.hardware.predictor import MetaPredictor, PredictorConfig
+
+if TYPE_CHECKING:
+    from modnas.problem import Problem
 
 Progress = Callable[[int, int, float], None]
 
@@ -69,6 +73,35 @@ class LatencyData:
         return (latency - ref.min()) / (ref.max() - ref.min())
 
 
+def with_sampled_truth(data: LatencyData, problem: Problem, count: int, seed: int = 0) -> LatencyData:
+    """``data`` plus ``count`` seeded random architectures of the problem's (search) space, labelled by its ground
+    truth's latency on every device that has one (NaN elsewhere).
+
+    For a space whose ground truth knows latencies beyond the measured architectures (OFA: a surrogate fitted to
+    HELP's measurements), training on these teaches the predictor the latencies a search is scored on. A test
+    device's column is never trained on (:func:`train_predictor` refuses test devices).
+    """
+    if count < 1:
+        raise ModnasError(f"the number of sampled architectures must be >= 1, got {count}")
+    space = data.devices.space  # the data's one-hots are of the devices' space, which a search space may restrict
+    search = problem.space
+    keys = [space.canonical_key(k) for k in search.keys(search.sample(count, np.random.default_rng(seed)))]
+    keys = [k for k in dict.fromkeys(keys) if k not in set(data.keys)]
+    cache: dict[str, np.ndarray] = {}
+
+    def column(device: str) -> np.ndarray:
+        if device not in cache:
+            sampled = np.full(len(keys), np.nan)
+            if problem.truth.supports("latency", device):
+                sampled = problem.truth.evaluate(keys, device, ("error", "latency"))[:, 1]
+            cache[device] = np.concatenate([data.column(device), sampled])
+        return cache[device]
+
+    onehots = torch.cat([data.onehots, space.to_onehot(space.parse_many(keys))])
+    return LatencyData(keys=list(data.keys) + keys, onehots=onehots, reference_rows=data.reference_rows,
+                       column=column, devices=data.devices)  # fmt: skip
+
+
 @torch.no_grad()
 def over_all_archs(
     model: Callable[[torch.Tensor], torch.Tensor], onehots: torch.Tensor, chunk: int = 4096
@@ -106,6 +139,9 @@ def train_predictor(
     model = MetaPredictor(model_config, registry.space) if model is None else model.requires_grad_(True)
     onehots = data.onehots
     targets = torch.tensor(np.stack([data.normalised(d) for d in names], axis=1), dtype=torch.float32)
+    for name, column in zip(names, targets.T):
+        if not torch.isfinite(column).all():
+            raise ModnasError(f"training device {name!r} lacks the latency of some architectures of the data")
     embeddings = torch.tensor(np.stack([registry.get(d).embedding for d in names]), dtype=torch.float32)
     ref_targets = targets[list(data.reference_rows)]
     rng = np.random.default_rng(config.seed)

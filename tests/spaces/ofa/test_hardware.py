@@ -112,10 +112,11 @@ def test_predictor_commands_on_ofa(tmp_path):
 
     out = tmp_path / "ofa.pt"
     result = CliRunner().invoke(app, ["predictor", "train", "--space", "ofa", "--steps", "150", "--batch-size", "128",
-                                      "--out", str(out)])  # fmt: skip
+                                      "--sampled", "300", "--out", str(out)])  # fmt: skip
     assert result.exit_code == 0, result.output
     model, metadata = load_predictor(out, "ofa")
     assert isinstance(model, OFALatencyPredictor) and metadata["train_config"]["steps"] == 150
+    assert metadata["sampled"] == 300 and "--sampled 300" in metadata["command"]
     assert not any(p.requires_grad for p in model.parameters())
     data = latency_data()
     torch.manual_seed(0)
@@ -136,3 +137,30 @@ def test_predictor_commands_on_ofa(tmp_path):
                                       "titan_rtx_64", "--json"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert '"device": "titan_rtx_64"' in result.output
+
+
+def test_sampled_truth_extends_the_training_data_with_ground_truth_latencies():
+    from modnas.errors import ModnasError
+    from modnas.hardware.training import TrainConfig, train_predictor, with_sampled_truth
+    from modnas.problem import get_problem
+    from modnas.spaces.ofa.hardware import latency_data, predictor_from_config
+
+    problem = get_problem("ofa")
+    data = latency_data()
+    extended = with_sampled_truth(data, problem, 40, seed=3)
+    added = list(extended.keys[len(data.keys) :])
+    assert 0 < len(added) <= 40 and not set(added) & set(data.keys)
+    assert extended.onehots.shape[0] == len(extended.keys)
+    assert all(OFASpace().canonical_key(k) == k for k in added)  # keys of the devices' (full) space
+    for device in ("v100_1", "titan_rtx_64"):
+        column = extended.column(device)
+        np.testing.assert_array_equal(column[: len(data.keys)], data.column(device))
+        np.testing.assert_allclose(column[len(data.keys) :], problem.truth.evaluate(added, device, ("error", "latency"))[:, 1])
+    with pytest.raises(ModnasError, match=">= 1"):
+        with_sampled_truth(data, problem, 0)
+    # a training device without the latency of every architecture is refused in one line, not trained on NaN
+    partial = type(data)(keys=data.keys, onehots=data.onehots, reference_rows=data.reference_rows,
+                         column=lambda d: np.where(np.arange(len(data.keys)) == 7, np.nan, data.column(d)),
+                         devices=data.devices)  # fmt: skip
+    with pytest.raises(ModnasError, match="lacks the latency"):
+        train_predictor(partial, TrainConfig(steps=1, devices=("v100_1",)), model=predictor_from_config({}))
