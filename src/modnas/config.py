@@ -298,6 +298,12 @@ class SearchConfig(BaseModel):
         "MetaPredictor's; or the MetaPredictor's everywhere",
     )
 
+    hardware_predictor: str | None = Field(
+        None,
+        description="a `modnas predictor train` checkpoint of the search's space, used in place of the space's own "
+        "latency predictor (by the search and by front, export and evaluate on its run); device embeddings stay "
+        "as the space defines them",
+    )
     refine_rounds: StrictInt = Field(
         0, ge=0,
         description="benchmark mode: rounds of steepest descent that move each preference's pick to its best "
@@ -342,6 +348,16 @@ class SearchConfig(BaseModel):
         if len(value) < 2 or value[0] != "error" or value[1] != "latency" or len(set(value)) != len(value):
             raise ValueError("objectives must be error,latency followed by distinct further hardware objectives")
         return tuple(value)
+
+    @field_validator("hardware_predictor")
+    @classmethod
+    def _absolute_predictor_path(cls, value: str | None) -> str | None:
+        # absolute, so that `modnas front` on the run finds the checkpoint from any working directory
+        if value is None:
+            return None
+        if not str(value).strip():
+            raise ValueError("hardware_predictor must be a checkpoint path")
+        return str(Path(value).expanduser().resolve())
 
     @field_validator("train_devices", "eval_devices", mode="before")
     @classmethod

@@ -303,9 +303,15 @@ class Problem:
         """The frozen hardware predictor (loaded once per problem)."""
         return self.load_predictor()
 
-    def load_predictor(self) -> torch.nn.Module:
-        """A freshly loaded, frozen copy of the hardware predictor."""
-        model = self.predictor_factory()
+    def load_predictor(self, checkpoint: str | None = None) -> torch.nn.Module:
+        """A freshly loaded, frozen copy of the hardware predictor, or of the ``modnas predictor train``
+        ``checkpoint`` for this space (a search config's ``hardware_predictor``)."""
+        if checkpoint is None:
+            model = self.predictor_factory()
+        else:
+            from modnas.hardware.predictor import load_predictor
+
+            model = load_predictor(checkpoint, self.name)[0]
         for p in model.parameters():
             p.requires_grad_(False)
         return model.eval()

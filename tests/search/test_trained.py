@@ -377,3 +377,33 @@ def test_front_cli_pick_for_a_profile_device(run_dir, tmp_path):
     feasible = [r for r in rows if r["predicted_latency_ms"] <= limit]
     assert choice["device"] == "phone" and choice["selection"]["satisfied"]
     assert choice["arch_str"] == min(feasible, key=lambda r: r["predicted_error"])["arch_str"]
+
+
+def test_a_search_with_its_own_hardware_predictor(tmp_path, monkeypatch):
+    """`hardware_predictor`: the search and the finished run's front both use the given checkpoint, stored with an
+    absolute path; a missing checkpoint is one line."""
+    from modnas.hardware.predictor import MetaPredictor, PredictorConfig, save_predictor
+    from modnas.problem import get_problem
+
+    torch.manual_seed(0)
+    own = MetaPredictor(PredictorConfig(gcn_hidden=8, flat_hidden=8, head_hidden=8, device_hidden=8))
+    save_predictor(own, tmp_path / "own.pt")
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, {**TINY, "hardware_predictor": "own.pt"})
+    assert config.hardware_predictor == str(tmp_path / "own.pt")
+    search(config, tmp_path / "run")
+    monkeypatch.chdir("/")
+    loaded = TrainedSearch.load(tmp_path / "run")
+    default = get_problem("nb201").predictor
+    assert isinstance(loaded.predictor, MetaPredictor) and loaded.predictor.config.gcn_hidden == 8
+    assert loaded.predictor is not default and not any(p.requires_grad for p in loaded.predictor.parameters())
+    onehot = torch.nn.functional.one_hot(torch.zeros(2, 6, dtype=torch.long), 5).float()
+    emb = torch.zeros(1, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.predictor(onehot, emb), own.eval()(onehot, emb))
+    (tmp_path / "own.pt").unlink()
+    with pytest.raises(ModnasError, match="does not exist"):
+        TrainedSearch.load(tmp_path / "run")
+    result = runner.invoke(app, ["search", "--out", str(tmp_path / "other"), "--set", "hardware_predictor=gone.pt"])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    assert not (tmp_path / "other").exists()  # refused before anything was written

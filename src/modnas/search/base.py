@@ -103,7 +103,7 @@ class HypernetSearch:
         # Loaded afresh after seeding in every search, never the problem's cached copy: building it draws from
         # torch's global generator, so with a copy cached by an earlier search in the same process the same seed
         # would give another search (the first search of a process, as the CLI runs it, is the reference).
-        self.predictor = self.problem.load_predictor()
+        self.predictor = self.problem.load_predictor(config.hardware_predictor)
         self.lat_low, self.lat_high = self._latency_bounds()
         # a third objective (NB201: energy) comes from the problem's exact, differentiable model per device
         self.energy = [self.problem.exact_model(o, n) for o in config.objectives[2:] for n in self.train_devices]

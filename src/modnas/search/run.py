@@ -134,6 +134,9 @@ def search(
             return _follow(config, ranks)
         start = FromMain(ranks, "start the run")
         try:
+            if config.hardware_predictor is not None and not Path(config.hardware_predictor).is_file():
+                # before the run directory exists: nothing is written for a search that cannot start
+                raise ModnasError(f"predictor checkpoint {config.hardware_predictor!r} does not exist")
             run = RunDir(out_dir)
             if not resume and distributed.elastic_restart() > 0 and run.checkpoint_file.is_file():
                 resume = True  # torchrun restarted the workers after a failure: continue from the last checkpoint

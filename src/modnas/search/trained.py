@@ -69,7 +69,10 @@ class TrainedSearch:
             raise ModnasError(f"checkpoint {str(checkpoint)!r} is damaged or from another version ({first})") from None
         hypernet.eval()
         error_model.eval()
-        trained = cls(path, config, hypernet, error_model, problem.predictor, problem)
+        predictor = problem.predictor if config.hardware_predictor is None else problem.load_predictor(
+            config.hardware_predictor
+        )
+        trained = cls(path, config, hypernet, error_model, predictor, problem)
         if config.mode == "benchmark":
             trained.budget = budget
         trained._warm_up()
