@@ -308,7 +308,8 @@ class SearchConfig(BaseModel):
         0, ge=0,
         description="benchmark mode: rounds of steepest descent that move each preference's pick to its best "
         "one-move neighbour under the search's own objectives (error predictor, true error where queried; the "
-        "hardware predictor's latency), scalarised as the loss is, until no pick moves; no queries. 0: the "
+        "hardware predictor's latency), scalarised as the loss is, until no pick moves; no queries. Applied to the "
+        "final epoch's fronts and by front/export (earlier epochs report the hypernetwork's picks). 0: the "
         "hypernetwork's picks (MODNAS)",
     )
     eval_rays: StrictInt = Field(

@@ -280,12 +280,19 @@ class BenchmarkSearch(HypernetSearch):
 
     # -- the reported front -------------------------------------------------------------------------------------
 
-    def front_keys(self, device_names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    def front_keys(
+        self, device_names: tuple[str, ...] | None = None, refine: bool | None = None
+    ) -> dict[str, np.ndarray]:
         """The hypernetwork's proposals, moved by :func:`refine_front` with ``refine_rounds`` > 0; with ``front:
-        hypernet+measured``, measured ones swapped in where they dominate (see :func:`prefer_measured`)."""
+        hypernet+measured``, measured ones swapped in where they dominate (see :func:`prefer_measured`).
+
+        ``refine`` (default: from the final epoch on) applies the refinement. Earlier epochs report the
+        hypernetwork's picks: refinement costs about a second per device and front on a CPU, and training never
+        reads it (query rounds take the hypernetwork's own proposals), so the final front is the same either way.
+        """
         cfg = self.config
         proposed = self.proposals(device_names)
-        if cfg.refine_rounds:
+        if cfg.refine_rounds and (self.epoch >= cfg.epochs if refine is None else refine):
             proposed = {
                 name: refine_front(
                     self.eval_prefs, keys, self.problem.devices.get(name), self.error_model, self.predictor,

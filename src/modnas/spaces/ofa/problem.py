@@ -138,8 +138,9 @@ def make_problem() -> Problem:
         },
         # a step costs about 5x an NB201 step (152 options instead of 30); half of NB201's steps keep a default run
         # near 10 minutes on 2 CPU cores (docs/benchmarks.md, OFA: the steps per epoch); the Gaussian-process error
-        # model ranks the surrogate's accuracy far better from 200 queries (chosen on the training devices)
-        search_defaults={"steps_per_epoch": 50, "error_predictor.kind": "gp"},
+        # model ranks the surrogate's accuracy far better from 200 queries, and with it refined picks gain on the
+        # training devices (both chosen on them)
+        search_defaults={"steps_per_epoch": 50, "error_predictor.kind": "gp", "refine_rounds": 20},
         # one-shot on a CPU: Fashion-MNIST, a narrow supernet on 32-pixel inputs and a short schedule, so that the
         # default run stays within about 15 minutes on 2 cores (docs/benchmarks.md, OFA one-shot)
         oneshot_defaults={
