@@ -5,6 +5,7 @@ one (its reference latencies scaled unevenly, another name, no latency table: wh
 front) and times ``TrainedSearch.front`` for it over 24 rays: the first call, then the median of ``--repeats``.
 
     python benchmarks/bench_front.py runs/ofa0 --like note10
+    python benchmarks/bench_front.py runs/ofa0 --like note10 --refine-rounds 0   # the hypernetwork's picks
 """
 
 from __future__ import annotations
@@ -25,9 +26,13 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--like", default="note10", help="built-in device the new one is derived from")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--refine-rounds", type=int, default=None,
+                        help="as `modnas front --refine-rounds` (default: the run's setting)")
     args = parser.parse_args()
     start = time.perf_counter()
     trained = TrainedSearch.load(args.run)
+    if args.refine_rounds is not None:
+        trained.config = trained.config.model_copy(update={"refine_rounds": args.refine_rounds})
     loaded = time.perf_counter() - start
     base = trained.device(args.like)
     # other reference latencies (so another embedding), no table: a profile measured on the user's machine
@@ -39,7 +44,8 @@ def main() -> None:
         start = time.perf_counter()
         rows = trained.front(new)
         times.append(1000 * (time.perf_counter() - start))
-    print(f"{args.run} ({trained.config.space}): loaded in {loaded:.1f} s; front for a new device: first call "
+    print(f"{args.run} ({trained.config.space}, refine_rounds {trained.config.refine_rounds}): loaded in "
+          f"{loaded:.1f} s; front for a new device: first call "
           f"{times[0]:.1f} ms, median {statistics.median(times[1:]):.1f} ms of {args.repeats} "
           f"({len(rows)} distinct architectures)")
 

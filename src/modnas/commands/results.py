@@ -90,6 +90,14 @@ def front_command(
     min_accuracy: MinAccuracyOpt = None,
     pick: PickOpt = None,
     basis: BasisOpt = "predicted",
+    refine_rounds: Annotated[
+        int | None,
+        typer.Option(
+            "--refine-rounds", min=0,
+            help="Refinement rounds of the picks (default: the run's refine_rounds; 0: the hypernetwork's picks, "
+            "in milliseconds rather than about a second per device).",
+        ),
+    ] = None,
 ) -> None:
     """Pareto architectures of a trained search for any device, zero-shot (one hypernetwork pass per preference).
 
@@ -100,6 +108,8 @@ def front_command(
     selection = _selection_args(max_latency_ms, max_energy_mj, min_accuracy, pick)
     _check_device_args(device, profile)
     trained = TrainedSearch.load(run_dir)
+    if refine_rounds is not None:
+        trained.config = trained.config.model_copy(update={"refine_rounds": refine_rounds})
     dev = _device(trained, device, profile)
     start = time.perf_counter()
     rows = trained.front(dev, n_prefs)

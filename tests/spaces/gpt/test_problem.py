@@ -92,3 +92,12 @@ def test_a_short_benchmark_mode_search_on_gpt_s_with_its_defaults(tmp_path):
     front = CliRunner().invoke(app, ["front", str(out), "--device", "h200-b64-s1024-fp32", "--json"])
     assert front.exit_code == 0, front.output
     assert all(r["arch_str"].startswith("gpt-s-") for r in json.loads(front.stdout))
+    # --refine-rounds 0: the hypernetwork's own picks (with measured ones swapped in), as the run's config would give
+    plain = CliRunner().invoke(app, ["front", str(out), "--device", "h200-b64-s1024-fp32", "--json",
+                                     "--refine-rounds", "0"])  # fmt: skip
+    assert plain.exit_code == 0, plain.output
+    trained.config = trained.config.model_copy(update={"refine_rounds": 0})
+    expected = [r["arch_str"] for r in trained.front(trained.device("h200-b64-s1024-fp32"))]
+    assert [r["arch_str"] for r in json.loads(plain.stdout)] == expected
+    bad = CliRunner().invoke(app, ["front", str(out), "--device", "h200-b64-s1024-fp32", "--refine-rounds", "-1"])
+    assert bad.exit_code == 2
