@@ -172,7 +172,10 @@ def new_predictor(config: dict) -> nn.Module:
     whose problem builds its own (``extras["predictor_model"]``; OFA: HELP's latency net)."""
     from modnas.problem import get_problem
 
-    build = get_problem(config.get("space", "nb201")).extras.get("predictor_model")
+    try:
+        build = get_problem(config.get("space", "nb201")).extras.get("predictor_model")
+    except ModnasError:  # a space loaded by module path, not by its name: no problem-specific model
+        build = None
     return build(config) if build is not None else MetaPredictor(PredictorConfig(**config))
 
 
