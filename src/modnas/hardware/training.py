@@ -86,7 +86,8 @@ def with_sampled_truth(data: LatencyData, problem: Problem, count: int, seed: in
     space = data.devices.space  # the data's one-hots are of the devices' space, which a search space may restrict
     search = problem.space
     keys = [space.canonical_key(k) for k in search.keys(search.sample(count, np.random.default_rng(seed)))]
-    keys = [k for k in dict.fromkeys(keys) if k not in set(data.keys)]
+    known = set(data.keys)
+    keys = [k for k in dict.fromkeys(keys) if k not in known]
     cache: dict[str, np.ndarray] = {}
 
     def column(device: str) -> np.ndarray:

@@ -178,9 +178,7 @@ class GaussianProcessMember(nn.Module):
             raise ModnasError("the Gaussian-process error model could not be fitted (non-finite likelihood)")
         nll, log_length, log_vars = best
         with torch.no_grad():
-            cov = self._kernel(x, x, log_length, log_vars) + torch.diag(log_vars[2].exp() * inv_w)
-            chol = torch.linalg.cholesky(cov + 1e-8 * torch.eye(len(x), dtype=x.dtype))
-            alpha = torch.cholesky_solve(y[:, None], chol)[:, 0]
+            chol, alpha = self._posterior(x, y, inv_w, log_length, log_vars)
         self.train_x = x.to(torch.float32)
         self.alpha = alpha.to(torch.float32)
         self.chol = chol.to(torch.float32)
@@ -188,10 +186,16 @@ class GaussianProcessMember(nn.Module):
         self.log_vars.copy_(log_vars)
         return nll / len(x)
 
-    def _neg_log_likelihood(self, x: Tensor, y: Tensor, inv_w: Tensor, log_length: Tensor, log_vars: Tensor) -> Tensor:
+    def _posterior(
+        self, x: Tensor, y: Tensor, inv_w: Tensor, log_length: Tensor, log_vars: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Cholesky factor of the noisy training covariance and ``alpha = K^-1 y``."""
         cov = self._kernel(x, x, log_length, log_vars) + torch.diag(log_vars[2].exp() * inv_w)
         chol = torch.linalg.cholesky(cov + 1e-8 * torch.eye(len(x), dtype=x.dtype))
-        alpha = torch.cholesky_solve(y[:, None], chol)[:, 0]
+        return chol, torch.cholesky_solve(y[:, None], chol)[:, 0]
+
+    def _neg_log_likelihood(self, x: Tensor, y: Tensor, inv_w: Tensor, log_length: Tensor, log_vars: Tensor) -> Tensor:
+        chol, alpha = self._posterior(x, y, inv_w, log_length, log_vars)
         return 0.5 * (y @ alpha) + torch.log(torch.diagonal(chol)).sum()
 
     def forward(self, onehot: Tensor) -> Tensor:
